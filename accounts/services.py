@@ -150,13 +150,15 @@ def invite(
     # A new invitation replaces any pending one for the same address.
     workspace.invitations.pending().filter(email=email).update(revoked_at=timezone.now())
     token = Invitation.new_token()
+    now = timezone.now()
     invitation = Invitation.objects.create(
         workspace=workspace,
         email=email,
         role=role,
         token_hash=hash_token(token),
         invited_by=membership.user,
-        expires_at=timezone.now() + settings.INVITATION_TTL,
+        created_at=now,
+        expires_at=now + settings.INVITATION_TTL,
     )
     audit.record(
         AuditAction.INVITATION_SENT, request=request, actor=membership.user, workspace=workspace,
@@ -217,6 +219,8 @@ def _claim_invitation(token: str, user: User) -> Invitation:
     )
     if invitation is None:
         raise WorkspaceError("This invitation link is not valid.")
+    if invitation.status == "expired":
+        raise WorkspaceError("This invitation has expired. Ask for a new one.")
     if invitation.status != "pending":
         raise WorkspaceError(f"This invitation has been {invitation.status}.")
     if invitation.email != user.email:

@@ -35,7 +35,7 @@ def _key(kind: str, value: str) -> str:
     return f"{settings.REDIS_KEY_PREFIX}:signin:{kind}:{digest}"
 
 
-def _verdict(key: str, ceiling: int, now: float) -> Verdict:
+def _verdict(key: str, backoff_after: int, ceiling: int, now: float) -> Verdict:
     r = client()
     r.zremrangebyscore(key, 0, now - WINDOW_SECONDS)
     failures = r.zcard(key)
@@ -44,7 +44,7 @@ def _verdict(key: str, ceiling: int, now: float) -> Verdict:
     if failures >= ceiling:
         oldest = r.zrange(key, 0, 0, withscores=True)[0][1]
         return Verdict(False, max(1, math.ceil(oldest + WINDOW_SECONDS - now)))
-    over = failures - settings.SIGN_IN_BACKOFF_AFTER
+    over = failures - backoff_after
     if over < 0:
         return Verdict(True)
     delay = min(2**over, settings.SIGN_IN_MAX_BACKOFF_SECONDS)
@@ -56,10 +56,23 @@ def _verdict(key: str, ceiling: int, now: float) -> Verdict:
 def check(email: str, address: str | None) -> Verdict:
     """May this attempt go ahead? The stricter of the account and address verdicts wins."""
     now = time.time()
-    verdicts = [_verdict(_key("account", email), settings.SIGN_IN_MAX_FAILURES_PER_ACCOUNT, now)]
+    verdicts = [
+        _verdict(
+            _key("account", email),
+            settings.SIGN_IN_BACKOFF_AFTER,
+            settings.SIGN_IN_MAX_FAILURES_PER_ACCOUNT,
+            now,
+        )
+    ]
     if address:
+        # Many people can share one address (an office, a NAT): back off later there.
         verdicts.append(
-            _verdict(_key("address", address), settings.SIGN_IN_MAX_FAILURES_PER_ADDRESS, now)
+            _verdict(
+                _key("address", address),
+                settings.SIGN_IN_ADDRESS_BACKOFF_AFTER,
+                settings.SIGN_IN_MAX_FAILURES_PER_ADDRESS,
+                now,
+            )
         )
     refused = [v for v in verdicts if not v.allowed]
     if refused:

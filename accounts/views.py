@@ -2,7 +2,6 @@ import time
 from collections.abc import Callable
 from functools import wraps
 
-from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import authenticate, login, logout, update_session_auth_hash
 from django.contrib.auth import views as auth_views
@@ -27,7 +26,7 @@ from accounts.forms import (
     SignUpForm,
     WorkspaceForm,
 )
-from accounts.middleware import SIGNED_IN_AT
+from accounts.middleware import LAST_SEEN, SIGNED_IN_AT
 from accounts.models import AuditAction, Membership, Role, User, get_membership
 
 WorkspaceView = Callable[..., HttpResponse]
@@ -60,7 +59,9 @@ def home(request: HttpRequest) -> HttpResponse:
 
 def _start_session(request: HttpRequest, user: User) -> None:
     login(request, user, backend="accounts.backends.EmailBackend")
-    request.session[SIGNED_IN_AT] = int(time.time())
+    now = int(time.time())
+    request.session[SIGNED_IN_AT] = now
+    request.session[LAST_SEEN] = now
 
 
 def sign_up(request: HttpRequest) -> HttpResponse:
@@ -156,9 +157,6 @@ class PasswordResetView(auth_views.PasswordResetView):
             email=email,
         )
         return super().form_valid(form)
-
-    def get_extra_email_context(self) -> dict:
-        return {"site_url": settings.SITE_URL}
 
 
 class PasswordResetConfirmView(auth_views.PasswordResetConfirmView):
@@ -271,6 +269,8 @@ def workspace_members(request: HttpRequest, membership: Membership) -> HttpRespo
     workspace = membership.workspace
     form = InviteForm(request.POST or None)
     if request.method == "POST":
+        if not membership.has_role(Role.ADMIN):
+            raise PermissionDenied("Only owners and admins can invite people.")
         if form.is_valid():
             try:
                 invitation, token = services.invite(
@@ -323,8 +323,8 @@ def _member_id(request: HttpRequest) -> int:
         return -1
 
 
-@require_POST
 @workspace_view()
+@require_POST
 def member_role(request: HttpRequest, membership: Membership) -> HttpResponse:
     form = RoleForm(request.POST)
     if not form.is_valid():
@@ -340,8 +340,8 @@ def member_role(request: HttpRequest, membership: Membership) -> HttpResponse:
     return redirect("accounts:members", slug=membership.workspace.slug)
 
 
-@require_POST
 @workspace_view()
+@require_POST
 def member_remove(request: HttpRequest, membership: Membership) -> HttpResponse:
     target = _member_id(request)
     leaving = target == membership.pk
@@ -356,8 +356,8 @@ def member_remove(request: HttpRequest, membership: Membership) -> HttpResponse:
     return redirect("accounts:members", slug=membership.workspace.slug)
 
 
-@require_POST
 @workspace_view()
+@require_POST
 def invitation_revoke(request: HttpRequest, membership: Membership) -> HttpResponse:
     _run(
         request,
@@ -411,8 +411,8 @@ def workspace_settings(request: HttpRequest, membership: Membership) -> HttpResp
     )
 
 
-@require_POST
 @workspace_view()
+@require_POST
 def workspace_delete(request: HttpRequest, membership: Membership) -> HttpResponse:
     workspace = membership.workspace
     if request.POST.get("confirm", "").strip() != workspace.slug:
