@@ -35,6 +35,9 @@ if not DEBUG and not ALLOWED_HOSTS:
     raise ImproperlyConfigured("ALLOWED_HOSTS must name the console's host names in production")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 
+# How many reverse proxies (load balancer, ingress) append to X-Forwarded-For in front of us.
+TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0)
+
 # The public origin of the console, used in emails and in URLs shown to CLIs.
 SITE_URL = env_str("SITE_URL", "http://localhost:3000").rstrip("/")
 
@@ -211,7 +214,7 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_TIME_LIMIT = 15 * 60
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-CELERY_TASK_DEFAULT_QUEUE = "default"
+CELERY_TASK_DEFAULT_QUEUE = env_str("CELERY_QUEUE", "default")
 CELERY_BEAT_SCHEDULE = {
     "purge-expired-sessions": {
         "task": "accounts.purge_expired",

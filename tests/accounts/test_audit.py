@@ -40,3 +40,13 @@ def test_a_user_sees_their_own_recent_security_activity(client, owner):
 
     assert "Failed sign-in" in page
     assert "Signed in" in page
+
+
+def test_behind_a_trusted_proxy_the_client_address_comes_from_x_forwarded_for(owner, settings):
+    settings.TRUSTED_PROXY_COUNT = 1
+    client = Client(REMOTE_ADDR="10.0.0.2", HTTP_X_FORWARDED_FOR="6.6.6.6, 198.51.100.7")
+
+    client.post(reverse("accounts:sign-in"), {"email": owner.email, "password": "wrong"})
+
+    event = AuditEvent.objects.get(action=AuditAction.SIGN_IN_FAILED)
+    assert event.ip_address == "198.51.100.7"  # not the client-written 6.6.6.6

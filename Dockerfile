@@ -1,0 +1,22 @@
+# One image for every Refract process: web, worker, beat and runtime differ only by command.
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
+WORKDIR /app
+
+COPY pyproject.toml README.md ./
+COPY cloud cloud
+COPY accounts accounts
+COPY servers servers
+COPY templates templates
+COPY static static
+COPY manage.py ./
+RUN pip install . \
+    && useradd --system --home /app refract \
+    && DEBUG=false SECRET_KEY=collectstatic-only-not-a-real-secret-key-0123456789abcdef \
+       ALLOWED_HOSTS=build DATABASE_URL=postgres://build@localhost/build \
+       REDIS_URL=redis://localhost:6379/0 python manage.py collectstatic --no-input
+
+USER refract
+EXPOSE 3000
+CMD ["gunicorn", "cloud.wsgi", "--bind", "0.0.0.0:3000", "--workers", "3", "--access-logfile", "-"]
