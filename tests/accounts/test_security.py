@@ -53,7 +53,14 @@ PRODUCTION_ENV = {
 
 
 def manage(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    base = {key: value for key, value in os.environ.items() if key not in PRODUCTION_ENV}
+    # A production process has none of the test run's variables (the browser tests set
+    # DJANGO_ALLOW_ASYNC_UNSAFE for Playwright, which check --deploy rightly refuses).
+    test_only = {"DJANGO_ALLOW_ASYNC_UNSAFE", "REFRACT_TESTING"}
+    base = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in PRODUCTION_ENV and key not in test_only
+    }
     return subprocess.run(
         [sys.executable, "manage.py", *args],
         cwd=ROOT,
