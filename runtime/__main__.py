@@ -1,0 +1,41 @@
+"""`python -m runtime` (console script `refract-runtime`): run the Prisma server with uvicorn."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+
+import uvicorn
+
+from runtime.app import RuntimeApp
+from runtime.config import ConfigError, load_config
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="refract-runtime", description=__doc__)
+    parser.add_argument("--config", help="a Prisma config YAML file (default: $PRISMA_CONFIG)")
+    parser.add_argument("--host", default=os.environ.get("HOST", "0.0.0.0"))  # noqa: S104 - a server, like Prisma's
+    parser.add_argument("--port", type=int, help="overrides the config's `port` (4466)")
+    parser.add_argument("--log-level", default=os.environ.get("LOG_LEVEL", "info"))
+    args = parser.parse_args(argv)
+    try:
+        config = load_config(path=args.config)
+    except (ConfigError, OSError) as exc:
+        print(f"refract-runtime: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s %(message)s")
+    uvicorn.run(
+        RuntimeApp(config),
+        host=args.host,
+        port=args.port or config.port,
+        log_level=args.log_level,
+        access_log=False,
+        lifespan="on",
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,283 @@
+"""The HTTP face of the runtime: a small ASGI application (reference section 0).
+
+Routes: `GET /status`, `POST /management` (the management API), and the service endpoints
+`/`, `/<service>`, `/<service>/<stage>`, `/<workspace>/<service>/<stage>` with the suffixes
+`/private`, `/import`, `/export` and `/_datamodel`. The request's Host picks the tenant.
+
+GraphQL execution and database work are synchronous (psycopg with a pool) and run in worker
+threads, so the event loop only moves bytes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from graphql import GraphQLError, graphql_sync
+
+from runtime import store
+from runtime.auth import verify_service
+from runtime.config import RuntimeConfig, ServerConfig
+from runtime.errors import PrismaError
+from runtime.ids import cuid
+from runtime.management.context import ManagementContext
+from runtime.management.schema import build_management_schema
+from runtime.tenants import Tenant
+
+log = logging.getLogger("runtime")
+
+Scope = dict[str, Any]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+SERVICE_SUFFIXES = frozenset({"private", "import", "export", "_datamodel"})
+CORS_HEADERS = [
+    (b"access-control-allow-origin", b"*"),
+    (b"access-control-allow-headers", b"*"),
+    (b"access-control-allow-methods", b"GET, POST, OPTIONS"),
+]
+INTERNAL_ERROR = (
+    "Whoops. Looks like an internal server error. Search your server logs for request ID: {}"
+)
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+class RuntimeApp:
+    def __init__(self, config: RuntimeConfig) -> None:
+        self.config = config
+        self.tenants: dict[str, Tenant] = {}
+        self.management_schema = build_management_schema()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+        elif scope["type"] == "http":
+            await self._http(scope, receive, send)
+        elif scope["type"] == "websocket":
+            await send({"type": "websocket.close", "code": 1003})
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    for server in self.config.servers:
+                        self.tenants[server.name] = await asyncio.to_thread(Tenant.open, server)
+                except Exception as exc:
+                    log.exception("runtime failed to start")
+                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                for tenant in self.tenants.values():
+                    await asyncio.to_thread(tenant.close)
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request_id = f"{os.environ.get('ENV', 'local')}:{cuid()}"
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        method = scope["method"]
+        path = scope["path"]
+        server = self.config.server_for_host(headers.get("host", ""))
+        if method == "OPTIONS":
+            await _respond(send, 204, b"", "text/plain", request_id)
+            return
+        if server is None or server.name not in self.tenants:
+            await _respond_json(send, 404, {"errors": [{"message": "Unknown host"}]}, request_id)
+            return
+        tenant = self.tenants[server.name]
+        if method == "GET":
+            if path.rstrip("/") == "/status":
+                await _respond(send, 200, b"OK", "text/plain", request_id)
+            else:
+                page = b"<!doctype html><title>Refract runtime</title><p>Prisma server " + (
+                    b"(Refract). Use the Prisma CLI or POST GraphQL requests to this endpoint.</p>"
+                )
+                await _respond(send, 200, page, "text/html; charset=utf-8", request_id)
+            return
+        if method != "POST":
+            await _respond_json(
+                send, 405, {"errors": [{"message": "HTTP method not allowed"}]}, request_id
+            )
+            return
+        try:
+            body = await _read_body(receive, server.limits.request_bytes)
+        except BodyTooLarge:
+            message = (
+                f"The request body is larger than this server's limit of "
+                f"{server.limits.request_bytes // (1024 * 1024)} MB."
+            )
+            await _respond_json(send, 413, {"errors": [{"message": message}]}, request_id)
+            return
+        try:
+            payload = json.loads(body or b"null")
+        except ValueError:
+            await _respond_json(
+                send,
+                400,
+                {"errors": [{"message": "The request body is not valid JSON.", "code": 1001}]},
+                request_id,
+            )
+            return
+        authorization = headers.get("authorization")
+        if path.rstrip("/") == "/management":
+            status, answer = await asyncio.to_thread(
+                self._management, tenant, payload, authorization, request_id
+            )
+        else:
+            status, answer = await asyncio.to_thread(
+                self._service, tenant, path, payload, authorization, request_id
+            )
+        await _respond_json(send, status, answer, request_id)
+
+    # Management API -----------------------------------------------------------------------
+
+    def _management(
+        self, tenant: Tenant, payload: Any, authorization: str | None, request_id: str
+    ) -> tuple[int, Any]:
+        context = ManagementContext(tenant, authorization, request_id)
+        if isinstance(payload, list):
+            return 200, [self._execute(context, item) for item in payload]
+        return 200, self._execute(context, payload)
+
+    def _execute(self, context: ManagementContext, payload: Any) -> dict[str, Any]:
+        if not isinstance(payload, dict) or not isinstance(payload.get("query"), str):
+            return {"errors": [{"message": "The request needs a GraphQL `query` string."}]}
+        variables = payload.get("variables")
+        result = graphql_sync(
+            self.management_schema,
+            payload["query"],
+            variable_values=variables if isinstance(variables, dict) else None,
+            operation_name=payload.get("operationName"),
+            context_value=context,
+        )
+        answer: dict[str, Any] = {"data": result.data}
+        if result.errors:
+            answer["errors"] = [_format_error(e, context.request_id) for e in result.errors]
+        return answer
+
+    # Service endpoints --------------------------------------------------------------------
+
+    def _service(
+        self,
+        tenant: Tenant,
+        path: str,
+        payload: Any,
+        authorization: str | None,
+        request_id: str,
+    ) -> tuple[int, Any]:
+        route = service_route(path)
+        if route is None:
+            return 404, {"errors": [{"message": f"No service endpoint at {path}"}]}
+        name, stage, suffix = route
+        pid = store.project_id(name, stage)
+        with tenant.pool.connection() as conn:
+            project = store.get_project(conn, tenant.management_schema, pid)
+            if project is None:
+                return 200, _error(3016, f"Project not found: '{pid}'", request_id)
+            try:
+                verify_service(project.secrets, authorization)
+            except PrismaError as exc:
+                return 200, _error(exc.code, exc.message, request_id)
+            if suffix == "_datamodel":
+                last = store.last_successful_migration(conn, tenant.management_schema, pid)
+                return 200, last.datamodel if last else ""
+        what = f"/{suffix}" if suffix else "the data API"
+        return 200, {
+            "data": None,
+            "errors": [
+                {
+                    "message": f"The service '{name}' (stage '{stage}') is deployed, but {what} "
+                    "is not implemented yet in this runtime.",
+                    "requestId": request_id,
+                }
+            ],
+        }
+
+
+def service_route(path: str) -> tuple[str, str, str | None] | None:
+    """(project name, stage, suffix) for a service path; missing parts default to `default`."""
+    segments = [s for s in path.split("/") if s]
+    suffix = None
+    if segments and segments[-1] in SERVICE_SUFFIXES:
+        suffix = segments.pop()
+    if len(segments) > 3:
+        return None
+    if len(segments) == 3:
+        workspace, service, stage = segments
+        return f"{workspace}~{service}", stage, suffix
+    service = segments[0] if segments else "default"
+    stage = segments[1] if len(segments) > 1 else "default"
+    return service, stage, suffix
+
+
+def _error(code: int, message: str, request_id: str) -> dict[str, Any]:
+    return {"errors": [{"message": message, "code": code, "requestId": request_id}]}
+
+
+def _format_error(error: GraphQLError, request_id: str) -> dict[str, Any]:
+    formatted: dict[str, Any] = {"message": error.message}
+    if error.locations:
+        formatted["locations"] = [
+            {"line": loc.line, "column": loc.column} for loc in error.locations
+        ]
+    if error.path:
+        formatted["path"] = error.path
+    original = error.original_error
+    if isinstance(original, PrismaError):
+        formatted["code"] = original.code
+        formatted["requestId"] = request_id
+    elif original is not None:
+        log.error("request %s failed", request_id, exc_info=original)
+        formatted["message"] = INTERNAL_ERROR.format(request_id)
+        formatted["requestId"] = request_id
+    return formatted
+
+
+async def _read_body(receive: Receive, limit: int) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge
+        chunks.append(chunk)
+        if not message.get("more_body"):
+            return b"".join(chunks)
+
+
+async def _respond(
+    send: Send, status: int, body: bytes, content_type: str, request_id: str
+) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", content_type.encode()),
+                (b"content-length", str(len(body)).encode()),
+                (b"request-id", request_id.encode()),
+                *CORS_HEADERS,
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _respond_json(send: Send, status: int, payload: Any, request_id: str) -> None:
+    body = json.dumps(payload, separators=(",", ":")).encode()
+    await _respond(send, status, body, "application/json", request_id)
+
+
+def server_for(config: RuntimeConfig, host: str) -> ServerConfig | None:
+    return config.server_for_host(host)

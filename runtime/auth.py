@@ -1,0 +1,150 @@
+"""Authentication: management tokens (grants) and service tokens (project secrets).
+
+Management tokens follow Prisma's `SymmetricManagementAuth` (HS256 with `managementApiSecret`)
+and the key-pair model of Prisma Cloud (RS256, verified with the configured public key). The
+failure messages are Prisma's, word for word: the CLI looks for "decoded" to explain a missing
+or wrong `PRISMA_MANAGEMENT_API_SECRET`.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from datetime import UTC, datetime
+
+import jwt
+from jwt.warnings import InsecureKeyLengthWarning
+
+from runtime.config import AuthConfig
+from runtime.errors import InvalidToken, PrismaError
+
+# Prisma accepts management and service secrets of any length, and so must we; PyJWT's warning
+# about short HMAC keys would only fill the logs.
+warnings.filterwarnings("ignore", category=InsecureKeyLengthWarning)
+
+# An error message, not a password.
+SERVICE_TOKEN_INVALID = "Your token is invalid. It might have expired or you might be using a token from a different project."  # noqa: E501, S105
+
+
+def _bearer(header: str) -> str:
+    return header[len("Bearer ") :] if header.startswith("Bearer ") else header
+
+
+def _java_split(text: str, separator: str) -> list[str]:
+    """Java's `String.split`: trailing empty parts are dropped (but "" stays [""])."""
+    parts = text.split(separator)
+    while len(parts) > 1 and parts[-1] == "":
+        parts.pop()
+    if parts == [""] and text:
+        return []
+    return parts
+
+
+def verify_management(
+    auth: AuthConfig, authorization: str | None, service: str, stage: str
+) -> None:
+    """Allow the call for (service, stage) or raise `InvalidToken` (code 3015).
+
+    `("", "")` is what Prisma checks for server-wide calls (`listProjects`): only a `*/*` grant
+    passes, because an empty requested name equals no concrete grant.
+    """
+    if auth.is_open:
+        return
+    if not authorization:
+        raise InvalidToken("'Authorization' header not provided")
+    token = _bearer(authorization)
+    claims = _decode(auth, token)
+    grants = claims.get("grants")
+    if (
+        not isinstance(grants, list)
+        or "exp" not in claims
+        or not all(
+            isinstance(g, dict) and isinstance(g.get("target"), str) and "action" in g
+            for g in grants
+        )
+    ):
+        raise InvalidToken("Failed to parse token data")
+    if isinstance(claims["exp"], int | float) and claims["exp"] < time.time():
+        raise PrismaError(3016, "Authentication token is expired")
+    for grant in grants:
+        parts = _java_split(grant["target"], "/")
+        if len(parts) != 2:
+            raise InvalidToken(f"Contained invalid grant 'Vector({', '.join(parts)})'")
+        granted_service, granted_stage = parts
+        if not granted_service or not granted_stage:
+            raise InvalidToken(
+                "Both service and stage must be defined in grant "
+                f"'TokenGrant({grant['target']},{grant['action']})'"
+            )
+        if granted_service in ("*", service) and granted_stage in ("*", stage):
+            return
+    raise InvalidToken(f"Token contained {len(grants)} grants but none satisfied the request.")
+
+
+def _decode(auth: AuthConfig, token: str) -> dict:
+    try:
+        header = jwt.get_unverified_header(token)
+    except jwt.PyJWTError as exc:
+        raise InvalidToken(f"Token can't be decoded: {exc}") from None
+    algorithm = header.get("alg")
+    if algorithm == "HS256" and auth.management_secret:
+        key: str = auth.management_secret
+    elif algorithm == "RS256" and auth.management_public_key:
+        key = auth.management_public_key
+    else:
+        expected = " or ".join(
+            name
+            for name, configured in (
+                ("HS256", auth.management_secret),
+                ("RS256", auth.management_public_key),
+            )
+            if configured
+        )
+        raise InvalidToken(
+            f"Token can't be decoded: JwtValidationException: the algorithm {algorithm} is not "
+            f"accepted here (expected {expected})"
+        )
+    try:
+        claims = jwt.decode(
+            token,
+            key,
+            algorithms=[algorithm],
+            options={"require": [], "verify_aud": False, "verify_iat": False},
+        )
+    except jwt.ExpiredSignatureError:
+        expired = jwt.decode(token, options={"verify_signature": False}).get("exp", 0)
+        since = datetime.fromtimestamp(float(expired), UTC).isoformat().replace("+00:00", "Z")
+        raise InvalidToken(f"Token can't be decoded: The token is expired since {since}") from None
+    except jwt.InvalidSignatureError:
+        raise InvalidToken("Token can't be decoded: Invalid signature for this token") from None
+    except jwt.PyJWTError as exc:
+        raise InvalidToken(f"Token can't be decoded: {exc}") from None
+    if not isinstance(claims, dict):
+        raise InvalidToken("Failed to parse token data")
+    return claims
+
+
+def verify_service(secrets: list[str], authorization: str | None) -> None:
+    """A service with secrets needs an HS256 token signed with any of them (claims unchecked)."""
+    if not secrets:
+        return
+    if not authorization:
+        raise PrismaError(3015, SERVICE_TOKEN_INVALID)
+    token = _bearer(authorization)
+    for secret in secrets:
+        try:
+            jwt.decode(
+                token, secret, algorithms=["HS256"], options={"verify_aud": False, "require": []}
+            )
+            return
+        except jwt.PyJWTError:
+            continue
+    raise PrismaError(3015, SERVICE_TOKEN_INVALID)
+
+
+def project_token(secrets: list[str], now: float | None = None) -> str:
+    """`generateProjectToken`: HS256 with the first secret, valid one day; "" without secrets."""
+    if not secrets:
+        return ""
+    issued = int(now if now is not None else time.time())
+    return jwt.encode({"exp": issued + 86400, "nbf": issued}, secrets[0], algorithm="HS256")

@@ -1,0 +1,223 @@
+"""Configuration in Prisma's own format, plus Refract's additions, read into typed tenants.
+
+A Prisma user's `PRISMA_CONFIG` (reference section 10) works unchanged: `port`,
+`managementApiSecret` and `databases.default`. Beside those keys Refract reads
+`managementPublicKey` (PEM, RS256 cluster tokens; Prisma's old `legacySecret` is accepted as an
+alias), `redisUrl`, `limits` and `sandbox`.
+
+Internally the runtime serves *servers* (tenants), each with its database, auth settings, limits
+and host names. A Prisma config describes one server answering on any host; private servers
+will add more tenants without changing anything downstream.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from psycopg.conninfo import make_conninfo
+
+
+class ConfigError(ValueError):
+    """A configuration problem; the message names the offending key."""
+
+
+@dataclass(frozen=True)
+class DatabaseConfig:
+    host: str = "localhost"
+    port: int = 5432
+    user: str = "prisma"
+    password: str = ""
+    database: str = "prisma"
+    schema: str | None = None
+    management_schema: str = "management"
+    connection_limit: int = 10
+    ssl: bool = False
+
+    def conninfo(self, database: str | None = None) -> str:
+        """libpq connection string; a host starting with `/` is a unix-socket directory."""
+        return make_conninfo(
+            host=self.host,
+            port=str(self.port),
+            user=self.user,
+            password=self.password or None,
+            dbname=database or self.database,
+            sslmode="require" if self.ssl else "prefer",
+            application_name="refract-runtime",
+        )
+
+
+@dataclass(frozen=True)
+class AuthConfig:
+    """Management API auth: HS256 with the secret, RS256 with the public key, or open."""
+
+    management_secret: str | None = None
+    management_public_key: str | None = None
+
+    @property
+    def is_open(self) -> bool:
+        return not self.management_secret and not self.management_public_key
+
+
+@dataclass(frozen=True)
+class SandboxLimits:
+    """Limits of a shared sandbox (enforced from the next issue on; parsed here)."""
+
+    rate: int = 10
+    per_seconds: float = 10.0
+    max_waiting: int = 25
+    storage_bytes: int = 100 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Limits:
+    datamodel_bytes: int = 1_000_000
+    datamodel_types: int = 500
+    request_bytes: int = 16 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """One tenant: a Prisma server as its users see it."""
+
+    name: str
+    database: DatabaseConfig
+    auth: AuthConfig = field(default_factory=AuthConfig)
+    limits: Limits = field(default_factory=Limits)
+    sandbox: SandboxLimits | None = None
+    hosts: tuple[str, ...] = ("*",)
+
+    def answers(self, host: str) -> bool:
+        hostname = host.rsplit(":", 1)[0].lower() if host else ""
+        return "*" in self.hosts or hostname in self.hosts
+
+
+@dataclass(frozen=True)
+class RuntimeConfig:
+    port: int = 4466
+    servers: tuple[ServerConfig, ...] = ()
+    redis_url: str | None = None
+
+    def server_for_host(self, host: str) -> ServerConfig | None:
+        """The tenant for a request's Host header: exact names first, then a catch-all."""
+        hostname = host.rsplit(":", 1)[0].lower() if host else ""
+        for server in self.servers:
+            if hostname in server.hosts:
+                return server
+        return next((s for s in self.servers if "*" in s.hosts), None)
+
+
+def load_config(environ: dict[str, str] | None = None, path: str | None = None) -> RuntimeConfig:
+    """Prisma's lookup order: `PRISMA_CONFIG` (YAML text), then the file `PRISMA_CONFIG_PATH`."""
+    env = os.environ if environ is None else environ
+    if path:
+        text = Path(path).read_text()
+    elif env.get("PRISMA_CONFIG"):
+        text = env["PRISMA_CONFIG"]
+    elif env.get("PRISMA_CONFIG_PATH"):
+        text = Path(env["PRISMA_CONFIG_PATH"]).read_text()
+    else:
+        raise ConfigError(
+            "Unable to load Prisma config: set PRISMA_CONFIG (YAML) or PRISMA_CONFIG_PATH"
+        )
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"Unable to load Prisma config: invalid YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError("Unable to load Prisma config: the YAML must be a mapping")
+    return parse_config(data, env)
+
+
+def parse_config(data: dict[str, Any], env: dict[str, str] | os._Environ[str]) -> RuntimeConfig:
+    port = _int(data, "port", int(env.get("PORT", 4466)))
+    databases = data.get("databases")
+    if not isinstance(databases, dict) or not databases:
+        raise ConfigError("Unable to load Prisma config: `databases` must have a `default` entry")
+    name, raw = next(iter(databases.items()))
+    if not isinstance(raw, dict):
+        raise ConfigError(f"Unable to load Prisma config: `databases.{name}` must be a mapping")
+    database = _database(name, raw)
+    secret = data.get("managementApiSecret") or env.get("PRISMA_MANAGEMENT_API_JWT_SECRET")
+    public_key = data.get("managementPublicKey") or data.get("legacySecret")
+    auth = AuthConfig(
+        management_secret=str(secret) if secret else None,
+        management_public_key=_public_key(public_key),
+    )
+    limits_data = data.get("limits") or {}
+    limits = Limits(
+        datamodel_bytes=_int(limits_data, "datamodelBytes", Limits.datamodel_bytes),
+        datamodel_types=_int(limits_data, "datamodelTypes", Limits.datamodel_types),
+        request_bytes=_int(limits_data, "requestBytes", Limits.request_bytes),
+    )
+    sandbox_data = data.get("sandbox")
+    sandbox = None
+    if sandbox_data:
+        sandbox_data = sandbox_data if isinstance(sandbox_data, dict) else {}
+        sandbox = SandboxLimits(
+            rate=_int(sandbox_data, "rate", SandboxLimits.rate),
+            per_seconds=float(sandbox_data.get("perSeconds", SandboxLimits.per_seconds)),
+            max_waiting=_int(sandbox_data, "maxWaiting", SandboxLimits.max_waiting),
+            storage_bytes=_int(sandbox_data, "storageMb", 100) * 1024 * 1024,
+        )
+    server = ServerConfig(
+        name="default", database=database, auth=auth, limits=limits, sandbox=sandbox
+    )
+    return RuntimeConfig(port=port, servers=(server,), redis_url=data.get("redisUrl"))
+
+
+def _database(name: str, raw: dict[str, Any]) -> DatabaseConfig:
+    connector = raw.get("connector")
+    if connector not in ("postgres", "postgres-native"):
+        raise ConfigError(
+            f"Unable to load Prisma config: databases.{name}.connector must be `postgres` "
+            f"(got {connector!r}); this server supports PostgreSQL only"
+        )
+    if raw.get("uri"):
+        from psycopg.conninfo import conninfo_to_dict
+
+        parts = conninfo_to_dict(str(raw["uri"]))
+        raw = {
+            "host": parts.get("host"),
+            "port": parts.get("port"),
+            "user": parts.get("user"),
+            "password": parts.get("password"),
+            "database": parts.get("dbname"),
+            **{k: v for k, v in raw.items() if k != "uri"},
+        }
+    limit = _int(raw, "connectionLimit", 10)
+    if limit < 2:
+        raise ConfigError(f"Unable to load Prisma config: databases.{name}.connectionLimit >= 2")
+    return DatabaseConfig(
+        host=str(raw.get("host") or "localhost"),
+        port=_int(raw, "port", 5432),
+        user=str(raw.get("user") or "prisma"),
+        password=str(raw.get("password") or ""),
+        database=str(raw.get("database") or "prisma"),
+        schema=str(raw["schema"]) if raw.get("schema") else None,
+        management_schema=str(raw.get("managementSchema") or "management"),
+        connection_limit=limit,
+        ssl=bool(raw.get("ssl", False)),
+    )
+
+
+def _public_key(value: object) -> str | None:
+    if not value:
+        return None
+    text = str(value).strip()
+    if "BEGIN PUBLIC KEY" not in text and "BEGIN RSA PUBLIC KEY" not in text:
+        raise ConfigError("Unable to load Prisma config: managementPublicKey must be a PEM key")
+    return text
+
+
+def _int(data: dict[str, Any], key: str, default: int) -> int:
+    value = data.get(key, default)
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise ConfigError(
+            f"Unable to load Prisma config: `{key}` must be an integer, got {value!r}"
+        ) from None

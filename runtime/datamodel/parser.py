@@ -1,0 +1,611 @@
+"""Read a datamodel 1.1 document into models and enums, collecting every problem on the way.
+
+Prisma reports all datamodel problems at once, so nothing here raises: each check appends a
+`SchemaError` and carries on with the best reading it can make of the field. Relations are
+resolved afterwards (`runtime.datamodel.relations`), once every type is known.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+
+from graphql import GraphQLSyntaxError, parse, print_ast
+from graphql.language import (
+    BooleanValueNode,
+    DirectiveNode,
+    EnumTypeDefinitionNode,
+    EnumValueNode,
+    FieldDefinitionNode,
+    FloatValueNode,
+    IntValueNode,
+    ListTypeNode,
+    NamedTypeNode,
+    NonNullTypeNode,
+    ObjectTypeDefinitionNode,
+    StringValueNode,
+    TypeNode,
+    ValueNode,
+)
+
+from runtime.datamodel.schema import SCALAR_TYPES, Enum, Field, Model, SchemaError
+
+RESERVED_TYPE_NAMES = frozenset(
+    {
+        "Mutation",
+        "Query",
+        "Subscription",
+        "Node",
+        "PageInfo",
+        "BatchPayload",
+        "Long",
+        "MutationType",
+    }
+)
+ENUM_VALUE = re.compile(r"^[A-Z][a-zA-Z0-9_]*$")
+RELATION_NAME = re.compile(r"^[A-Z][a-zA-Z0-9_]{0,53}$")
+ID_TYPES = frozenset({"ID", "UUID", "Int"})
+
+
+@dataclass
+class ParsedDatamodel:
+    """Models and enums as written, before relations are inferred."""
+
+    models: list[Model] = field(default_factory=list)
+    enums: list[Enum] = field(default_factory=list)
+    errors: list[SchemaError] = field(default_factory=list)
+    syntax_error: str | None = None
+
+
+def parse_document(text: str) -> ParsedDatamodel:
+    result = ParsedDatamodel()
+    try:
+        document = parse(text, no_location=True)
+    except GraphQLSyntaxError as exc:
+        result.syntax_error = exc.message
+        result.errors.append(
+            SchemaError("Global", None, f"There's a syntax error in the data model. {exc.message}")
+        )
+        return result
+
+    objects: list[ObjectTypeDefinitionNode] = []
+    enums: list[EnumTypeDefinitionNode] = []
+    for definition in document.definitions:
+        if isinstance(definition, ObjectTypeDefinitionNode):
+            objects.append(definition)
+        elif isinstance(definition, EnumTypeDefinitionNode):
+            enums.append(definition)
+        else:
+            kind = type(definition).__name__.removesuffix("Node")
+            name = getattr(getattr(definition, "name", None), "value", None) or "Global"
+            result.errors.append(
+                SchemaError(
+                    name,
+                    None,
+                    f"A datamodel may only contain types and enums; `{kind}` is not supported.",
+                )
+            )
+
+    seen: set[str] = set()
+    for node in [*objects, *enums]:
+        name = node.name.value
+        if name.lower() in seen:
+            description = (
+                f"The enum type `{name}` is defined twice in the schema. Enum names must be unique."
+                if isinstance(node, EnumTypeDefinitionNode)
+                else f"The name of the type `{name}` occurs more than once. The detection of "
+                "duplicates is performed case insensitive."
+            )
+            result.errors.append(SchemaError(name, None, description))
+        seen.add(name.lower())
+        if name in RESERVED_TYPE_NAMES or name in SCALAR_TYPES:
+            result.errors.append(
+                SchemaError(
+                    name,
+                    None,
+                    f"The type `{name}` has is using a reserved type name. Please rename it.",
+                )
+            )
+
+    enum_values = {e.name.value: [v.name.value for v in e.values or ()] for e in enums}
+    model_names = {o.name.value for o in objects}
+    for node in enums:
+        result.enums.append(_read_enum(node, result.errors))
+    for node in objects:
+        result.models.append(_read_model(node, model_names, enum_values, result.errors))
+    return result
+
+
+def _read_enum(node: EnumTypeDefinitionNode, errors: list[SchemaError]) -> Enum:
+    name = node.name.value
+    values = [v.name.value for v in node.values or ()]
+    invalid = [v for v in values if not ENUM_VALUE.match(v) or len(v) > 191]
+    if invalid:
+        listed = ", ".join(f"`{v}`" for v in invalid)
+        errors.append(
+            SchemaError(
+                name,
+                None,
+                f"The enum type `{name}` contains invalid enum values. Those are invalid: "
+                f"{listed}.",
+            )
+        )
+    duplicates = sorted({v for v in values if values.count(v) > 1})
+    if duplicates:
+        errors.append(
+            SchemaError(
+                name, None, f"The enum type `{name}` defines the value `{duplicates[0]}` twice."
+            )
+        )
+    if not values:
+        errors.append(SchemaError(name, None, f"The enum type `{name}` must have values."))
+    return Enum(name=name, values=tuple(dict.fromkeys(values)))
+
+
+def _directives(
+    owner: str, field_name: str | None, nodes: tuple[DirectiveNode, ...], errors: list[SchemaError]
+) -> dict[str, dict[str, ValueNode]]:
+    directives: dict[str, dict[str, ValueNode]] = {}
+    for directive in nodes:
+        name = directive.name.value
+        if name in directives:
+            what = f"field `{field_name}`" if field_name else f"type `{owner}`"
+            errors.append(
+                SchemaError(
+                    owner,
+                    field_name,
+                    f"The {what} specifies a directive more than once. Directives must appear "
+                    f"exactly once on a {'field' if field_name else 'type'}.",
+                )
+            )
+        directives[name] = {a.name.value: a.value for a in directive.arguments or ()}
+    return directives
+
+
+def _string_argument(
+    args: dict[str, ValueNode],
+    argument: str,
+    owner: str,
+    field_name: str | None,
+    directive: str,
+    errors: list[SchemaError],
+) -> str | None:
+    value = args.get(argument)
+    subject = f"The field `{field_name}`" if field_name else f"The type `{owner}`"
+    if value is None:
+        errors.append(
+            SchemaError(
+                owner,
+                field_name,
+                f"{subject} specifies the directive `@{directive}` but it's missing the required "
+                f"argument `{argument}`.",
+            )
+        )
+        return None
+    if not isinstance(value, StringValueNode):
+        errors.append(
+            SchemaError(
+                owner,
+                field_name,
+                f"The argument `{argument}` of `@{directive}` must be a String.",
+            )
+        )
+        return None
+    return value.value
+
+
+def _enum_argument(
+    args: dict[str, ValueNode],
+    argument: str,
+    valid: tuple[str, ...],
+    owner: str,
+    field_name: str,
+    directive: str,
+    errors: list[SchemaError],
+) -> str | None:
+    value = args.get(argument)
+    if value is None:
+        return None
+    text = value.value if isinstance(value, EnumValueNode | StringValueNode) else None
+    if text not in valid:
+        errors.append(
+            SchemaError(
+                owner,
+                field_name,
+                f"Valid values for the argument `{argument}` of `@{directive}` are: "
+                f"{', '.join(valid)}.",
+            )
+        )
+        return None
+    return text
+
+
+def _read_model(
+    node: ObjectTypeDefinitionNode,
+    model_names: set[str],
+    enum_values: dict[str, list[str]],
+    errors: list[SchemaError],
+) -> Model:
+    name = node.name.value
+    if node.interfaces:
+        errors.append(
+            SchemaError(
+                name,
+                None,
+                f"The model `{name}` has the implements Node annotation. This is deprecated, "
+                "please do not use an annotation.",
+            )
+        )
+    type_directives = _directives(name, None, node.directives or (), errors)
+    db_name = old_name = None
+    if "db" in type_directives:
+        db_name = _string_argument(type_directives["db"], "name", name, None, "db", errors)
+    if "rename" in type_directives:
+        old_name = _string_argument(
+            type_directives["rename"], "oldName", name, None, "rename", errors
+        )
+    if "embedded" in type_directives:
+        errors.append(
+            SchemaError(
+                name,
+                None,
+                f"The type `{name}` is marked as embedded but this connector does not support "
+                "embedded types.",
+            )
+        )
+    if "relationTable" in type_directives:
+        errors.append(
+            SchemaError(
+                name,
+                None,
+                f"The type `{name}` uses `@relationTable`, which this server does not support yet.",
+            )
+        )
+
+    fields: list[Field] = []
+    seen: set[str] = set()
+    for field_node in node.fields or ():
+        field_name = field_node.name.value
+        if field_name.lower() in seen:
+            errors.append(
+                SchemaError(
+                    name,
+                    field_name,
+                    f"The type `{name}` has a duplicate fieldName. The detection of duplicates is "
+                    "performed case insensitive. ",
+                )
+            )
+            continue
+        seen.add(field_name.lower())
+        read = _read_field(name, field_node, model_names, enum_values, errors)
+        if read is not None:
+            fields.append(read)
+
+    ids = [f for f in fields if f.is_id]
+    if not ids:
+        errors.append(
+            SchemaError(
+                name,
+                None,
+                f"One field of the type `{name}` must be marked as the id field with the `@id` "
+                "directive.",
+            )
+        )
+    elif len(ids) > 1:
+        errors.append(
+            SchemaError(
+                name,
+                ids[1].name,
+                f"The type `{name}` marks more than one field with `@id`; exactly one is allowed.",
+            )
+        )
+    columns: dict[str, str] = {}
+    for f in fields:
+        if f.kind == "relation" or f.is_list:
+            continue
+        if f.column in columns:
+            errors.append(
+                SchemaError(
+                    name,
+                    f.name,
+                    f"The field `{f.name}` uses the column name `{f.column}`, which the field "
+                    f"`{columns[f.column]}` uses already.",
+                )
+            )
+        columns[f.column] = f.name
+    return Model(name=name, fields=tuple(fields), db_name=db_name, old_name=old_name)
+
+
+def _type_shape(type_node: TypeNode) -> tuple[str, bool, bool, bool]:
+    """(named type, required, list, well formed) of a field's type expression."""
+    required = isinstance(type_node, NonNullTypeNode)
+    inner = type_node.type if isinstance(type_node, NonNullTypeNode) else type_node
+    if isinstance(inner, ListTypeNode):
+        element = inner.type
+        element = element.type if isinstance(element, NonNullTypeNode) else element
+        if isinstance(element, NamedTypeNode):
+            return element.name.value, required, True, True
+        named = element
+        while not isinstance(named, NamedTypeNode):
+            named = named.type
+        return named.name.value, required, True, False
+    assert isinstance(inner, NamedTypeNode)
+    return inner.name.value, required, False, True
+
+
+def _read_field(
+    model: str,
+    node: FieldDefinitionNode,
+    model_names: set[str],
+    enum_values: dict[str, list[str]],
+    errors: list[SchemaError],
+) -> Field | None:
+    name = node.name.value
+    type_name, required, is_list, well_formed = _type_shape(node.type)
+    type_string = print_ast(node.type)
+    before = len(errors)
+    if type_name in SCALAR_TYPES:
+        kind = "scalar"
+    elif type_name in enum_values:
+        kind = "enum"
+    elif type_name in model_names:
+        kind = "relation"
+    else:
+        errors.append(
+            SchemaError(
+                model,
+                name,
+                f"The field `{name}` has the type `{type_string}` but there's no type or enum "
+                "declaration with that name.",
+            )
+        )
+        return None
+    if not well_formed:
+        errors.append(
+            SchemaError(
+                model,
+                name,
+                f"The field `{name}` has the wrong format: `{type_string}`. Lists of lists are not "
+                "supported.",
+            )
+        )
+    directives = _directives(model, name, node.directives or (), errors)
+    values: dict = {
+        "name": name,
+        "type_name": type_name,
+        "kind": kind,
+        "is_required": required or (kind == "relation" and is_list),
+        "is_list": is_list,
+    }
+
+    if "id" in directives:
+        values["is_id"] = True
+        values["id_strategy"] = (
+            _enum_argument(
+                directives["id"],
+                "strategy",
+                ("AUTO", "NONE", "SEQUENCE"),
+                model,
+                name,
+                "id",
+                errors,
+            )
+            or "AUTO"
+        )
+        if type_name not in ID_TYPES or is_list:
+            errors.append(
+                SchemaError(
+                    model,
+                    name,
+                    "Fields that are marked as id must be of type `ID!`, `UUID!` or `Int!`.",
+                )
+            )
+        elif not required:
+            errors.append(
+                SchemaError(model, name, "Fields that are marked as id must be required.")
+            )
+        if values["id_strategy"] == "SEQUENCE" and type_name != "Int":
+            errors.append(
+                SchemaError(model, name, "Only `Int!` id fields can use the SEQUENCE strategy.")
+            )
+
+    if "unique" in directives:
+        if kind == "relation" or is_list:
+            errors.append(
+                SchemaError(
+                    model,
+                    name,
+                    f"The field `{name}` is marked as unique but only scalar fields that are not "
+                    "lists can be unique.",
+                )
+            )
+        else:
+            values["is_unique"] = True
+
+    if "default" in directives:
+        values["default"] = _read_default(
+            model, name, kind, type_name, is_list, directives["default"], enum_values, errors
+        )
+
+    for behaviour in ("createdAt", "updatedAt"):
+        if behaviour in directives:
+            if type_name != "DateTime" or is_list:
+                errors.append(
+                    SchemaError(
+                        model,
+                        name,
+                        f"Fields that are marked as @{behaviour} must be of type `DateTime!`.",
+                    )
+                )
+            if values.get("behaviour"):
+                errors.append(
+                    SchemaError(
+                        model,
+                        name,
+                        f"The field `{name}` cannot be marked with both `@createdAt` and "
+                        "`@updatedAt`.",
+                    )
+                )
+            values["behaviour"] = behaviour
+
+    if kind != "relation" and is_list:
+        strategy = None
+        if "scalarList" in directives:
+            strategy = _enum_argument(
+                directives["scalarList"],
+                "strategy",
+                ("RELATION", "EMBEDDED"),
+                model,
+                name,
+                "scalarList",
+                errors,
+            )
+        if strategy != "RELATION" and len(errors) == before:
+            errors.append(
+                SchemaError(
+                    model,
+                    name,
+                    f"The field `{name}` is a scalar list. PostgreSQL stores scalar lists in a "
+                    "table of their own: add `@scalarList(strategy: RELATION)`.",
+                )
+            )
+    elif "scalarList" in directives:
+        errors.append(
+            SchemaError(
+                model,
+                name,
+                "Fields that are marked as `@scalarList` must be lists of a scalar or enum type.",
+            )
+        )
+
+    if "db" in directives:
+        values["db_name"] = _string_argument(directives["db"], "name", model, name, "db", errors)
+    if "rename" in directives:
+        values["old_name"] = _string_argument(
+            directives["rename"], "oldName", model, name, "rename", errors
+        )
+
+    if "relation" in directives:
+        args = directives["relation"]
+        if kind != "relation":
+            errors.append(
+                SchemaError(
+                    model,
+                    name,
+                    f"The field `{name}` is a scalar field and cannot specify the `@relation` "
+                    "directive.",
+                )
+            )
+        else:
+            if "name" in args:
+                relation_name = _string_argument(args, "name", model, name, "relation", errors)
+                if relation_name is not None and not RELATION_NAME.match(relation_name):
+                    errors.append(
+                        SchemaError(
+                            model,
+                            name,
+                            f"The field `{name}` has an invalid name in the `@relation` directive. "
+                            "It can only have up to 54 characters and must have the shape "
+                            "[A-Z][a-zA-Z0-9]*",
+                        )
+                    )
+                values["relation_name"] = relation_name
+            values["link"] = _enum_argument(
+                args, "link", ("INLINE", "TABLE"), model, name, "relation", errors
+            )
+            values["on_delete"] = (
+                _enum_argument(
+                    args, "onDelete", ("CASCADE", "SET_NULL"), model, name, "relation", errors
+                )
+                or "SET_NULL"
+            )
+    return Field(**values)
+
+
+def _read_default(
+    model: str,
+    name: str,
+    kind: str,
+    type_name: str,
+    is_list: bool,
+    args: dict[str, ValueNode],
+    enum_values: dict[str, list[str]],
+    errors: list[SchemaError],
+) -> str | None:
+    """The default as a string (Prisma's `CreateField.default` is the value's `toString`)."""
+    value = args.get("value")
+    if value is None:
+        errors.append(
+            SchemaError(
+                model,
+                name,
+                f"The field `{name}` specifies the directive `@default` but it's missing the "
+                "required argument `value`.",
+            )
+        )
+        return None
+    if kind == "relation" or is_list:
+        errors.append(
+            SchemaError(
+                model,
+                name,
+                "The `@default` directive must only be placed on scalar fields that are not lists.",
+            )
+        )
+        return None
+    if kind == "enum":
+        text = value.value if isinstance(value, EnumValueNode | StringValueNode) else None
+        valid = enum_values[type_name]
+        if text not in valid:
+            errors.append(
+                SchemaError(
+                    model,
+                    name,
+                    "The default value is invalid for this enum. Valid values are: "
+                    f"{', '.join(valid)}.",
+                )
+            )
+            return None
+        return text
+    accepted = {
+        "String": (StringValueNode,),
+        "ID": (StringValueNode,),
+        "UUID": (StringValueNode,),
+        "Json": (StringValueNode,),
+        "DateTime": (StringValueNode,),
+        "Int": (IntValueNode,),
+        "Float": (IntValueNode, FloatValueNode),
+        "Boolean": (BooleanValueNode,),
+    }[type_name]
+    if not isinstance(value, accepted):
+        errors.append(
+            SchemaError(
+                model,
+                name,
+                f"The value {print_ast(value)} is not a valid default for fields of type "
+                f"{type_name}.",
+            )
+        )
+        return None
+    if isinstance(value, BooleanValueNode):
+        return "true" if value.value else "false"
+    text = value.value
+    if type_name == "Json":
+        try:
+            json.loads(text)
+        except ValueError:
+            errors.append(
+                SchemaError(model, name, f"The default value {print_ast(value)} is not valid JSON.")
+            )
+            return None
+    if type_name == "DateTime" and not re.match(r"^\d{4}(-\d\d(-\d\d([T ][\d:.]+Z?)?)?)?$", text):
+        errors.append(
+            SchemaError(
+                model,
+                name,
+                f"The value {print_ast(value)} is not a valid default for fields of type DateTime.",
+            )
+        )
+        return None
+    return text

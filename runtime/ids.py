@@ -1,0 +1,40 @@
+"""Collision-resistant ids in the cuid format Prisma uses (25 characters, starting with `c`)."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import secrets
+import socket
+import time
+
+_BASE36 = "0123456789abcdefghijklmnopqrstuvwxyz"
+_counter = itertools.count(secrets.randbelow(36**4))
+_fingerprint = None
+
+
+def _base36(number: int, width: int) -> str:
+    digits = []
+    for _ in range(width):
+        number, rest = divmod(number, 36)
+        digits.append(_BASE36[rest])
+    return "".join(reversed(digits))
+
+
+def _host_fingerprint() -> str:
+    global _fingerprint
+    if _fingerprint is None:
+        host = sum(socket.gethostname().encode()) + 36
+        _fingerprint = _base36(os.getpid(), 2) + _base36(host, 2)
+    return _fingerprint
+
+
+def cuid() -> str:
+    """`c` + time (8) + counter (4) + fingerprint (4) + random (8): sortable by creation time."""
+    return (
+        "c"
+        + _base36(int(time.time() * 1000), 8)
+        + _base36(next(_counter) % 36**4, 4)
+        + _host_fingerprint()
+        + _base36(secrets.randbits(42), 8)
+    )

@@ -1,0 +1,24 @@
+"""What a management resolver needs: the tenant, the caller's token, and the request id."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from graphql import GraphQLResolveInfo
+
+from runtime.auth import verify_management
+from runtime.tenants import Tenant
+
+
+@dataclass
+class ManagementContext:
+    tenant: Tenant
+    authorization: str | None
+    request_id: str
+
+    def verify(self, name: str, stage: str) -> None:
+        verify_management(self.tenant.config.auth, self.authorization, name, stage)
+
+
+def context_of(info: GraphQLResolveInfo) -> ManagementContext:
+    return info.context

@@ -1,0 +1,208 @@
+"""Migration planning and data checks: pure functions over two schemas, no database."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from runtime.datamodel import Schema, parse_datamodel
+from runtime.migrations import check_migration, plan_migration
+
+
+def schema_of(text: str) -> Schema:
+    result = parse_datamodel(text)
+    assert result.errors == []
+    assert result.schema is not None
+    return result.schema
+
+
+def plan(old: str, new: str) -> list[dict]:
+    return [s.as_dict() for s in plan_migration(schema_of(old), schema_of(new))]
+
+
+def kinds(steps: list[dict]) -> list[tuple]:
+    return [(s["type"], s.get("model") or s.get("name"), s.get("name")) for s in steps]
+
+
+BASE = "type User { id: ID! @id  name: String! }"
+
+
+@dataclass
+class Facts:
+    """Stated facts about existing data: non-empty tables and columns holding nulls."""
+
+    rows: set[str] = field(default_factory=set)
+    nulls: set[tuple[str, str]] = field(default_factory=set)
+
+    def has_rows(self, table: str) -> bool:
+        return table in self.rows
+
+    def has_nulls(self, table: str, column: str) -> bool:
+        return (table, column) in self.nulls
+
+    def has_values(self, table: str, column: str) -> bool:
+        return table in self.rows and (table, column) not in self.nulls
+
+
+def test_a_new_service_creates_every_model_field_enum_and_relation() -> None:
+    steps = plan(
+        "",
+        """
+        type User { id: ID! @id  role: Role  posts: [Post] }
+        type Post { id: ID! @id  author: User! }
+        enum Role { A B }
+        """,
+    )
+    assert kinds(steps) == [
+        ("CreateEnum", "Role", "Role"),
+        ("CreateModel", "User", "User"),
+        ("CreateField", "User", "id"),
+        ("CreateField", "User", "role"),
+        ("CreateField", "User", "posts"),
+        ("CreateModel", "Post", "Post"),
+        ("CreateField", "Post", "id"),
+        ("CreateField", "Post", "author"),
+        ("CreateRelation", "PostToUser", "PostToUser"),
+    ]
+    relation = steps[-1]
+    assert relation["leftModel"] == "Post"
+    assert relation["rightModel"] == "User"
+    assert relation["after"] == {"type": "Inline", "model": "Post", "column": "author"}
+    role = steps[3]
+    assert role["enum"] == "Role"
+    assert role["typeName"] == "Role"
+
+
+def test_an_unchanged_datamodel_plans_nothing() -> None:
+    assert plan(BASE, BASE) == []
+
+
+def test_an_added_field_is_one_create_field() -> None:
+    steps = plan(BASE, "type User { id: ID! @id  name: String!  age: Int @default(value: 3) }")
+    assert steps == [
+        {
+            "type": "CreateField",
+            "model": "User",
+            "name": "age",
+            "typeName": "Int",
+            "isRequired": False,
+            "isList": False,
+            "unique": False,
+            "enum": None,
+            "default": "3",
+            "relation": None,
+        }
+    ]
+
+
+def test_update_field_carries_only_what_changed() -> None:
+    (step,) = plan(BASE, "type User { id: ID! @id  name: String @unique }")
+    assert step == {
+        "type": "UpdateField",
+        "model": "User",
+        "name": "name",
+        "newName": None,
+        "typeName": None,
+        "isRequired": False,
+        "isList": None,
+        "unique": True,
+        "enum": None,
+        "default": None,
+        "relation": None,
+    }
+
+
+def test_removed_types_and_fields_are_deleted_with_their_relations() -> None:
+    steps = plan(
+        "type User { id: ID! @id  name: String  posts: [Post] }  type Post { id: ID! @id }",
+        "type User { id: ID! @id }",
+    )
+    assert kinds(steps) == [
+        ("DeleteRelation", "PostToUser", "PostToUser"),
+        ("DeleteField", "User", "name"),
+        ("DeleteField", "User", "posts"),
+        ("DeleteModel", "Post", "Post"),
+    ]
+
+
+def test_renames_follow_the_rename_directive() -> None:
+    steps = plan(
+        BASE,
+        'type Person @rename(oldName: "User") { id: ID! @id  '
+        'fullName: String! @rename(oldName: "name") }',
+    )
+    assert kinds(steps) == [
+        ("UpdateModel", "User", "User"),
+        ("UpdateField", "Person", "name"),
+    ]
+    assert steps[0]["newName"] == "Person"
+    assert steps[1]["newName"] == "fullName"
+
+
+def test_changing_a_relation_from_inline_to_table_is_an_update_relation() -> None:
+    steps = plan(
+        "type A { id: ID! @id  b: B }  type B { id: ID! @id  as: [A] }",
+        "type A { id: ID! @id  b: B @relation(link: TABLE) }  type B { id: ID! @id  as: [A] }",
+    )
+    (step,) = steps
+    assert step["type"] == "UpdateRelation"
+    assert step["before"]["type"] == "Inline"
+    assert step["after"]["type"] == "LinkTable"
+
+
+def test_enum_changes_are_update_and_delete_enum() -> None:
+    steps = plan(
+        "type A { id: ID! @id }  enum E { X Y }  enum F { Z }",
+        "type A { id: ID! @id }  enum E { X Y W }",
+    )
+    assert kinds(steps) == [("UpdateEnum", "E", "E"), ("DeleteEnum", "F", "F")]
+    assert steps[0]["values"] == ["X", "Y", "W"]
+
+
+def test_deleting_a_model_with_rows_warns_about_data_loss() -> None:
+    old = schema_of("type A { id: ID! @id }  type B { id: ID! @id }")
+    new = schema_of("type B { id: ID! @id }")
+    steps = plan_migration(old, new)
+    assert check_migration(old, new, steps, Facts()).warnings == []
+    check = check_migration(old, new, steps, Facts(rows={"A"}))
+    assert [w.as_dict() for w in check.warnings] == [
+        {
+            "type": "A",
+            "field": None,
+            "description": "You already have nodes for this model. This change will result in "
+            "data loss.",
+        }
+    ]
+
+
+def test_deleting_or_retyping_a_field_with_rows_warns() -> None:
+    old = schema_of("type A { id: ID! @id  x: String  y: String }")
+    new = schema_of("type A { id: ID! @id  y: Int }")
+    check = check_migration(old, new, plan_migration(old, new), Facts(rows={"A"}))
+    assert [(w.type, w.field) for w in check.warnings] == [("A", "x"), ("A", "y")]
+    assert all("data loss" in w.description for w in check.warnings)
+
+
+def test_a_new_required_field_on_a_table_with_rows_is_prefilled_with_a_warning() -> None:
+    old = schema_of(BASE)
+    new = schema_of("type User { id: ID! @id  name: String!  age: Int! }")
+    check = check_migration(old, new, plan_migration(old, new), Facts(rows={"User"}))
+    (warning,) = check.warnings
+    assert warning.field == "age"
+    assert warning.description.endswith("The fields will be pre-filled with the value `0`.")
+
+
+def test_a_new_required_unique_field_on_a_table_with_rows_is_an_error() -> None:
+    old = schema_of(BASE)
+    new = schema_of("type User { id: ID! @id  name: String!  email: String! @unique }")
+    check = check_migration(old, new, plan_migration(old, new), Facts(rows={"User"}))
+    (error,) = check.errors
+    assert error.field == "email"
+
+
+def test_dropping_a_relation_with_links_warns() -> None:
+    old = schema_of("type A { id: ID! @id  bs: [B] }  type B { id: ID! @id }")
+    new = schema_of("type A { id: ID! @id }  type B { id: ID! @id }")
+    steps = plan_migration(old, new)
+    assert check_migration(old, new, steps, Facts(rows={"A", "B"})).warnings == []
+    (warning,) = check_migration(old, new, steps, Facts(rows={"_AToB"})).warnings
+    assert warning.description.startswith("You already have nodes for this relation.")
