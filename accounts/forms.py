@@ -1,5 +1,6 @@
 from django import forms
 from django.contrib.auth import password_validation
+from django.contrib.auth.forms import PasswordChangeForm as DjangoPasswordChangeForm
 
 from accounts.models import Role, User
 
@@ -71,3 +72,18 @@ class InviteForm(forms.Form):
 
 class RoleForm(forms.Form):
     role = forms.ChoiceField(choices=Role.choices)
+
+
+class SessionKeyForm(forms.Form):
+    name = forms.CharField(
+        max_length=200, strip=True, help_text="Where it will be used, e.g. “GitHub Actions deploy”."
+    )
+
+
+class PasswordChangeForm(DjangoPasswordChangeForm):
+    revoke_keys = forms.BooleanField(
+        required=False,
+        initial=True,
+        label="Also revoke all my CLI sessions and keys",
+        help_text="Recommended if you think your password or a key was exposed.",
+    )

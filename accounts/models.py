@@ -208,6 +208,11 @@ class AuditAction(models.TextChoices):
     MEMBER_ROLE_CHANGED = "member.role_changed", "Changed a member's role"
     MEMBER_REMOVED = "member.removed", "Removed a member"
     MEMBER_LEFT = "member.left", "Left workspace"
+    CLI_LOGIN_APPROVED = "cli_login.approved", "Approved a CLI login"
+    CLI_LOGIN_DENIED = "cli_login.denied", "Denied a CLI login"
+    SESSION_KEY_CREATED = "session_key.created", "Created a session key"
+    SESSION_KEY_REVOKED = "session_key.revoked", "Revoked a session key"
+    SESSION_KEYS_REVOKED = "session_key.revoked_all", "Revoked all session keys"
 
 
 AUTH_ACTIONS = [
@@ -216,6 +221,11 @@ AUTH_ACTIONS = [
     AuditAction.SIGN_OUT,
     AuditAction.PASSWORD_CHANGED,
     AuditAction.PASSWORD_RESET,
+    AuditAction.CLI_LOGIN_APPROVED,
+    AuditAction.CLI_LOGIN_DENIED,
+    AuditAction.SESSION_KEY_CREATED,
+    AuditAction.SESSION_KEY_REVOKED,
+    AuditAction.SESSION_KEYS_REVOKED,
 ]
 
 
@@ -254,3 +264,89 @@ class AuditEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_action_display()} ({self.created_at:%Y-%m-%d %H:%M})"
+
+
+class SessionKeyQuerySet(models.QuerySet["SessionKey"]):
+    def live(self) -> "SessionKeyQuerySet":
+        return self.filter(revoked_at__isnull=True, expires_at__gt=timezone.now())
+
+
+class SessionKey(models.Model):
+    """A CLI session key (the Prisma CLI's `cloudSessionKey`) or an API key for CI.
+
+    The key itself is a JWT the console signs; only its `jti` is stored, so a database leak
+    yields no usable key, and revoking the row kills the key on its next use.
+    """
+
+    class Origin(models.TextChoices):
+        CLI_LOGIN = "cli_login", "CLI login"
+        CONSOLE = "console", "Created in the console"
+        API = "api", "Created through the API"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="session_keys"
+    )
+    jti = models.CharField(max_length=64, unique=True)
+    name = models.CharField(max_length=200)
+    origin = models.CharField(max_length=16, choices=Origin.choices)
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    last_used_ip = models.GenericIPAddressField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    objects = SessionKeyQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.user})"
+
+    @property
+    def is_live(self) -> bool:
+        return self.revoked_at is None and self.expires_at > timezone.now()
+
+
+class CliLoginRequest(models.Model):
+    """A CLI asking to be signed in, approved in a browser by a signed-in user.
+
+    Serves both the Prisma CLI's flow (`requestCloudToken` / `/cli-auth?secret=`) and an RFC
+    8628 device flow (`/device` and a user code). Only the hash of the secret is stored.
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        APPROVED = "approved"
+        DENIED = "denied"
+        DELIVERED = "delivered"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    secret_hash = models.CharField(max_length=64, unique=True)
+    user_code = models.CharField(max_length=8, db_index=True)
+    client_name = models.CharField(max_length=100)
+    client_host = models.CharField(max_length=200, blank=True)
+    client_ip = models.GenericIPAddressField(null=True, blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+    decided_at = models.DateTimeField(null=True, blank=True)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
+    session_key = models.OneToOneField(
+        SessionKey, null=True, blank=True, on_delete=models.SET_NULL, related_name="login_request"
+    )
+    last_polled_at = models.DateTimeField(null=True, blank=True)
+    poll_interval = models.PositiveSmallIntegerField(default=5)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.client_name} on {self.client_host or 'unknown host'} ({self.status})"
+
+    @property
+    def is_expired(self) -> bool:
+        return self.expires_at <= timezone.now()

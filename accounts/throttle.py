@@ -11,6 +11,7 @@ import math
 import secrets
 import time
 from dataclasses import dataclass
+from datetime import timedelta
 from functools import cache
 
 import redis
@@ -94,3 +95,31 @@ def record_failure(email: str, address: str | None) -> None:
 def record_success(email: str) -> None:
     """A correct password clears the account's failures (not the address's)."""
     client().delete(_key("account", email))
+
+
+# A plain sliding-window counter for other limits (wrong device codes, ...). ---------------
+
+
+def _counter_key(name: str) -> str:
+    return f"{settings.REDIS_KEY_PREFIX}:counter:{name}"
+
+
+def count(name: str, window: timedelta) -> None:
+    now = time.time()
+    key = _counter_key(name)
+    pipe = client().pipeline()
+    pipe.zadd(key, {f"{now:.6f}:{secrets.token_hex(4)}": now})
+    pipe.expire(key, math.ceil(window.total_seconds()))
+    pipe.execute()
+
+
+def check_counter(name: str, limit: int, window: timedelta) -> Verdict:
+    now = time.time()
+    seconds = window.total_seconds()
+    key = _counter_key(name)
+    r = client()
+    r.zremrangebyscore(key, 0, now - seconds)
+    if r.zcard(key) < limit:
+        return Verdict(True)
+    oldest = r.zrange(key, 0, 0, withscores=True)[0][1]
+    return Verdict(False, max(1, math.ceil(oldest + seconds - now)))

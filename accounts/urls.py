@@ -23,6 +23,15 @@ urlpatterns = [
         views.PasswordResetConfirmView.as_view(),
         name="password-reset-confirm",
     ),
+    path("cli-auth", views.cli_auth, name="cli-auth"),
+    path("cli-auth/", views.cli_auth),
+    path("device", views.device, name="device"),
+    path("device/", views.device),
+    path("settings/keys/", views.session_key_list, name="session-keys"),
+    path("settings/keys/revoke-all/", views.session_key_revoke_all, name="session-keys-revoke-all"),
+    path(
+        "settings/keys/<uuid:key_id>/revoke/", views.session_key_revoke, name="session-key-revoke"
+    ),
     path("invitations/<str:token>/", views.invitation, name="invitation"),
     path("workspaces/", views.workspaces, name="workspaces"),
     path("workspaces/new/", views.workspace_create, name="workspace-create"),

@@ -49,8 +49,10 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "accounts",
     "servers",
+    "compat",
 ]
 
 MIDDLEWARE = [
@@ -148,6 +150,14 @@ CSRF_COOKIE_HTTPONLY = True
 
 INVITATION_TTL = timedelta(days=7)
 
+# CLI session keys (JWTs). Signed with a key derived from SECRET_KEY unless one is given.
+SESSION_KEY_SIGNING_KEY = env_secret("SESSION_KEY_SIGNING_KEY", "")
+SESSION_KEY_TTL = timedelta(days=env_int("SESSION_KEY_TTL_DAYS", 30))
+CLI_LOGIN_TTL = timedelta(seconds=env_int("CLI_LOGIN_TTL", 600))
+CLI_LOGIN_POLL_INTERVAL = env_int("CLI_LOGIN_POLL_INTERVAL", 5)
+CLI_LOGIN_MAX_WRONG_CODES = 5
+CLOUD_API_RATE_PER_MINUTE = env_int("CLOUD_API_RATE_PER_MINUTE", 600)
+
 # Request size limits: forms are small; anything bigger is refused with 413.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 1024 * 1024)
 DATA_UPLOAD_MAX_NUMBER_FIELDS = 200
@@ -199,9 +209,25 @@ else:
 
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "cloud.api.api_exception_handler",
+    "DEFAULT_RENDERER_CLASSES": [
+        "rest_framework.renderers.JSONRenderer",
+        "rest_framework.renderers.BrowsableAPIRenderer",
+    ],
+    "DEFAULT_THROTTLE_CLASSES": ["rest_framework.throttling.ScopedRateThrottle"],
+    "DEFAULT_THROTTLE_RATES": {
+        "api": env_str("API_RATE", "1200/min"),
+        "cli_login_start": env_str("CLI_LOGIN_START_RATE", "20/min"),
+        "cli_login_poll": env_str("CLI_LOGIN_POLL_RATE", "120/min"),
+    },
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Refract API",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
     "DESCRIPTION": "Accounts, workspaces, servers, services and CLI session keys.",
     "VERSION": "1",
 }
