@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
+from django.core.cache import cache
 from django.test import Client
 
 from accounts import services, throttle
@@ -24,7 +25,10 @@ PASSWORD = "correct horse battery staple"
 def isolated_redis(settings) -> Iterator[None]:
     prefix = f"refract-test-{secrets.token_hex(6)}"
     settings.REDIS_KEY_PREFIX = prefix
+    # DRF's rate limits live in the cache: give each test its own counters there too.
+    previous, cache.key_prefix = cache.key_prefix, prefix
     yield
+    cache.key_prefix = previous
     redis = throttle.client()
     keys = list(redis.scan_iter(f"{prefix}:*"))
     if keys:
