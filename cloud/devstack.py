@@ -109,6 +109,38 @@ def services(database: str) -> Iterator[dict[str, str]]:
         yield env
 
 
+def runtime_command(database_url: str, redis_url: str | None) -> list[str]:
+    """`python -m runtime` in sandbox mode on port 4466, against the stack's own database.
+
+    The Prisma-format config is written to `.data/runtime.yml` (git-ignored) rather than passed
+    in the environment, so the other processes never see it.
+    """
+    import yaml
+    from psycopg.conninfo import conninfo_to_dict
+
+    params = conninfo_to_dict(database_url)
+    config = {
+        "port": 4466,
+        "databases": {
+            "default": {
+                "connector": "postgres",
+                "host": params.get("host") or "localhost",
+                "port": int(params.get("port") or 5432),
+                "user": params.get("user") or "postgres",
+                "password": params.get("password") or "",
+                "database": params.get("dbname") or "refract",
+            }
+        },
+        "redisUrl": redis_url,
+        "sandbox": {"rate": 10, "perSeconds": 10, "maxWaiting": 25, "storageMb": 100},
+    }
+    DATA.mkdir(exist_ok=True)
+    path = DATA / "runtime.yml"
+    path.write_text(yaml.safe_dump(config))
+    path.chmod(0o600)
+    return [PYTHON, "-m", "runtime", "--config", str(path), "--host", "127.0.0.1"]
+
+
 def run_stack() -> int:
     port = int(os.environ.get("PORT", "3000"))
     with services("refract") as env:
@@ -120,6 +152,7 @@ def run_stack() -> int:
             "console": [*manage, "runserver", f"127.0.0.1:{port}", "--noreload"],
             "worker": [*celery, "worker", "--loglevel", "INFO", "--concurrency", "2"],
             "beat": [*celery, "beat", "--loglevel", "INFO", "--schedule", str(DATA / "beat")],
+            "runtime": runtime_command(env["DATABASE_URL"], env.get("REDIS_URL")),
         }
         DATA.mkdir(exist_ok=True)
         processes = {

@@ -155,7 +155,7 @@ def parse_config(data: dict[str, Any], env: dict[str, str] | os._Environ[str]) -
     )
     sandbox_data = data.get("sandbox")
     sandbox = None
-    if sandbox_data:
+    if sandbox_data not in (None, False):  # `sandbox: {}` or `sandbox: true` mean the defaults
         sandbox_data = sandbox_data if isinstance(sandbox_data, dict) else {}
         sandbox = SandboxLimits(
             rate=_int(sandbox_data, "rate", SandboxLimits.rate),
