@@ -21,7 +21,7 @@ from graphql import GraphQLError, graphql_sync
 
 from runtime import store
 from runtime.auth import verify_service
-from runtime.config import RuntimeConfig, ServerConfig
+from runtime.config import RuntimeConfig
 from runtime.errors import PrismaError
 from runtime.ids import cuid
 from runtime.management.context import ManagementContext
@@ -277,7 +277,3 @@ async def _respond(
 async def _respond_json(send: Send, status: int, payload: Any, request_id: str) -> None:
     body = json.dumps(payload, separators=(",", ":")).encode()
     await _respond(send, status, body, "application/json", request_id)
-
-
-def server_for(config: RuntimeConfig, host: str) -> ServerConfig | None:
-    return config.server_for_host(host)

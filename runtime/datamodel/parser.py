@@ -7,28 +7,26 @@ resolved afterwards (`runtime.datamodel.relations`), once every type is known.
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
 
 from graphql import GraphQLSyntaxError, parse, print_ast
 from graphql.language import (
-    BooleanValueNode,
-    DirectiveNode,
     EnumTypeDefinitionNode,
-    EnumValueNode,
     FieldDefinitionNode,
-    FloatValueNode,
-    IntValueNode,
     ListTypeNode,
     NamedTypeNode,
     NonNullTypeNode,
     ObjectTypeDefinitionNode,
-    StringValueNode,
     TypeNode,
-    ValueNode,
 )
 
+from runtime.datamodel.directives import (
+    enum_argument,
+    read_default,
+    read_directives,
+    string_argument,
+)
 from runtime.datamodel.schema import SCALAR_TYPES, Enum, Field, Model, SchemaError
 
 RESERVED_TYPE_NAMES = frozenset(
@@ -143,84 +141,6 @@ def _read_enum(node: EnumTypeDefinitionNode, errors: list[SchemaError]) -> Enum:
     return Enum(name=name, values=tuple(dict.fromkeys(values)))
 
 
-def _directives(
-    owner: str, field_name: str | None, nodes: tuple[DirectiveNode, ...], errors: list[SchemaError]
-) -> dict[str, dict[str, ValueNode]]:
-    directives: dict[str, dict[str, ValueNode]] = {}
-    for directive in nodes:
-        name = directive.name.value
-        if name in directives:
-            what = f"field `{field_name}`" if field_name else f"type `{owner}`"
-            errors.append(
-                SchemaError(
-                    owner,
-                    field_name,
-                    f"The {what} specifies a directive more than once. Directives must appear "
-                    f"exactly once on a {'field' if field_name else 'type'}.",
-                )
-            )
-        directives[name] = {a.name.value: a.value for a in directive.arguments or ()}
-    return directives
-
-
-def _string_argument(
-    args: dict[str, ValueNode],
-    argument: str,
-    owner: str,
-    field_name: str | None,
-    directive: str,
-    errors: list[SchemaError],
-) -> str | None:
-    value = args.get(argument)
-    subject = f"The field `{field_name}`" if field_name else f"The type `{owner}`"
-    if value is None:
-        errors.append(
-            SchemaError(
-                owner,
-                field_name,
-                f"{subject} specifies the directive `@{directive}` but it's missing the required "
-                f"argument `{argument}`.",
-            )
-        )
-        return None
-    if not isinstance(value, StringValueNode):
-        errors.append(
-            SchemaError(
-                owner,
-                field_name,
-                f"The argument `{argument}` of `@{directive}` must be a String.",
-            )
-        )
-        return None
-    return value.value
-
-
-def _enum_argument(
-    args: dict[str, ValueNode],
-    argument: str,
-    valid: tuple[str, ...],
-    owner: str,
-    field_name: str,
-    directive: str,
-    errors: list[SchemaError],
-) -> str | None:
-    value = args.get(argument)
-    if value is None:
-        return None
-    text = value.value if isinstance(value, EnumValueNode | StringValueNode) else None
-    if text not in valid:
-        errors.append(
-            SchemaError(
-                owner,
-                field_name,
-                f"Valid values for the argument `{argument}` of `@{directive}` are: "
-                f"{', '.join(valid)}.",
-            )
-        )
-        return None
-    return text
-
-
 def _read_model(
     node: ObjectTypeDefinitionNode,
     model_names: set[str],
@@ -237,12 +157,12 @@ def _read_model(
                 "please do not use an annotation.",
             )
         )
-    type_directives = _directives(name, None, node.directives or (), errors)
+    type_directives = read_directives(name, None, node.directives or (), errors)
     db_name = old_name = None
     if "db" in type_directives:
-        db_name = _string_argument(type_directives["db"], "name", name, None, "db", errors)
+        db_name = string_argument(type_directives["db"], "name", name, None, "db", errors)
     if "rename" in type_directives:
-        old_name = _string_argument(
+        old_name = string_argument(
             type_directives["rename"], "oldName", name, None, "rename", errors
         )
     if "embedded" in type_directives:
@@ -370,7 +290,7 @@ def _read_field(
                 "supported.",
             )
         )
-    directives = _directives(model, name, node.directives or (), errors)
+    directives = read_directives(model, name, node.directives or (), errors)
     values: dict = {
         "name": name,
         "type_name": type_name,
@@ -382,7 +302,7 @@ def _read_field(
     if "id" in directives:
         values["is_id"] = True
         values["id_strategy"] = (
-            _enum_argument(
+            enum_argument(
                 directives["id"],
                 "strategy",
                 ("AUTO", "NONE", "SEQUENCE"),
@@ -424,7 +344,7 @@ def _read_field(
             values["is_unique"] = True
 
     if "default" in directives:
-        values["default"] = _read_default(
+        values["default"] = read_default(
             model, name, kind, type_name, is_list, directives["default"], enum_values, errors
         )
 
@@ -452,7 +372,7 @@ def _read_field(
     if kind != "relation" and is_list:
         strategy = None
         if "scalarList" in directives:
-            strategy = _enum_argument(
+            strategy = enum_argument(
                 directives["scalarList"],
                 "strategy",
                 ("RELATION", "EMBEDDED"),
@@ -480,9 +400,9 @@ def _read_field(
         )
 
     if "db" in directives:
-        values["db_name"] = _string_argument(directives["db"], "name", model, name, "db", errors)
+        values["db_name"] = string_argument(directives["db"], "name", model, name, "db", errors)
     if "rename" in directives:
-        values["old_name"] = _string_argument(
+        values["old_name"] = string_argument(
             directives["rename"], "oldName", model, name, "rename", errors
         )
 
@@ -499,7 +419,7 @@ def _read_field(
             )
         else:
             if "name" in args:
-                relation_name = _string_argument(args, "name", model, name, "relation", errors)
+                relation_name = string_argument(args, "name", model, name, "relation", errors)
                 if relation_name is not None and not RELATION_NAME.match(relation_name):
                     errors.append(
                         SchemaError(
@@ -511,101 +431,13 @@ def _read_field(
                         )
                     )
                 values["relation_name"] = relation_name
-            values["link"] = _enum_argument(
+            values["link"] = enum_argument(
                 args, "link", ("INLINE", "TABLE"), model, name, "relation", errors
             )
             values["on_delete"] = (
-                _enum_argument(
+                enum_argument(
                     args, "onDelete", ("CASCADE", "SET_NULL"), model, name, "relation", errors
                 )
                 or "SET_NULL"
             )
     return Field(**values)
-
-
-def _read_default(
-    model: str,
-    name: str,
-    kind: str,
-    type_name: str,
-    is_list: bool,
-    args: dict[str, ValueNode],
-    enum_values: dict[str, list[str]],
-    errors: list[SchemaError],
-) -> str | None:
-    """The default as a string (Prisma's `CreateField.default` is the value's `toString`)."""
-    value = args.get("value")
-    if value is None:
-        errors.append(
-            SchemaError(
-                model,
-                name,
-                f"The field `{name}` specifies the directive `@default` but it's missing the "
-                "required argument `value`.",
-            )
-        )
-        return None
-    if kind == "relation" or is_list:
-        errors.append(
-            SchemaError(
-                model,
-                name,
-                "The `@default` directive must only be placed on scalar fields that are not lists.",
-            )
-        )
-        return None
-    if kind == "enum":
-        text = value.value if isinstance(value, EnumValueNode | StringValueNode) else None
-        valid = enum_values[type_name]
-        if text not in valid:
-            errors.append(
-                SchemaError(
-                    model,
-                    name,
-                    "The default value is invalid for this enum. Valid values are: "
-                    f"{', '.join(valid)}.",
-                )
-            )
-            return None
-        return text
-    accepted = {
-        "String": (StringValueNode,),
-        "ID": (StringValueNode,),
-        "UUID": (StringValueNode,),
-        "Json": (StringValueNode,),
-        "DateTime": (StringValueNode,),
-        "Int": (IntValueNode,),
-        "Float": (IntValueNode, FloatValueNode),
-        "Boolean": (BooleanValueNode,),
-    }[type_name]
-    if not isinstance(value, accepted):
-        errors.append(
-            SchemaError(
-                model,
-                name,
-                f"The value {print_ast(value)} is not a valid default for fields of type "
-                f"{type_name}.",
-            )
-        )
-        return None
-    if isinstance(value, BooleanValueNode):
-        return "true" if value.value else "false"
-    text = value.value
-    if type_name == "Json":
-        try:
-            json.loads(text)
-        except ValueError:
-            errors.append(
-                SchemaError(model, name, f"The default value {print_ast(value)} is not valid JSON.")
-            )
-            return None
-    if type_name == "DateTime" and not re.match(r"^\d{4}(-\d\d(-\d\d([T ][\d:.]+Z?)?)?)?$", text):
-        errors.append(
-            SchemaError(
-                model,
-                name,
-                f"The value {print_ast(value)} is not a valid default for fields of type DateTime.",
-            )
-        )
-        return None
-    return text
