@@ -11,6 +11,7 @@ import pytest
 from tests.runtime.conftest import MANAGEMENT_SECRET, Database, Runtime
 from tests.support.prisma_cli import prisma_cli, run_prisma
 
+OFFLINE = Path(__file__).with_name("offline.js")
 SERVICE_SECRET = "cli-service-secret-0123456789-0123456789"
 USER = "type User {\n  id: ID! @id\n  name: String!\n}\n"
 USER_EMAIL = "type User {\n  id: ID! @id\n  name: String!\n  email: String\n}\n"
@@ -49,8 +50,10 @@ class Project:
             cwd=self.dir,
             env={
                 "PRISMA_MANAGEMENT_API_SECRET": MANAGEMENT_SECRET,
-                # The CLI asks the cloud who is logged in on every deploy: keep it on loopback.
+                # The CLI asks the cloud who is logged in on every deploy: keep it on loopback,
+                # and let no other host name resolve (Sentry reports on errors).
                 "CLOUD_API_ENDPOINT": "http://127.0.0.1:9/",
+                "NODE_OPTIONS": f"--require {OFFLINE}",
             },
         )
 
