@@ -23,6 +23,7 @@ from runtime.management.context import context_of
 from runtime.migrations import (
     UpdateSecrets,
     check_migration,
+    check_passive,
     migration_sql,
     plan_migration,
 )
@@ -53,6 +54,14 @@ class DatabaseFacts:
         return f"{ident(self.schema)}.{ident(table)}"
 
     # The queries below interpolate identifiers only, each quoted by ident().
+
+    def columns(self, table: str) -> set[str] | None:
+        rows = self.conn.execute(
+            "SELECT column_name FROM information_schema.columns "
+            "WHERE table_schema = %s AND table_name = %s",
+            [self.schema, table],
+        ).fetchall()
+        return {r[0] for r in rows} or None
 
     def has_rows(self, table: str) -> bool:
         return self._ask(
@@ -130,8 +139,18 @@ def deploy(_: Any, info: GraphQLResolveInfo, input: dict[str, Any]) -> dict[str,
             raise project_not_found(name, stage)
         last = store.last_successful_migration(conn, schema, pid)
         old_schema = Schema.from_json(last.schema if last else None)
-        steps = [] if input.get("noMigration") else plan_migration(old_schema, new_schema)
-        check = check_migration(old_schema, new_schema, steps, DatabaseFacts(conn, service_schema))
+        facts = DatabaseFacts(conn, service_schema)
+        if input.get("noMigration"):
+            # A passive deploy: the tables exist already (made by hand or another tool).
+            passive_errors = check_passive(new_schema, facts)
+            if passive_errors:
+                return _payload(
+                    errors=[e.as_dict() for e in passive_errors], client_mutation_id=mutation_id
+                )
+            steps = []
+        else:
+            steps = plan_migration(old_schema, new_schema)
+        check = check_migration(old_schema, new_schema, steps, facts)
         step_dicts = [s.as_dict() for s in steps]
         warnings = [w.as_dict() for w in check.warnings]
         if check.errors:

@@ -185,3 +185,61 @@ def _check_update_field(
                     f"`{migration_value(after, new)}`.",
                 )
             )
+
+
+class DatabaseShape(Protocol):
+    def columns(self, table: str) -> set[str] | None:
+        """The table's column names, or None when the table does not exist."""
+        ...
+
+
+def check_passive(schema: Schema, shape: DatabaseShape) -> list[SchemaError]:
+    """A `noMigration` deploy changes no table: the datamodel must describe what is there."""
+    errors: list[SchemaError] = []
+
+    def missing_table(owner: str, field: str | None, table: str, what: str) -> bool:
+        if shape.columns(table) is None:
+            errors.append(
+                SchemaError(
+                    owner, field, f"Could not find the table for the {what} in the database."
+                )
+            )
+            return True
+        return False
+
+    for model in schema.models:
+        if missing_table(model.name, None, model.table, f"model `{model.name}`"):
+            continue
+        columns = shape.columns(model.table) or set()
+        for f in model.fields:
+            if f.kind == "relation":
+                continue
+            if f.is_list:
+                missing_table(
+                    model.name, f.name, scalar_list_table(model, f), f"scalar list `{f.name}`"
+                )
+            elif f.column not in columns:
+                errors.append(
+                    SchemaError(
+                        model.name,
+                        f.name,
+                        f"Could not find the column for the field `{f.name}` in the table "
+                        f"`{model.table}`.",
+                    )
+                )
+    for relation in schema.relations:
+        if relation.link == "TABLE":
+            missing_table(relation.name, None, relation.table, f"relation `{relation.name}`")
+            continue
+        holder = schema.model(relation.inline_model or "")
+        columns = shape.columns(holder.table) if holder else None
+        if holder and columns is not None and relation.inline_column not in columns:
+            errors.append(
+                SchemaError(
+                    holder.name,
+                    None,
+                    f"Could not find the column `{relation.inline_column}` of the relation "
+                    f"`{relation.name}` in the table `{holder.table}`.",
+                )
+            )
+    return errors

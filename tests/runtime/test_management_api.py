@@ -354,3 +354,46 @@ def test_a_body_over_the_request_limit_is_413(runtime: Runtime) -> None:
     response = runtime.post("/management", None, raw=b" " * (17 * 1024 * 1024))
     assert response.status == 413
     assert "larger than this server's limit" in response.body["errors"][0]["message"]
+
+
+PASSIVE = """mutation($name: String!, $types: String!) {
+  deploy(input: {name: $name, stage: "dev", types: $types, noMigration: true}) {
+    errors { type field description }
+    migration { revision applied }
+    steps { type }
+  }
+}"""
+
+
+def test_a_passive_deploy_checks_existing_tables_and_changes_none(
+    runtime: Runtime, token: str, service_name: str, database: Database
+) -> None:
+    schema = f"{service_name}$dev"
+    datamodel = 'type Legacy @db(name: "legacy") { id: ID! @id  title: String }'
+    add(runtime, token, service_name)
+    missing = runtime.management(PASSIVE, {"name": service_name, "types": datamodel}, token)
+    assert missing["data"]["deploy"]["errors"] == [
+        {
+            "type": "Legacy",
+            "field": None,
+            "description": "Could not find the table for the model `Legacy` in the database.",
+        }
+    ]
+    with database.connect() as conn:
+        conn.execute(f'CREATE TABLE "{schema}".legacy (id varchar(25) PRIMARY KEY, title text)')
+    passive = runtime.management(PASSIVE, {"name": service_name, "types": datamodel}, token)
+    assert passive["data"]["deploy"] == {
+        "errors": [],
+        "migration": {"revision": 2, "applied": 0},
+        "steps": [],
+    }
+    assert database.tables(schema) == {"legacy"}
+
+
+def test_management_requests_can_be_batched(runtime: Runtime) -> None:
+    response = runtime.post(
+        "/management",
+        [{"query": "{ serverInfo { version } }"}, {"query": "{ serverInfo { commit } }"}],
+    )
+    assert response.status == 200
+    assert [list(item["data"]["serverInfo"]) for item in response.body] == [["version"], ["commit"]]
