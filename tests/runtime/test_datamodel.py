@@ -211,3 +211,33 @@ def test_id_fields_must_be_required_and_of_an_id_type() -> None:
         "Fields that are marked as id must be required.",
         "Fields that are marked as id must be of type `ID!`, `UUID!` or `Int!`.",
     ]
+
+
+def test_self_relations_pair_by_name_and_sort_by_field() -> None:
+    schema = parse_datamodel(
+        """
+        type Employee {
+          id: ID! @id
+          manager: Employee @relation(name: "Reports")
+          reports: [Employee] @relation(name: "Reports")
+          mentor: Employee
+        }
+        """
+    ).schema
+    assert schema is not None
+    reports = schema.relation("Reports")
+    assert (reports.field_a, reports.field_b) == ("manager", "reports")
+    assert reports.manifestation() == {"type": "Inline", "model": "Employee", "column": "manager"}
+    mentor = schema.relation("EmployeeToEmployee")
+    assert mentor.manifestation()["column"] == "mentor"
+
+
+def test_db_names_choose_tables_and_columns() -> None:
+    schema = parse_datamodel(
+        'type User @db(name: "users") { id: ID! @id @db(name: "user_id")  '
+        'name: String @db(name: "full_name") }'
+    ).schema
+    assert schema is not None
+    user = schema.model("User")
+    assert user.table == "users"
+    assert [f.column for f in user.fields] == ["user_id", "full_name"]

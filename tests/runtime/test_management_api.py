@@ -397,3 +397,23 @@ def test_management_requests_can_be_batched(runtime: Runtime) -> None:
     )
     assert response.status == 200
     assert [list(item["data"]["serverInfo"]) for item in response.body] == [["version"], ["commit"]]
+
+
+def test_concurrent_deploys_of_one_service_are_serialised(
+    runtime: Runtime, token: str, service_name: str
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    add(runtime, token, service_name)
+    datamodels = [TODO, TODO + " type Tag { id: ID! @id  label: String }"]
+    with ThreadPoolExecutor(2) as pool:
+        payloads = list(pool.map(lambda t: deploy(runtime, token, service_name, t), datamodels))
+    revisions = sorted(p["migration"]["revision"] for p in payloads if p["migration"])
+    assert revisions[0] == 2
+    migrations = runtime.management(
+        'query($n: String!) { listMigrations(name: $n, stage: "dev") { revision status } }',
+        {"n": service_name},
+        token,
+    )["data"]["listMigrations"]
+    assert all(m["status"] == "SUCCESS" for m in migrations)
+    assert [m["revision"] for m in migrations] == list(range(len(migrations), 0, -1))
