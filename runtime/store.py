@@ -71,7 +71,7 @@ def _timestamp(value: datetime | None) -> str | None:
 
 def _q(query: str, schema: str) -> sql.Composed:
     """A query over the management tables; `{s}` is the (quoted) management schema."""
-    return sql.SQL(query).format(s=sql.Identifier(schema))  # type: ignore[arg-type]
+    return sql.SQL(query).format(s=sql.Identifier(schema))
 
 
 def project_id(name: str, stage: str) -> str:

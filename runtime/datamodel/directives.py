@@ -168,6 +168,7 @@ def read_default(
         return None
     if isinstance(value, BooleanValueNode):
         return "true" if value.value else "false"
+    assert isinstance(value, StringValueNode | IntValueNode | FloatValueNode)
     text = value.value
     if type_name == "Json":
         try:

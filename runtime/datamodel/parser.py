@@ -246,9 +246,10 @@ def _type_shape(type_node: TypeNode) -> tuple[str, bool, bool, bool]:
         element = element.type if isinstance(element, NonNullTypeNode) else element
         if isinstance(element, NamedTypeNode):
             return element.name.value, required, True, True
-        named = element
-        while not isinstance(named, NamedTypeNode):
+        named: TypeNode = element
+        while isinstance(named, ListTypeNode | NonNullTypeNode):
             named = named.type
+        assert isinstance(named, NamedTypeNode)
         return named.name.value, required, True, False
     assert isinstance(inner, NamedTypeNode)
     return inner.name.value, required, False, True

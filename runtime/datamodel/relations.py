@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import replace
+from typing import Any
 
 from runtime.datamodel.schema import Field, Model, Relation, SchemaError
 
@@ -101,8 +102,8 @@ def infer_relations(
         groups.append((None, refs))
 
     relations: list[Relation] = []
-    for name, refs in groups:
-        relation = _relation(name, refs, errors)
+    for group_name, refs in groups:
+        relation = _relation(group_name, refs, errors)
         if relation is None:
             continue
         if any(r.name == relation.name for r in relations):
@@ -170,7 +171,7 @@ def _relation(name: str | None, refs: list[FieldRef], errors: list[SchemaError])
             )
         )
         return None
-    base = {
+    base: dict[str, Any] = {
         "name": relation_name,
         "model_a": a_name,
         "model_b": b_name,

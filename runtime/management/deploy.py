@@ -187,7 +187,7 @@ def deploy(_: Any, info: GraphQLResolveInfo, input: dict[str, Any]) -> dict[str,
             with conn.transaction():
                 conn.execute(f"CREATE SCHEMA IF NOT EXISTS {ident(service_schema)}")
                 for statement in statements:
-                    conn.execute(statement)  # type: ignore[arg-type]
+                    conn.execute(statement)
         except psycopg.Error as exc:
             log.warning("migration of %s failed: %s", pid, exc)
             migration.status = "ROLLBACK_SUCCESS"

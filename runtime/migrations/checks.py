@@ -232,8 +232,8 @@ def check_passive(schema: Schema, shape: DatabaseShape) -> list[SchemaError]:
             missing_table(relation.name, None, relation.table, f"relation `{relation.name}`")
             continue
         holder = schema.model(relation.inline_model or "")
-        columns = shape.columns(holder.table) if holder else None
-        if holder and columns is not None and relation.inline_column not in columns:
+        holder_columns = shape.columns(holder.table) if holder else None
+        if holder and holder_columns is not None and relation.inline_column not in holder_columns:
             errors.append(
                 SchemaError(
                     holder.name,

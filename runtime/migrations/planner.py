@@ -6,6 +6,8 @@ disappears is deleted and anything that appears is created, exactly as Prisma in
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 from runtime.datamodel.schema import Field, Model, Relation, Schema
 from runtime.migrations.steps import (
     CreateEnum,
@@ -22,6 +24,8 @@ from runtime.migrations.steps import (
     UpdateModel,
     UpdateRelation,
 )
+
+T = TypeVar("T")
 
 
 def model_renames(old: Schema, new: Schema) -> dict[str, str]:
@@ -128,9 +132,9 @@ def _field_steps(old_model: Model, new_model: Model) -> list[Step]:
         if old_name is None:
             steps.append(_create_field(new_model, f))
             continue
-        old_field = old_model.field(old_name)
-        assert old_field is not None
-        update = _update_field(new_model, old_field, f)
+        previous = old_model.field(old_name)
+        assert previous is not None
+        update = _update_field(new_model, previous, f)
         if update is not None:
             steps.append(update)
     return steps
@@ -151,7 +155,7 @@ def _create_field(model: Model, f: Field) -> CreateField:
 
 
 def _update_field(model: Model, before: Field, after: Field) -> UpdateField | None:
-    def diff(a: object, b: object) -> object:
+    def diff(a: T, b: T) -> T | None:
         return b if a != b else None
 
     changed = (
@@ -170,16 +174,16 @@ def _update_field(model: Model, before: Field, after: Field) -> UpdateField | No
     return UpdateField(
         model=model.name,
         name=before.name,
-        new_name=diff(before.name, after.name),  # type: ignore[arg-type]
-        type_name=diff(before.type_name, after.type_name),  # type: ignore[arg-type]
-        is_required=diff(before.is_required, after.is_required),  # type: ignore[arg-type]
-        is_list=diff(before.is_list, after.is_list),  # type: ignore[arg-type]
-        unique=diff(before.is_unique, after.is_unique),  # type: ignore[arg-type]
+        new_name=diff(before.name, after.name),
+        type_name=diff(before.type_name, after.type_name),
+        is_required=diff(before.is_required, after.is_required),
+        is_list=diff(before.is_list, after.is_list),
+        unique=diff(before.is_unique, after.is_unique),
         enum=after.type_name
         if after.kind == "enum" and before.type_name != after.type_name
         else None,
-        default=diff(before.default, after.default),  # type: ignore[arg-type]
-        relation=diff(before.relation_name, after.relation_name),  # type: ignore[arg-type]
+        default=diff(before.default, after.default),
+        relation=diff(before.relation_name, after.relation_name),
     )
 
 

@@ -288,9 +288,9 @@ class _Compiler:
             elif isinstance(step, CreateField):
                 model = self.new.model(step.model)
                 assert model is not None
-                f = model.field(step.name)
-                assert f is not None
-                creates += self.create_field(model, f)
+                new_field = model.field(step.name)
+                assert new_field is not None
+                creates += self.create_field(model, new_field)
             elif isinstance(step, UpdateField):
                 d, r, a, c = self.update_field(step)
                 drops += d
