@@ -19,4 +19,5 @@ RUN pip install . \
 
 USER refract
 EXPOSE 3000
-CMD ["gunicorn", "cloud.wsgi", "--bind", "0.0.0.0:3000", "--workers", "3", "--access-logfile", "-"]
+# Threads: a Prisma CLI login holds a poll open for a few seconds (see accounts/cli_login.py).
+CMD ["gunicorn", "cloud.wsgi", "--bind", "0.0.0.0:3000", "--workers", "3", "--threads", "16", "--access-logfile", "-"]

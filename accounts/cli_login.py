@@ -120,6 +120,7 @@ def approve(login: CliLoginRequest, user: User, *, request: HttpRequest | None =
     login.decided_by = user
     login.session_key = key
     login.save(update_fields=["status", "decided_at", "decided_by", "session_key"])
+    transaction.on_commit(lambda: _announce_decision(login.pk))
     audit.record(
         AuditAction.CLI_LOGIN_APPROVED, request=request, user=user,
         client=login.client_name, host=login.client_host, user_code=login.user_code,
@@ -133,6 +134,7 @@ def deny(login: CliLoginRequest, user: User, *, request: HttpRequest | None = No
     login.decided_at = timezone.now()
     login.decided_by = user
     login.save(update_fields=["status", "decided_at", "decided_by"])
+    transaction.on_commit(lambda: _announce_decision(login.pk))
     audit.record(
         AuditAction.CLI_LOGIN_DENIED, request=request, user=user,
         client=login.client_name, host=login.client_host, user_code=login.user_code,
@@ -146,6 +148,7 @@ class PollResult:
     status: str  # authorization_pending | slow_down | access_denied | expired_token | ...
     token: str | None = None
     interval: int = 0
+    login_id: object = None
 
 
 @transaction.atomic
@@ -182,4 +185,27 @@ def poll(secret: str, *, enforce_interval: bool) -> PollResult:
         login.save(update_fields=["last_polled_at", "poll_interval"])
         return PollResult("slow_down", interval=login.poll_interval)
     login.save(update_fields=["last_polled_at"])
-    return PollResult("authorization_pending", interval=login.poll_interval)
+    return PollResult("authorization_pending", interval=login.poll_interval, login_id=login.pk)
+
+
+def _decision_key(login_id: object) -> str:
+    return f"{settings.REDIS_KEY_PREFIX}:cli-login-decided:{login_id}"
+
+
+def _announce_decision(login_id: object) -> None:
+    """Wake a poll that is waiting for this request (see `wait_for_decision`)."""
+    key = _decision_key(login_id)
+    pipe = throttle.client().pipeline()
+    pipe.rpush(key, "1")
+    pipe.expire(key, 60)
+    pipe.execute()
+
+
+def wait_for_decision(login_id: object, seconds: float) -> None:
+    """Hold a poll until the request is decided or `seconds` pass.
+
+    The Prisma CLI polls, then sleeps a second, even after its last poll; answering the poll
+    the moment the user clicks Authorize is what keeps the login under a second and a half.
+    Waiting is a blocking pop on a Redis list, so any web process can be woken by any other.
+    """
+    throttle.client().blpop([_decision_key(login_id)], timeout=seconds)

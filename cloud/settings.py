@@ -156,6 +156,8 @@ SESSION_KEY_TTL = timedelta(days=env_int("SESSION_KEY_TTL_DAYS", 30))
 CLI_LOGIN_TTL = timedelta(seconds=env_int("CLI_LOGIN_TTL", 600))
 CLI_LOGIN_POLL_INTERVAL = env_int("CLI_LOGIN_POLL_INTERVAL", 5)
 CLI_LOGIN_MAX_WRONG_CODES = 5
+# How long a Prisma CLI poll may wait for the user's click (a long poll; see cli_login.py).
+CLI_LOGIN_HOLD_SECONDS = float(env_int("CLI_LOGIN_HOLD_SECONDS", 5))
 CLOUD_API_RATE_PER_MINUTE = env_int("CLOUD_API_RATE_PER_MINUTE", 600)
 
 # Request size limits: forms are small; anything bigger is refused with 413.

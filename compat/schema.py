@@ -6,6 +6,7 @@ models. Field names and shapes follow shared/reference/prisma1-cli-protocol.md s
 
 from dataclasses import dataclass
 
+from django.conf import settings
 from django.http import HttpRequest
 from graphql import GraphQLError, GraphQLResolveInfo, build_schema
 
@@ -137,6 +138,10 @@ POLL_ERRORS = {
 
 def resolve_cloud_token_request(_: object, info: GraphQLResolveInfo, secret: str) -> dict:
     result = cli_login.poll(secret, enforce_interval=False)
+    hold = settings.CLI_LOGIN_HOLD_SECONDS
+    if result.status == "authorization_pending" and hold > 0:
+        cli_login.wait_for_decision(result.login_id, hold)
+        result = cli_login.poll(secret, enforce_interval=False)
     if result.status in POLL_ERRORS:
         raise GraphQLError(POLL_ERRORS[result.status])
     # While pending the CLI needs an object with `token: null`, never null itself.

@@ -18,6 +18,8 @@ from django.test import Client
 from accounts import services, throttle
 from accounts.models import Membership, Role, User, Workspace
 
+pytest_plugins = ["tests.support.browser"]  # Chromium fixtures: browser, new_page
+
 PASSWORD = "correct horse battery staple"
 
 
@@ -25,6 +27,8 @@ PASSWORD = "correct horse battery staple"
 def isolated_redis(settings) -> Iterator[None]:
     prefix = f"refract-test-{secrets.token_hex(6)}"
     settings.REDIS_KEY_PREFIX = prefix
+    # Unit tests poll without waiting; the end-to-end CLI tests turn the long poll back on.
+    settings.CLI_LOGIN_HOLD_SECONDS = 0
     # DRF's rate limits live in the cache: give each test its own counters there too.
     previous, cache.key_prefix = cache.key_prefix, prefix
     yield

@@ -1,6 +1,10 @@
 """The Prisma CLI's cloud API: GraphQL in, JSON out, exactly the documents the CLI sends."""
 
+import threading
+import time
+
 import jwt
+import pytest
 from django.test import Client
 
 from accounts import session_keys
@@ -133,3 +137,20 @@ def test_the_cloud_api_is_rate_limited_per_address(db, settings):
 
     assert statuses == [200, 200, 200, 429]
     assert gql(ME, REMOTE_ADDR="192.0.2.2")["status"] == 200
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_held_poll_answers_as_soon_as_the_user_authorizes(owner, settings):
+    """The long poll: no waiting out the hold once the user has clicked."""
+    settings.CLI_LOGIN_HOLD_SECONDS = 60
+    secret = gql(REQUEST)["data"]["requestCloudToken"]["secret"]
+    answers = []
+    poller = threading.Thread(target=lambda: answers.append(gql(POLL, {"secret": secret})))
+    poller.start()
+    time.sleep(0.3)  # let the poll start waiting
+
+    client_for(owner).post("/cli-auth", {"secret": secret, "action": "authorize"})
+    poller.join(timeout=20)
+
+    assert not poller.is_alive(), "the poll was not woken by the approval"
+    assert answers[0]["data"]["cloudTokenRequest"]["token"]

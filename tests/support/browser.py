@@ -1,4 +1,4 @@
-"""Real headless Chromium driven by Playwright against a live console.
+"""Fixtures for real headless Chromium driven by Playwright against a live console.
 
 Playwright's own browser download cannot work offline, so the tests launch the system's
 Chromium (`CHROMIUM_PATH`, set by `make test`). A missing browser fails the tests loudly.
