@@ -1,6 +1,7 @@
 import time
 from collections.abc import Callable
 from functools import wraps
+from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.contrib.auth import authenticate, login, logout, update_session_auth_hash
@@ -504,6 +505,10 @@ def cli_auth(request: HttpRequest) -> HttpResponse:
 def device(request: HttpRequest) -> HttpResponse:
     """The device flow: type the code the CLI shows, then authorize or deny."""
     code = request.POST.get("code") or request.GET.get("code", "")
+    if "secret=" in code:
+        # A pasted Prisma CLI link: it names another console's host, so take only its secret.
+        secret = code.split("secret=", 1)[1].split("&", 1)[0].strip()
+        return redirect(f"{reverse('accounts:cli-auth')}?{urlencode({'secret': secret})}")
     if request.method != "POST" or not code:
         return render(request, "accounts/device.html", {"code": code})
     try:

@@ -205,3 +205,14 @@ def test_starting_logins_is_rate_limited_per_address(db):
 
     assert statuses[:20] == [201] * 20
     assert statuses[20] == 429
+
+
+def test_a_pasted_prisma_cli_link_leads_to_its_approval_page(owner_client):
+    _login, secret = cli_login.start(client_name="Prisma 1 CLI")
+
+    response = owner_client.post(
+        "/device", {"code": f"https://app.prisma.io/cli-auth?secret={secret}"}
+    )
+
+    assert response.status_code == 302
+    assert response["Location"] == f"/cli-auth?secret={secret}"
