@@ -17,7 +17,7 @@ import os
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from graphql import GraphQLError, graphql_sync
+from graphql import GraphQLError, GraphQLSyntaxError, execute_sync, parse, validate
 
 from runtime import store
 from runtime.auth import verify_service
@@ -145,16 +145,31 @@ class RuntimeApp:
     ) -> tuple[int, Any]:
         context = ManagementContext(tenant, authorization, request_id)
         if isinstance(payload, list):
-            return 200, [self._execute(context, item) for item in payload]
-        return 200, self._execute(context, payload)
+            return 200, [self._execute_or_report(context, item)[1] for item in payload]
+        return self._execute_or_report(context, payload)
+
+    def _execute_or_report(self, context: ManagementContext, payload: Any) -> tuple[int, Any]:
+        try:
+            return 200, self._execute(context, payload)
+        except GraphQLSyntaxError as exc:
+            # Prisma answers unparseable GraphQL text from its top-level handler: HTTP 500.
+            return 500, {"errors": [{"message": exc.message, "requestId": context.request_id}]}
 
     def _execute(self, context: ManagementContext, payload: Any) -> dict[str, Any]:
+        """One GraphQL request; raises `GraphQLSyntaxError` for text that does not parse."""
         if not isinstance(payload, dict) or not isinstance(payload.get("query"), str):
             return {"errors": [{"message": "The request needs a GraphQL `query` string."}]}
+        document = parse(payload["query"])
+        validation = validate(self.management_schema, document)
+        if validation:
+            return {
+                "data": None,
+                "errors": [_format_error(e, context.request_id) for e in validation],
+            }
         variables = payload.get("variables")
-        result = graphql_sync(
+        result = execute_sync(
             self.management_schema,
-            payload["query"],
+            document,
             variable_values=variables if isinstance(variables, dict) else None,
             operation_name=payload.get("operationName"),
             context_value=context,

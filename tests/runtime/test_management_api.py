@@ -417,3 +417,13 @@ def test_concurrent_deploys_of_one_service_are_serialised(
     )["data"]["listMigrations"]
     assert all(m["status"] == "SUCCESS" for m in migrations)
     assert [m["revision"] for m in migrations] == list(range(len(migrations), 0, -1))
+
+
+def test_unparseable_graphql_is_a_500_like_prisma(runtime: Runtime) -> None:
+    response = runtime.post("/management", {"query": "{ serverInfo { version }"})
+    assert response.status == 500
+    assert "Syntax Error" in response.body["errors"][0]["message"]
+    invalid = runtime.post("/management", {"query": "{ serverInfo { nope } }"})
+    assert invalid.status == 200
+    assert invalid.body["data"] is None
+    assert "Cannot query field 'nope'" in invalid.body["errors"][0]["message"]
