@@ -130,3 +130,30 @@ def test_the_generated_sql_applies_to_postgresql_step_after_step(database: Datab
         emails = conn.execute(f'SELECT email FROM "{schema}"."User"').fetchall()  # noqa: S608
         assert emails == [("a@example.com",)]
         conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+def test_renaming_an_inline_relation_field_renames_its_column() -> None:
+    before = (
+        'type Post { id: ID! @id  author: User @relation(name: "Writes") }  '
+        'type User { id: ID! @id  posts: [Post] @relation(name: "Writes") }'
+    )
+    after = before.replace(
+        'author: User @relation(name: "Writes")',
+        'writer: User @relation(name: "Writes") @rename(oldName: "author")',
+    )
+    assert sql_for(before, after) == [
+        'ALTER TABLE "svc$dev"."Post" RENAME COLUMN "author" TO "writer"'
+    ]
+
+
+def test_renaming_a_model_renames_its_table_lists_and_indexes() -> None:
+    before = (
+        "type User { id: ID! @id  email: String @unique  "
+        "tags: [String] @scalarList(strategy: RELATION) }"
+    )
+    after = before.replace("type User {", 'type Person @rename(oldName: "User") {')
+    assert sql_for(before, after) == [
+        'ALTER TABLE "svc$dev"."User" RENAME TO "Person"',
+        'ALTER INDEX IF EXISTS "svc$dev"."User.email._UNIQUE" RENAME TO "Person.email._UNIQUE"',
+        'ALTER TABLE IF EXISTS "svc$dev"."User_tags" RENAME TO "Person_tags"',
+    ]
