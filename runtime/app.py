@@ -128,14 +128,23 @@ class RuntimeApp:
             )
             return
         authorization = headers.get("authorization")
-        if path.rstrip("/") == "/management":
-            status, answer = await asyncio.to_thread(
-                self._management, tenant, payload, authorization, request_id
-            )
-        else:
-            status, answer = await asyncio.to_thread(
-                self._service, tenant, path, payload, authorization, request_id
-            )
+        try:
+            if path.rstrip("/") == "/management":
+                status, answer = await asyncio.to_thread(
+                    self._management, tenant, payload, authorization, request_id
+                )
+            else:
+                status, answer = await asyncio.to_thread(
+                    self._service, tenant, path, payload, authorization, request_id
+                )
+        except Exception:
+            # Failures outside resolvers (a database outage, say) reach Prisma's top-level
+            # handler: HTTP 500 with the request id and no code.
+            log.exception("request %s failed", request_id)
+            status = 500
+            answer = {
+                "errors": [{"message": INTERNAL_ERROR.format(request_id), "requestId": request_id}]
+            }
         await _respond_json(send, status, answer, request_id)
 
     # Management API -----------------------------------------------------------------------
