@@ -110,9 +110,14 @@ def _claim_pending(login_id: object) -> CliLoginRequest:
 def approve(login: CliLoginRequest, user: User, *, request: HttpRequest | None = None) -> None:
     """Bind the request to `user` and mint its key; the CLI picks it up on its next poll."""
     login = _claim_pending(login.pk)
-    host = f" on {login.client_host}" if login.client_host else ""
+    if login.client_host:
+        where = f" on {login.client_host}"
+    elif login.client_ip:
+        where = f" from {login.client_ip}"
+    else:
+        where = ""
     key, _ = session_keys.issue(
-        user, name=f"{login.client_name}{host}", origin=SessionKey.Origin.CLI_LOGIN,
+        user, name=f"{login.client_name}{where}", origin=SessionKey.Origin.CLI_LOGIN,
         request=request,
     )  # fmt: skip
     login.status = CliLoginRequest.Status.APPROVED

@@ -15,9 +15,7 @@ urlpatterns = [
     path("password-reset/", auth.PasswordResetView.as_view(), name="password-reset"),
     path(
         "password-reset/sent/",
-        auth_views.PasswordResetDoneView.as_view(
-            template_name="accounts/password_reset_sent.html"
-        ),
+        auth_views.PasswordResetDoneView.as_view(template_name="accounts/password_reset_sent.html"),
         name="password-reset-sent",
     ),
     path(

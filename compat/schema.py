@@ -121,10 +121,9 @@ def resolve_me(_: object, info: GraphQLResolveInfo) -> dict | None:
 
 def resolve_request_cloud_token(_: object, info: GraphQLResolveInfo) -> dict:
     request = info.context.request
+    # The CLI sends no host name (its user agent is just "node"): the address must do.
     _login, secret = cli_login.start(
-        client_name=PRISMA_CLI,
-        client_host=request.META.get("HTTP_USER_AGENT", "")[:100],
-        client_ip=audit.client_address(request),
+        client_name=PRISMA_CLI, client_ip=audit.client_address(request)
     )
     return {"secret": secret, "token": None}
 

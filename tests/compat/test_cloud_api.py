@@ -5,6 +5,7 @@ import time
 
 import jwt
 import pytest
+from django.db import connection
 from django.test import Client
 
 from accounts import session_keys
@@ -82,6 +83,7 @@ def test_the_browser_login_flow_over_graphql(owner):
     assert jwt.decode(token, options={"verify_signature": False})["userId"] == str(owner.user.id)
     assert gql(ME, token=token)["data"]["me"]["login"] == [{"email": owner.email}]
     assert CliLoginRequest.objects.get().client_name == "Prisma 1 CLI"
+    assert SessionKey.objects.get().name == "Prisma 1 CLI from 127.0.0.1"
     reused = gql(POLL, {"secret": secret})
     assert reused["data"]["cloudTokenRequest"] is None
     assert "already used" in reused["errors"][0]["message"]
@@ -145,7 +147,14 @@ def test_a_held_poll_answers_as_soon_as_the_user_authorizes(owner, settings):
     settings.CLI_LOGIN_HOLD_SECONDS = 60
     secret = gql(REQUEST)["data"]["requestCloudToken"]["secret"]
     answers = []
-    poller = threading.Thread(target=lambda: answers.append(gql(POLL, {"secret": secret})))
+
+    def held_poll() -> None:
+        try:
+            answers.append(gql(POLL, {"secret": secret}))
+        finally:
+            connection.close()  # this thread's own connection
+
+    poller = threading.Thread(target=held_poll)
     poller.start()
     time.sleep(0.3)  # let the poll start waiting
 
