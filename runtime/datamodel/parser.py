@@ -341,7 +341,7 @@ def _read_field(
                     "lists can be unique.",
                 )
             )
-        else:
+        elif not values.get("is_id"):  # an id is unique already: no second index for it
             values["is_unique"] = True
 
     if "default" in directives:

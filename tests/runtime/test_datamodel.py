@@ -241,3 +241,9 @@ def test_db_names_choose_tables_and_columns() -> None:
     user = schema.model("User")
     assert user.table == "users"
     assert [f.column for f in user.fields] == ["user_id", "full_name"]
+
+
+def test_unique_on_the_id_field_adds_nothing() -> None:
+    schema = parse_datamodel("type A { id: ID! @id @unique }").schema
+    assert schema is not None
+    assert not schema.model("A").id_field.is_unique
