@@ -87,12 +87,31 @@ def parse_datamodel(
                 f"this server accepts at most {max_types}.",
             )
         )
+    errors.extend(_crossed_renames(parsed.models))
     models, relations = infer_relations(parsed.models, errors)
     if errors:
         return DatamodelResult(None, _unique(errors))
     return DatamodelResult(
         Schema(models=tuple(models), enums=tuple(parsed.enums), relations=tuple(relations))
     )
+
+
+def _crossed_renames(models: list[Model]) -> list[SchemaError]:
+    """`A -> B` and `B -> A` in one deploy cannot be told apart from no rename at all."""
+    names = {m.name for m in models}
+    return [
+        SchemaError(
+            m.name,
+            None,
+            f"The type `{m.name}` is being renamed. Another type is also being renamed and "
+            f"formerly had `{m.name}` new name.Please split cases where you do renames like type "
+            "A -> type B and type B -> type A at the same time into two parts. ",
+        )
+        for m in models
+        if m.old_name
+        and m.old_name in names
+        and any(o.name == m.old_name and o.old_name == m.name for o in models)
+    ]
 
 
 def _unique(errors: list[SchemaError]) -> list[SchemaError]:

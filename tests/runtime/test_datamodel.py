@@ -247,3 +247,11 @@ def test_unique_on_the_id_field_adds_nothing() -> None:
     schema = parse_datamodel("type A { id: ID! @id @unique }").schema
     assert schema is not None
     assert not schema.model("A").id_field.is_unique
+
+
+def test_swapping_two_type_names_in_one_deploy_is_refused() -> None:
+    errors = errors_of(
+        'type A @rename(oldName: "B") { id: ID! @id }  type B @rename(oldName: "A") { id: ID! @id }'
+    )
+    assert [e.type for e in errors] == ["A", "B"]
+    assert all("is being renamed" in e.description for e in errors)
