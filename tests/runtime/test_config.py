@@ -81,3 +81,17 @@ def test_bad_values_fail_loudly_with_the_key(text: str, message: str) -> None:
 def test_no_config_at_all_is_an_error() -> None:
     with pytest.raises(ConfigError, match="PRISMA_CONFIG"):
         load_config({})
+
+
+def test_tenants_are_chosen_by_host_name_with_a_catch_all() -> None:
+    from dataclasses import replace
+
+    from runtime.config import RuntimeConfig
+
+    (default,) = load_config({"PRISMA_CONFIG": PRISMA_CONFIG}).servers
+    private = replace(default, name="acme", hosts=("acme.example.com",))
+    config = RuntimeConfig(servers=(default, private))
+    assert config.server_for_host("acme.example.com:4466") is private
+    assert config.server_for_host("ACME.example.com") is private
+    assert config.server_for_host("localhost:4466") is default
+    assert RuntimeConfig(servers=(private,)).server_for_host("localhost") is None
