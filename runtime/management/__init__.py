@@ -1,0 +1,1 @@
+"""The management API (`POST /management`): schema, resolvers and the deploy workflow."""
