@@ -8,6 +8,8 @@ COPY pyproject.toml README.md ./
 COPY cloud cloud
 COPY accounts accounts
 COPY servers servers
+COPY compat compat
+COPY runtime runtime
 COPY templates templates
 COPY static static
 COPY manage.py ./
@@ -18,6 +20,6 @@ RUN pip install . \
        REDIS_URL=redis://localhost:6379/0 python manage.py collectstatic --no-input
 
 USER refract
-EXPOSE 3000
+EXPOSE 3000 4466
 # Threads: a Prisma CLI login holds a poll open for a few seconds (see accounts/cli_login.py).
 CMD ["gunicorn", "cloud.wsgi", "--bind", "0.0.0.0:3000", "--workers", "3", "--threads", "16", "--access-logfile", "-"]
