@@ -185,9 +185,12 @@ def deploy(_: Any, info: GraphQLResolveInfo, input: dict[str, Any]) -> dict[str,
         statements = migration_sql(service_schema, old_schema, new_schema, steps)
         try:
             with conn.transaction():
-                conn.execute(f"CREATE SCHEMA IF NOT EXISTS {ident(service_schema)}")
-                for statement in statements:
-                    conn.execute(statement)
+                # One round trip for the whole migration: a new 30-type service is ~450
+                # statements. Without parameters PostgreSQL takes them as one simple query.
+                script = ";\n".join(
+                    [f"CREATE SCHEMA IF NOT EXISTS {ident(service_schema)}", *statements]
+                )
+                conn.execute(script)
         except psycopg.Error as exc:
             log.warning("migration of %s failed: %s", pid, exc)
             migration.status = "ROLLBACK_SUCCESS"
