@@ -1,0 +1,204 @@
+"""The datamodel as the generated API sees it: fields paired with their opposite fields.
+
+`runtime.datamodel` stores relations once (`Relation` with `field_a`/`field_b`); the API needs,
+for every relation field, the field on the other side (or none, for one-sided relations) and how
+the two rows are linked in PostgreSQL (reference 7). This module derives both once per schema so
+that the schema generator and the SQL compiler never search for them again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+
+from runtime.datamodel.schema import Field, Model, Relation, Schema
+from runtime.migrations.sql import scalar_list_table
+
+
+@dataclass(eq=False)
+class ApiField:
+    """One field of a model type, with the facts `prisma-datamodel` attaches to it."""
+
+    model: ApiModel
+    field: Field
+    related: ApiField | None = None
+    relation: Relation | None = None
+
+    @property
+    def name(self) -> str:
+        return self.field.name
+
+    @property
+    def type_name(self) -> str:
+        return self.field.type_name
+
+    @property
+    def generator_related(self) -> ApiField | None:
+        """The opposite field as `prisma-datamodel` pairs it, for naming input types.
+
+        Upstream pairs a named one-sided self relation with the field itself (it looks for the
+        first field carrying the same relation name), so `bestFriend: Person @relation(name:
+        "BestFriend")` gets `PersonCreateOneWithoutBestFriendInput`. The SQL side must not
+        believe that, hence a separate property.
+        """
+        if self.related is not None:
+            return self.related
+        r = self.relation
+        if (
+            r is not None
+            and r.model_a == r.model_b
+            and (r.field_a is None or r.field_b is None)
+            and r.name != f"{r.model_a}To{r.model_b}"[:54]
+        ):
+            return self
+        return None
+
+    @property
+    def is_relation(self) -> bool:
+        return self.field.kind == "relation"
+
+    @property
+    def is_enum(self) -> bool:
+        return self.field.kind == "enum"
+
+    @property
+    def is_scalar(self) -> bool:
+        return not self.is_relation
+
+    @property
+    def is_list(self) -> bool:
+        return self.field.is_list
+
+    @property
+    def is_required(self) -> bool:
+        """Lists are never "required" in Prisma's model: `[T!]!` is a list, not a NonNull."""
+        return self.field.is_required and not self.field.is_list
+
+    @property
+    def is_id(self) -> bool:
+        return self.field.is_id
+
+    @property
+    def is_unique(self) -> bool:
+        return self.field.is_id or self.field.is_unique
+
+    @property
+    def is_created_at(self) -> bool:
+        return self.field.behaviour == "createdAt"
+
+    @property
+    def is_updated_at(self) -> bool:
+        return self.field.behaviour == "updatedAt"
+
+    @property
+    def is_read_only(self) -> bool:
+        return self.is_id or self.is_created_at or self.is_updated_at
+
+    @property
+    def column(self) -> str:
+        return self.field.column
+
+    @property
+    def list_table(self) -> str:
+        return scalar_list_table(self.model.model, self.field)
+
+    # How the relation is stored, seen from this field's model ------------------------------
+
+    @property
+    def is_inline_here(self) -> bool:
+        """The foreign key is a column of this field's own table."""
+        r = self.relation
+        if r is None or r.link != "INLINE":
+            return False
+        if r.model_a == r.model_b:  # self relation: the column belongs to the to-one field
+            return r.inline_column == self.column and not self.is_list
+        return r.inline_model == self.model.name
+
+    @property
+    def is_inline_there(self) -> bool:
+        """The foreign key is a column of the related table pointing back at this model."""
+        r = self.relation
+        return r is not None and r.link == "INLINE" and not self.is_inline_here
+
+    @property
+    def link_columns(self) -> tuple[str, str]:
+        """(column holding this model's id, column holding the related id) in the link table."""
+        r = self.relation
+        assert r is not None
+        if r.model_a == r.model_b:
+            return ("A", "B") if self.name == r.field_a else ("B", "A")
+        return ("A", "B") if self.model.name == r.model_a else ("B", "A")
+
+    @property
+    def inline_column(self) -> str:
+        r = self.relation
+        assert r is not None and r.inline_column is not None
+        return r.inline_column
+
+
+@dataclass(eq=False)
+class ApiModel:
+    model: Model
+    fields: list[ApiField] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return self.model.name
+
+    @property
+    def table(self) -> str:
+        return self.model.table
+
+    @cached_property
+    def id_field(self) -> ApiField:
+        return next(f for f in self.fields if f.is_id)
+
+    def field(self, name: str) -> ApiField | None:
+        return next((f for f in self.fields if f.name == name), None)
+
+    @cached_property
+    def by_name(self) -> dict[str, ApiField]:
+        return {f.name: f for f in self.fields}
+
+    @property
+    def scalar_fields(self) -> list[ApiField]:
+        return [f for f in self.fields if f.is_scalar]
+
+    @property
+    def relation_fields(self) -> list[ApiField]:
+        return [f for f in self.fields if f.is_relation]
+
+
+@dataclass(eq=False)
+class ApiSchema:
+    schema: Schema
+    models: dict[str, ApiModel]
+    enums: dict[str, tuple[str, ...]]
+
+    def model(self, name: str) -> ApiModel:
+        return self.models[name]
+
+
+def api_schema(schema: Schema) -> ApiSchema:
+    """Pair every relation field with its opposite field and its stored relation."""
+    models = {m.name: ApiModel(m) for m in schema.models}
+    for api_model in models.values():
+        api_model.fields = [ApiField(api_model, f) for f in api_model.model.fields]
+    relations = {r.name: r for r in schema.relations}
+    for api_model in models.values():
+        for f in api_model.fields:
+            if not f.is_relation:
+                continue
+            relation = relations.get(f.field.relation_name or "")
+            f.relation = relation
+            if relation is None:
+                continue
+            if relation.model_a == relation.model_b:
+                other = relation.field_b if f.name == relation.field_a else relation.field_a
+                other_model = api_model
+            else:
+                is_a = relation.model_a == api_model.name
+                other = relation.field_b if is_a else relation.field_a
+                other_model = models[relation.model_b if is_a else relation.model_a]
+            f.related = other_model.field(other) if other else None
+    return ApiSchema(schema, models, {e.name: e.values for e in schema.enums})
