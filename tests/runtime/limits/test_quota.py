@@ -1,0 +1,179 @@
+"""The storage cap, measured from a real PostgreSQL (a scratch database per session).
+
+Each test lays out a service schema the way the runtime does (`ws~svc$dev`, model tables with a
+cuid-sized id) and fills it with incompressible text, so sizes are what the bytes say.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from runtime.quota import StorageLimitReached, StorageQuota, shrinks_only
+from tests.runtime.conftest import Database
+
+KB = 1024
+
+
+@pytest.fixture
+def service(database: Database) -> Iterator[str]:
+    """A fresh service schema with a `Post` table, dropped after the test."""
+    schema = f"ws~svc{secrets.token_hex(4)}$dev"
+    with database.connect() as conn:
+        conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
+        conn.execute(
+            sql.SQL("CREATE TABLE {} (id varchar(25) PRIMARY KEY, title text NOT NULL)").format(
+                sql.Identifier(schema, "Post")
+            )
+        )
+    yield schema
+    with database.connect() as conn:
+        conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
+
+
+def add_posts(conn: psycopg.Connection, schema: str, count: int, text_bytes: int) -> None:
+    """Rows of random hex, which PostgreSQL cannot compress much."""
+    with conn.cursor() as cur:
+        cur.executemany(
+            sql.SQL("INSERT INTO {} (id, title) VALUES (%s, %s)").format(
+                sql.Identifier(schema, "Post")
+            ),
+            [
+                (f"c{secrets.token_hex(12)}", secrets.token_hex(text_bytes // 2))
+                for _ in range(count)
+            ],
+        )
+
+
+def test_writes_are_refused_over_the_cap_and_allowed_again_after_deletes(
+    database: Database, service: str
+) -> None:
+    quota = StorageQuota(256 * KB, max_age=60)
+    with database.connect() as conn:
+        assert not quota.check_write(conn, service).over
+
+        # ~600 kB of posts (sequential ids, so the oldest rows sit at the front of the table).
+        with conn.cursor() as cur:
+            cur.execute(
+                sql.SQL(
+                    "INSERT INTO {} (id, title) SELECT 'c' || lpad(g::text, 24, '0'), %s"
+                    " FROM generate_series(1, 600) g"
+                ).format(sql.Identifier(service, "Post")),
+                [secrets.token_hex(500)],
+            )
+        quota.record_write(service)
+        with pytest.raises(StorageLimitReached) as refused:
+            quota.check_write(conn, service)
+        assert refused.value.code == 1003
+        assert refused.value.message.startswith(
+            f"The service '{service}' has reached its storage limit of 256 kB (it stores "
+        )
+        assert "Queries and deletes still work." in refused.value.message
+
+        # Reads still work, on the very connection that was refused.
+        count = conn.execute(
+            sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(service, "Post"))
+        ).fetchone()
+        assert count == (600,)
+
+        # Until something is deleted, the refusal holds (and costs no query).
+        with pytest.raises(StorageLimitReached):
+            quota.check_write(conn, service)
+
+        # Deleting the oldest 80% frees no file space (PostgreSQL keeps the pages), but the
+        # service now holds well under its cap: writes go through again.
+        conn.execute(
+            sql.SQL("DELETE FROM {} WHERE id <= %s").format(sql.Identifier(service, "Post")),
+            ["c" + "480".rjust(24, "0")],
+        )
+        quota.record_delete(service)
+        usage = quota.check_write(conn, service)
+        assert not usage.over
+        assert usage.live, "the files alone are still over the cap"
+        assert usage.used_bytes < 256 * KB
+
+        # And filling it again is refused again.
+        add_posts(conn, service, 400, 1000)
+        quota.record_write(service)
+        with pytest.raises(StorageLimitReached):
+            quota.check_write(conn, service)
+
+
+def test_the_measure_counts_toast_and_indexes(database: Database, service: str) -> None:
+    quota = StorageQuota(100 * 1024 * KB)
+    with database.connect() as conn:
+        empty = quota.usage(conn, service, fresh=True).used_bytes
+        add_posts(conn, service, 5, 200 * KB)  # each title is stored out of line (TOAST)
+        with_toast = quota.usage(conn, service, fresh=True).used_bytes
+        assert with_toast - empty >= 5 * 200 * KB * 0.9
+
+        add_posts(conn, service, 2000, 100)
+        before_index = quota.usage(conn, service, fresh=True).used_bytes
+        conn.execute(
+            sql.SQL("CREATE INDEX {} ON {} (left(title, 200))").format(
+                sql.Identifier("Post_title_idx"), sql.Identifier(service, "Post")
+            )
+        )
+        after_index = quota.usage(conn, service, fresh=True).used_bytes
+        assert after_index - before_index >= 2000 * 100
+
+
+def test_a_write_reported_with_its_size_is_checked_before_it_could_pass_the_cap(
+    database: Database, service: str
+) -> None:
+    quota = StorageQuota(512 * KB, max_age=60)
+    with database.connect() as conn:
+        assert not quota.check_write(conn, service).over
+        add_posts(conn, service, 50, 1000)  # about 60 kB: the cached measure still holds
+        quota.record_write(service, body_bytes=50 * 1000)
+        cached = quota.check_write(conn, service)
+        assert cached.used_bytes < 60 * KB
+
+        add_posts(conn, service, 600, 1000)
+        quota.record_write(service, body_bytes=600 * 1000)  # could pass the cap: measure again
+        with pytest.raises(StorageLimitReached):
+            quota.check_write(conn, service)
+
+
+def test_writes_from_other_processes_are_seen_when_the_measure_expires(
+    database: Database, service: str
+) -> None:
+    quota = StorageQuota(256 * KB, max_age=0.2)
+    with database.connect() as conn, database.connect() as other_process:
+        assert not quota.check_write(conn, service).over
+        add_posts(other_process, service, 400, 1000)  # this quota is not told
+        time.sleep(0.25)
+        with pytest.raises(StorageLimitReached):
+            quota.check_write(conn, service)
+
+
+def test_a_refusal_inside_a_transaction_leaves_it_usable(database: Database, service: str) -> None:
+    quota = StorageQuota(64 * KB)
+    with psycopg.connect(database.conninfo()) as conn:  # not autocommit: one open transaction
+        add_posts(conn, service, 200, 1000)
+        with pytest.raises(StorageLimitReached) as refused:
+            quota.check_write(conn, service)
+        assert refused.value.usage.live  # over by its files, so the live rows were measured
+        assert conn.execute(
+            sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(service, "Post"))
+        ).fetchone() == (200,)
+        conn.rollback()
+
+
+def test_a_service_without_tables_stores_nothing(database: Database) -> None:
+    quota = StorageQuota(KB)
+    with database.connect() as conn:
+        usage = quota.check_write(conn, "ws~nothing$dev")
+    assert usage.used_bytes == 0
+
+
+def test_only_delete_mutations_pass_a_full_service() -> None:
+    assert shrinks_only(["deletePost", "deleteManyPosts"])
+    assert not shrinks_only(["deletePost", "createPost"])
+    assert not shrinks_only(["updatePost"])
+    assert not shrinks_only([])
