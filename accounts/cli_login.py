@@ -21,6 +21,8 @@ from accounts.models import AuditAction, CliLoginRequest, SessionKey, User, hash
 USER_CODE_ALPHABET = "BCDFGHJKLMNPQRSTVWXZ"  # no vowels: no words, no 0/O or 1/I confusion
 USER_CODE_LENGTH = 8
 SLOW_DOWN_STEP = 5
+# The Prisma 1 CLI prints no user code, so its approval page cannot ask to compare one.
+PRISMA_CLI_NAME = "Prisma 1 CLI"
 
 
 class LoginRequestError(Exception):

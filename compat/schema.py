@@ -74,7 +74,6 @@ type CloudTokenRequest {
 """
 
 NOT_AUTHORIZED = "Not authorized"
-PRISMA_CLI = "Prisma 1 CLI"
 
 
 @dataclass
@@ -123,7 +122,7 @@ def resolve_request_cloud_token(_: object, info: GraphQLResolveInfo) -> dict:
     request = info.context.request
     # The CLI sends no host name (its user agent is just "node"): the address must do.
     _login, secret = cli_login.start(
-        client_name=PRISMA_CLI, client_ip=audit.client_address(request)
+        client_name=cli_login.PRISMA_CLI_NAME, client_ip=audit.client_address(request)
     )
     return {"secret": secret, "token": None}
 

@@ -23,6 +23,7 @@ def _login_context(login: CliLoginRequest | None) -> dict:
     return {
         "login": login,
         "user_code": cli_login.format_user_code(login.user_code) if login else "",
+        "client_shows_code": bool(login) and login.client_name != cli_login.PRISMA_CLI_NAME,
     }
 
 

@@ -61,6 +61,7 @@ def test_the_full_flow_approve_then_the_key_once(owner):
 
     page = client_for(owner).post("/device", {"code": started["user_code"]})
     assert b"refract-cli" in page.content and b"build-box" in page.content
+    assert started["user_code"].encode() in page.content  # to compare with the terminal
     done = approve_by_code(client_for(owner), started["user_code"])
     assert b"CLI authorized" in done.content
 
@@ -153,6 +154,7 @@ def test_the_approval_page_never_approves_on_get(owner):
 
     assert page.status_code == 200
     assert b"Authorize" in page.content and b"Deny" in page.content
+    assert b'data-testid="user-code"' not in page.content  # the Prisma CLI shows no code
     assert CliLoginRequest.objects.get().status == "pending"
 
 
