@@ -14,6 +14,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from runtime.config import parse_config
 from runtime.quota import StorageLimitReached, StorageQuota, shrinks_only
 from tests.runtime.conftest import Database
 
@@ -177,3 +178,18 @@ def test_only_delete_mutations_pass_a_full_service() -> None:
     assert not shrinks_only(["deletePost", "createPost"])
     assert not shrinks_only(["updatePost"])
     assert not shrinks_only([])
+
+
+def test_a_sandbox_config_sets_the_cap_in_megabytes() -> None:
+    config = parse_config(
+        {"databases": {"default": {"connector": "postgres"}}, "sandbox": {"storageMb": 5}},
+        {},
+    )
+    sandbox = config.servers[0].sandbox
+    assert sandbox is not None
+    assert StorageQuota.from_sandbox(sandbox).cap_bytes == 5 * 1024 * 1024
+    default = parse_config(
+        {"databases": {"default": {"connector": "postgres"}}, "sandbox": True}, {}
+    )
+    assert default.servers[0].sandbox is not None
+    assert StorageQuota.from_sandbox(default.servers[0].sandbox).cap_bytes == 100 * 1024 * 1024

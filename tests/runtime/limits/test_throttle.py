@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 import pytest
 from redis.asyncio import Redis
 
+from runtime.config import parse_config
 from runtime.throttle import (
     THROTTLED_MESSAGE,
     Throttle,
@@ -228,3 +229,12 @@ def test_rates_are_validated() -> None:
         ThrottleRate(rate=0)
     with pytest.raises(ValueError):
         ThrottleRate(per_seconds=0)
+
+
+def test_a_sandbox_config_gives_prismas_numbers() -> None:
+    config = parse_config({"databases": {"default": {"connector": "postgres"}}, "sandbox": {}}, {})
+    sandbox = config.servers[0].sandbox
+    assert sandbox is not None
+    rate = ThrottleRate.from_sandbox(sandbox)
+    assert (rate.rate, rate.per_seconds, rate.burst_size, rate.max_waiting) == (10, 10.0, 10, 25)
+    assert rate.interval_ms == 1000
