@@ -9,7 +9,7 @@ made through this process mark the cache stale so the next check sees their grow
 Deleting rows does not shrink PostgreSQL's files: the space becomes reusable after a vacuum, but
 the files keep their size until a `VACUUM FULL`. So when the files are over the cap, the check
 measures what the service really holds before refusing: the bytes of its live rows (TOAST
-included, as `pg_column_size` of each row) plus its indexes. That scan only happens for a
+included, by `pg_column_size` of each stored value) plus its indexes. That scan only happens for a
 service at or over the cap, whose writes are refused anyway, and a delete that brings the live
 data back under the cap lets writes through at once. (Freed space is reused by the same
 table's later writes, so counting live rows is fair; it lets one table grow into space another
@@ -42,8 +42,8 @@ DEFAULT_CAP_BYTES = 100 * 1024 * 1024
 # headers, indexes, list tables); until the estimate could reach the cap, the cached measure
 # holds and sustained writes cost no extra query.
 WRITE_GROWTH_FACTOR = 4
-# Each row also costs a 4-byte line pointer that `pg_column_size` does not count.
-LINE_POINTER_BYTES = 4
+# Each row also costs its header (23 bytes, aligned to 24) and a 4-byte line pointer.
+ROW_OVERHEAD_BYTES = 28
 
 _FILES = """
 SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0)::bigint
@@ -52,7 +52,9 @@ WHERE n.nspname = %s AND c.relkind IN ('r', 'm')
 """
 
 _TABLES = """
-SELECT c.relname, pg_indexes_size(c.oid)
+SELECT c.relname, pg_indexes_size(c.oid), array(
+  SELECT a.attname::text FROM pg_attribute a
+  WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum)
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE n.nspname = %s AND c.relkind = 'r'
 """
@@ -197,10 +199,7 @@ def measure_usage(conn: Connection, schema: str, cap_bytes: int) -> StorageUsage
         if not tables:
             return StorageUsage(files, cap_bytes)
         scans = sql.SQL(" UNION ALL ").join(
-            sql.SQL(
-                "SELECT count(*) * {} + coalesce(sum(pg_column_size(t.*)), 0) FROM {} t"
-            ).format(sql.Literal(LINE_POINTER_BYTES), sql.Identifier(schema, name))
-            for name, _ in tables
+            _live_rows_bytes(schema, name, columns) for name, _, columns in tables
         )
         statement = sql.SQL("SELECT coalesce(sum(bytes), 0)::bigint FROM ({}) AS rows(bytes)")
         try:
@@ -211,8 +210,23 @@ def measure_usage(conn: Connection, schema: str, cap_bytes: int) -> StorageUsage
         except errors.UndefinedTable:
             return StorageUsage(files, cap_bytes)
         rows_bytes = int(row[0]) if row else 0
-        live = rows_bytes + sum(int(index_bytes) for _, index_bytes in tables)
+        live = rows_bytes + sum(int(index_bytes) for _, index_bytes, _ in tables)
         return StorageUsage(min(files, live), cap_bytes, live=True)
+
+
+def _live_rows_bytes(schema: str, table: str, columns: list[str]) -> sql.Composed:
+    """One table's live rows in bytes. Column by column, because `pg_column_size` of a stored
+    value gives its size on disk (compressed, or in TOAST) without reading it back, where the
+    size of a whole row would fetch and flatten every TOASTed value."""
+    values = sql.SQL(" + ").join(
+        sql.SQL("coalesce(pg_column_size({}), 0)").format(sql.Identifier(column))
+        for column in columns
+    )
+    return sql.SQL("SELECT count(*) * {} + coalesce(sum({}), 0) FROM {}").format(
+        sql.Literal(ROW_OVERHEAD_BYTES),
+        values if columns else sql.SQL("0"),
+        sql.Identifier(schema, table),
+    )
 
 
 def _size(value: int) -> str:

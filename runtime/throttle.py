@@ -15,7 +15,8 @@ counting as waiting when its slot comes, whether or not its process is still ali
 that dies mid-wait leaks nothing.
 
 Time comes from Redis (`TIME`), never from the processes' clocks, so every process agrees on
-when a slot is due.
+when a slot is due. Redis errors propagate: a sandbox without its Redis fails closed, answered
+like a database outage, rather than letting every service run unthrottled.
 """
 
 from __future__ import annotations

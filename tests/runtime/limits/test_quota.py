@@ -193,3 +193,23 @@ def test_a_sandbox_config_sets_the_cap_in_megabytes() -> None:
     )
     assert default.servers[0].sandbox is not None
     assert StorageQuota.from_sandbox(default.servers[0].sandbox).cap_bytes == 100 * 1024 * 1024
+
+
+def test_toasted_values_count_when_the_live_rows_are_measured(
+    database: Database, service: str
+) -> None:
+    quota = StorageQuota(512 * KB)
+    with database.connect() as conn:
+        add_posts(conn, service, 5, 200 * KB)
+        with pytest.raises(StorageLimitReached) as refused:
+            quota.check_write(conn, service)
+        assert refused.value.usage.live
+        assert refused.value.usage.used_bytes >= 5 * 200 * KB * 0.9
+
+        conn.execute(
+            sql.SQL("DELETE FROM {} WHERE id IN (SELECT id FROM {} LIMIT 4)").format(
+                sql.Identifier(service, "Post"), sql.Identifier(service, "Post")
+            )
+        )
+        quota.record_delete(service)
+        assert quota.check_write(conn, service).used_bytes < 300 * KB
