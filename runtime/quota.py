@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -115,13 +115,11 @@ class StorageQuota:
         cap_bytes: int = DEFAULT_CAP_BYTES,
         *,
         max_age: float = 2.0,
-        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if cap_bytes < 0 or max_age < 0:
             raise ValueError("a storage cap and its max_age must not be negative")
         self.cap_bytes = cap_bytes
         self.max_age = max_age
-        self._clock = clock
         self._lock = threading.Lock()
         self._measures: dict[str, _Measure] = {}
 
@@ -154,7 +152,7 @@ class StorageQuota:
                 return measure.usage
         usage = measure_usage(conn, schema, self.cap_bytes)
         with self._lock:
-            self._measures[schema] = _Measure(usage, self._clock())
+            self._measures[schema] = _Measure(usage, time.monotonic())
         return usage
 
     def record_write(self, schema: str, body_bytes: int | None = None) -> None:
@@ -180,7 +178,7 @@ class StorageQuota:
             self._measures.pop(schema, None)
 
     def _trusted(self, measure: _Measure) -> bool:
-        if self._clock() - measure.measured_at >= self.max_age:
+        if time.monotonic() - measure.measured_at >= self.max_age:
             return False
         if measure.usage.over:
             # A refusal holds until it expires or a delete drops it: refused writes change nothing.
