@@ -18,10 +18,12 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from graphql import GraphQLError, GraphQLSyntaxError, execute_sync, parse, validate
+from psycopg import Connection
 
-from runtime import store
+from runtime import ndf, private, store
 from runtime.auth import verify_service
 from runtime.config import RuntimeConfig
+from runtime.datamodel import Schema
 from runtime.errors import PrismaError
 from runtime.ids import cuid
 from runtime.management.context import ManagementContext
@@ -217,7 +219,9 @@ class RuntimeApp:
             if suffix == "_datamodel":
                 last = store.last_successful_migration(conn, tenant.management_schema, pid)
                 return 200, last.datamodel if last else ""
-        what = f"/{suffix}" if suffix else "the data API"
+            if suffix in ("import", "export", "private"):
+                return self._bulk(conn, tenant, pid, suffix, payload, request_id)
+        what = "the data API"
         return 200, {
             "data": None,
             "errors": [
@@ -228,6 +232,22 @@ class RuntimeApp:
                 }
             ],
         }
+
+    def _bulk(
+        self, conn: Connection, tenant: Tenant, pid: str, suffix: str, payload: Any, request_id: str
+    ) -> tuple[int, Any]:
+        """Import, export and the private endpoint: bulk paths, never throttled."""
+        last = store.last_successful_migration(conn, tenant.management_schema, pid)
+        schema = Schema.from_json(last.schema if last else None)
+        service_schema = tenant.service_schema(pid)
+        try:
+            if suffix == "export":
+                return 200, ndf.export_request(conn, service_schema, schema, payload)
+            if suffix == "import":
+                return 200, ndf.import_request(conn, service_schema, schema, payload)
+        except ndf.NdfError as exc:
+            return 400, {"errors": [{"message": str(exc), "requestId": request_id}]}
+        return 200, private.execute(conn, service_schema, payload)
 
 
 def service_route(path: str) -> tuple[str, str, str | None] | None:
