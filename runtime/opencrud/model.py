@@ -23,6 +23,7 @@ class ApiField:
     field: Field
     related: ApiField | None = None
     relation: Relation | None = None
+    target_model: ApiModel | None = None
 
     @property
     def name(self) -> str:
@@ -52,6 +53,12 @@ class ApiField:
         ):
             return self
         return None
+
+    @property
+    def target(self) -> ApiModel:
+        """The related model of a relation field."""
+        assert self.target_model is not None
+        return self.target_model
 
     @property
     def is_relation(self) -> bool:
@@ -189,6 +196,7 @@ def api_schema(schema: Schema) -> ApiSchema:
         for f in api_model.fields:
             if not f.is_relation:
                 continue
+            f.target_model = models[f.type_name]
             relation = relations.get(f.field.relation_name or "")
             f.relation = relation
             if relation is None:

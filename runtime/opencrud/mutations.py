@@ -1,0 +1,1 @@
+"""Mutations (filled in by the next step)."""
