@@ -19,6 +19,7 @@ from typing import Any
 
 from graphql import GraphQLError, GraphQLSyntaxError, execute_sync, parse, validate
 from psycopg import Connection
+from redis.asyncio import Redis
 
 from runtime import ndf, private, store
 from runtime.auth import verify_service
@@ -28,7 +29,10 @@ from runtime.errors import PrismaError
 from runtime.ids import cuid
 from runtime.management.context import ManagementContext
 from runtime.management.schema import build_management_schema
+from runtime.quota import StorageLimitReached, StorageQuota
 from runtime.tenants import Tenant
+from runtime.throttle import Throttle, Throttled, ThrottleRate
+from runtime.throttle import header as throttled_by
 
 log = logging.getLogger("runtime")
 
@@ -59,6 +63,11 @@ class RuntimeApp:
         self.config = config
         self.tenants: dict[str, Tenant] = {}
         self.management_schema = build_management_schema()
+        # Sandbox servers: a throttle shared by every runtime process through Redis, and a
+        # storage cap per service.
+        self.redis: Redis | None = None
+        self.throttles: dict[str, Throttle] = {}
+        self.quotas: dict[str, StorageQuota] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -75,6 +84,7 @@ class RuntimeApp:
                 try:
                     for server in self.config.servers:
                         self.tenants[server.name] = await asyncio.to_thread(Tenant.open, server)
+                    await self._open_sandboxes()
                 except Exception as exc:
                     log.exception("runtime failed to start")
                     await send({"type": "lifespan.startup.failed", "message": str(exc)})
@@ -83,8 +93,28 @@ class RuntimeApp:
             elif message["type"] == "lifespan.shutdown":
                 for tenant in self.tenants.values():
                     await asyncio.to_thread(tenant.close)
+                if self.redis is not None:
+                    await self.redis.aclose()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
+
+    async def _open_sandboxes(self) -> None:
+        sandboxes = [server for server in self.config.servers if server.sandbox is not None]
+        if not sandboxes:
+            return
+        if not self.config.redis_url:
+            raise ValueError("sandbox limits need `redisUrl`: the throttle lives in Redis")
+        self.redis = Redis.from_url(self.config.redis_url)
+        for server in sandboxes:
+            assert server.sandbox is not None
+            throttle = Throttle(
+                self.redis,
+                ThrottleRate.from_sandbox(server.sandbox),
+                prefix=f"refract:throttle:{server.name}:",
+            )
+            await throttle.load()  # an unreachable Redis fails the start, not a request
+            self.throttles[server.name] = throttle
+            self.quotas[server.name] = StorageQuota.from_sandbox(server.sandbox)
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         request_id = f"{os.environ.get('ENV', 'local')}:{cuid()}"
@@ -133,6 +163,19 @@ class RuntimeApp:
             )
             return
         authorization = headers.get("authorization")
+        extra_headers: list[tuple[bytes, bytes]] = []
+        throttle = self.throttles.get(server.name)
+        route = service_route(path) if path.rstrip("/") != "/management" else None
+        if throttle is not None and route is not None and route[2] in (None, "private"):
+            # The data API and /private are throttled; management, import and export are not.
+            try:
+                delay_ms = await throttle.acquire(store.project_id(route[0], route[1]))
+            except Throttled as exc:
+                await _respond_json(
+                    send, 200, exc.answer(request_id), request_id, [throttled_by(0)]
+                )
+                return
+            extra_headers.append(throttled_by(delay_ms))
         try:
             if path.rstrip("/") == "/management":
                 status, answer = await asyncio.to_thread(
@@ -150,7 +193,7 @@ class RuntimeApp:
             answer = {
                 "errors": [{"message": INTERNAL_ERROR.format(request_id), "requestId": request_id}]
             }
-        await _respond_json(send, status, answer, request_id)
+        await _respond_json(send, status, answer, request_id, extra_headers)
 
     # Management API -----------------------------------------------------------------------
 
@@ -236,18 +279,30 @@ class RuntimeApp:
     def _bulk(
         self, conn: Connection, tenant: Tenant, pid: str, suffix: str, payload: Any, request_id: str
     ) -> tuple[int, Any]:
-        """Import, export and the private endpoint: bulk paths, never throttled."""
+        """Import, export and the private endpoint: bulk paths, never throttled. Imports are
+        writes, so a sandbox service at its storage cap refuses them; exports still work."""
         last = store.last_successful_migration(conn, tenant.management_schema, pid)
         schema = Schema.from_json(last.schema if last else None)
         service_schema = tenant.service_schema(pid)
+        quota = self.quotas.get(tenant.config.name)
         try:
             if suffix == "export":
                 return 200, ndf.export_request(conn, service_schema, schema, payload)
             if suffix == "import":
-                return 200, ndf.import_request(conn, service_schema, schema, payload)
+                if quota is not None:
+                    quota.check_write(conn, pid, service_schema)
+                errors = ndf.import_request(conn, service_schema, schema, payload)
+                if quota is not None:
+                    quota.record_write(service_schema)
+                return 200, errors
         except ndf.NdfError as exc:
             return 400, {"errors": [{"message": str(exc), "requestId": request_id}]}
-        return 200, private.execute(conn, service_schema, payload)
+        except StorageLimitReached as exc:
+            return 200, _error(exc.code, exc.message, request_id)
+        answer = private.execute(conn, service_schema, payload)
+        if quota is not None:
+            quota.forget(service_schema)  # resetData may have emptied it
+        return 200, answer
 
 
 def service_route(path: str) -> tuple[str, str, str | None] | None:
@@ -304,7 +359,12 @@ async def _read_body(receive: Receive, limit: int) -> bytes:
 
 
 async def _respond(
-    send: Send, status: int, body: bytes, content_type: str, request_id: str
+    send: Send,
+    status: int,
+    body: bytes,
+    content_type: str,
+    request_id: str,
+    extra_headers: list[tuple[bytes, bytes]] | None = None,
 ) -> None:
     await send(
         {
@@ -315,12 +375,19 @@ async def _respond(
                 (b"content-length", str(len(body)).encode()),
                 (b"request-id", request_id.encode()),
                 *CORS_HEADERS,
+                *(extra_headers or []),
             ],
         }
     )
     await send({"type": "http.response.body", "body": body})
 
 
-async def _respond_json(send: Send, status: int, payload: Any, request_id: str) -> None:
+async def _respond_json(
+    send: Send,
+    status: int,
+    payload: Any,
+    request_id: str,
+    extra_headers: list[tuple[bytes, bytes]] | None = None,
+) -> None:
     body = json.dumps(payload, separators=(",", ":")).encode()
-    await _respond(send, status, body, "application/json", request_id)
+    await _respond(send, status, body, "application/json", request_id, extra_headers)

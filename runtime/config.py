@@ -161,8 +161,13 @@ def parse_config(data: dict[str, Any], env: dict[str, str] | os._Environ[str]) -
             rate=_int(sandbox_data, "rate", SandboxLimits.rate),
             per_seconds=float(sandbox_data.get("perSeconds", SandboxLimits.per_seconds)),
             max_waiting=_int(sandbox_data, "maxWaiting", SandboxLimits.max_waiting),
-            storage_bytes=_int(sandbox_data, "storageMb", 100) * 1024 * 1024,
+            storage_bytes=round(_number(sandbox_data, "storageMb", 100) * 1024 * 1024),
         )
+        if not data.get("redisUrl"):
+            raise ConfigError(
+                "Unable to load Prisma config: `sandbox` needs `redisUrl` (every runtime "
+                "process shares the services' throttles through Redis)"
+            )
     server = ServerConfig(
         name="default", database=database, auth=auth, limits=limits, sandbox=sandbox
     )
@@ -211,6 +216,19 @@ def _public_key(value: object) -> str | None:
     if "BEGIN PUBLIC KEY" not in text and "BEGIN RSA PUBLIC KEY" not in text:
         raise ConfigError("Unable to load Prisma config: managementPublicKey must be a PEM key")
     return text
+
+
+def _number(data: dict[str, Any], key: str, default: float) -> float:
+    value = data.get(key, default)
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = -1.0
+    if number <= 0:
+        raise ConfigError(
+            f"Unable to load Prisma config: `{key}` must be a positive number, got {value!r}"
+        )
+    return number
 
 
 def _int(data: dict[str, Any], key: str, default: int) -> int:

@@ -95,3 +95,16 @@ def test_tenants_are_chosen_by_host_name_with_a_catch_all() -> None:
     assert config.server_for_host("ACME.example.com") is private
     assert config.server_for_host("localhost:4466") is default
     assert RuntimeConfig(servers=(private,)).server_for_host("localhost") is None
+
+
+def test_sandbox_limits_need_a_redis_url() -> None:
+    with pytest.raises(ConfigError, match="`sandbox` needs `redisUrl`"):
+        load_config({"PRISMA_CONFIG": PRISMA_CONFIG + "sandbox: {rate: 5}\n"})
+
+
+def test_a_storage_cap_can_be_a_fraction_of_a_megabyte() -> None:
+    text = PRISMA_CONFIG + "redisUrl: redis://127.0.0.1:6379/0\nsandbox: {storageMb: 0.25}\n"
+
+    (server,) = load_config({"PRISMA_CONFIG": text}).servers
+
+    assert server.sandbox.storage_bytes == 256 * 1024

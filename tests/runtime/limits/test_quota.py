@@ -182,14 +182,23 @@ def test_only_delete_mutations_pass_a_full_service() -> None:
 
 def test_a_sandbox_config_sets_the_cap_in_megabytes() -> None:
     config = parse_config(
-        {"databases": {"default": {"connector": "postgres"}}, "sandbox": {"storageMb": 5}},
+        {
+            "databases": {"default": {"connector": "postgres"}},
+            "redisUrl": "redis://r",
+            "sandbox": {"storageMb": 5},
+        },
         {},
     )
     sandbox = config.servers[0].sandbox
     assert sandbox is not None
     assert StorageQuota.from_sandbox(sandbox).cap_bytes == 5 * 1024 * 1024
     default = parse_config(
-        {"databases": {"default": {"connector": "postgres"}}, "sandbox": True}, {}
+        {
+            "databases": {"default": {"connector": "postgres"}},
+            "redisUrl": "redis://r",
+            "sandbox": True,
+        },
+        {},
     )
     assert default.servers[0].sandbox is not None
     assert StorageQuota.from_sandbox(default.servers[0].sandbox).cap_bytes == 100 * 1024 * 1024

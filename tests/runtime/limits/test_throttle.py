@@ -232,7 +232,14 @@ def test_rates_are_validated() -> None:
 
 
 def test_a_sandbox_config_gives_prismas_numbers() -> None:
-    config = parse_config({"databases": {"default": {"connector": "postgres"}}, "sandbox": {}}, {})
+    config = parse_config(
+        {
+            "databases": {"default": {"connector": "postgres"}},
+            "redisUrl": "redis://r",
+            "sandbox": {},
+        },
+        {},
+    )
     sandbox = config.servers[0].sandbox
     assert sandbox is not None
     rate = ThrottleRate.from_sandbox(sandbox)
