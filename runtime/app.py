@@ -17,7 +17,16 @@ import os
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from graphql import GraphQLError, GraphQLSyntaxError, execute_sync, parse, validate
+from graphql import (
+    FieldNode,
+    GraphQLError,
+    GraphQLSyntaxError,
+    OperationType,
+    execute_sync,
+    get_operation_ast,
+    parse,
+    validate,
+)
 from psycopg import Connection
 from redis.asyncio import Redis
 
@@ -29,7 +38,8 @@ from runtime.errors import PrismaError
 from runtime.ids import cuid
 from runtime.management.context import ManagementContext
 from runtime.management.schema import build_management_schema
-from runtime.quota import StorageLimitReached, StorageQuota
+from runtime.opencrud.executor import execute, service_api
+from runtime.quota import StorageLimitReached, StorageQuota, shrinks_only
 from runtime.tenants import Tenant
 from runtime.throttle import Throttle, Throttled, ThrottleRate
 from runtime.throttle import header as throttled_by
@@ -264,17 +274,30 @@ class RuntimeApp:
                 return 200, last.datamodel if last else ""
             if suffix in ("import", "export", "private"):
                 return self._bulk(conn, tenant, pid, suffix, payload, request_id)
-        what = "the data API"
-        return 200, {
-            "data": None,
-            "errors": [
-                {
-                    "message": f"The service '{name}' (stage '{stage}') is deployed, but {what} "
-                    "is not implemented yet in this runtime.",
-                    "requestId": request_id,
-                }
-            ],
-        }
+            return self._data(conn, tenant, pid, payload, request_id)
+
+    def _data(
+        self, conn: Connection, tenant: Tenant, pid: str, payload: Any, request_id: str
+    ) -> tuple[int, Any]:
+        """The service's generated OpenCRUD API. On a sandbox, writes first pass the cap."""
+        last = store.last_successful_migration(conn, tenant.management_schema, pid)
+        if last is None:
+            return 200, _error(3016, f"Project not found: '{pid}'", request_id)
+        service_schema = tenant.service_schema(pid)
+        quota = self.quotas.get(tenant.config.name)
+        roots = mutation_fields(payload) if quota is not None else []
+        if quota is not None and roots and not shrinks_only(roots):
+            try:
+                quota.check_write(conn, pid, service_schema)
+            except StorageLimitReached as exc:
+                return 200, _error(exc.code, exc.message, request_id)
+        answer = execute(service_api(last.schema), service_schema, payload, conn, request_id)
+        if quota is not None and roots:
+            if shrinks_only(roots):
+                quota.record_delete(service_schema)
+            else:
+                quota.record_write(service_schema, len(json.dumps(payload)))
+        return answer.status, RawJson(answer.body)
 
     def _bulk(
         self, conn: Connection, tenant: Tenant, pid: str, suffix: str, payload: Any, request_id: str
@@ -303,6 +326,32 @@ class RuntimeApp:
         if quota is not None:
             quota.forget(service_schema)  # resetData may have emptied it
         return 200, answer
+
+
+class RawJson(bytes):
+    """A body the data API already serialised (PostgreSQL built the JSON)."""
+
+
+def mutation_fields(payload: Any) -> list[str]:
+    """The root fields of the mutations in a request (a batch included); [] for queries.
+
+    Only documents that mention `mutation` are parsed: queries, the common case, cost nothing.
+    """
+    roots: list[str] = []
+    for item in payload if isinstance(payload, list) else [payload]:
+        query = item.get("query") if isinstance(item, dict) else None
+        if not isinstance(query, str) or "mutation" not in query:
+            continue
+        try:
+            document = parse(query, max_tokens=MAX_QUERY_TOKENS)
+        except GraphQLError:
+            continue  # the executor reports it
+        operation = get_operation_ast(document, item.get("operationName"))
+        if operation is not None and operation.operation == OperationType.MUTATION:
+            roots += [
+                s.name.value for s in operation.selection_set.selections if isinstance(s, FieldNode)
+            ]
+    return roots
 
 
 def service_route(path: str) -> tuple[str, str, str | None] | None:
@@ -389,5 +438,8 @@ async def _respond_json(
     request_id: str,
     extra_headers: list[tuple[bytes, bytes]] | None = None,
 ) -> None:
-    body = json.dumps(payload, separators=(",", ":")).encode()
+    if isinstance(payload, RawJson):
+        body = bytes(payload)
+    else:
+        body = json.dumps(payload, separators=(",", ":")).encode()
     await _respond(send, status, body, "application/json", request_id, extra_headers)
