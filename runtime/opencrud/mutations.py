@@ -1,1 +1,292 @@
-"""Mutations (filled in by the next step)."""
+"""Mutations: the root fields of reference 5.2 and the nested operations of their inputs.
+
+The request runs in one transaction; each root field gets a savepoint, so a failing field
+(unique violation, missing node, broken required relation) undoes only its own writes, as each
+Prisma mutation is atomic. The node a mutation returns is read back with the query compiler, so
+its JSON is built by PostgreSQL exactly as for queries.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from graphql import FieldNode, FragmentDefinitionNode, GraphQLNonNull, OperationDefinitionNode
+from psycopg import Connection
+from psycopg import errors as pg_errors
+
+from runtime.errors import PrismaError
+from runtime.migrations.sql import ident
+from runtime.opencrud import errors
+from runtime.opencrud.model import ApiField, ApiModel
+from runtime.opencrud.naming import plural
+from runtime.opencrud.reads import ReadCompiler
+from runtime.opencrud.roots import where_unique_field
+from runtime.opencrud.statement import Statement, column
+from runtime.opencrud.values import plain
+from runtime.opencrud.writes import Writer
+
+ROOT_KINDS = ("create", "updateMany", "update", "upsert", "deleteMany", "delete")
+
+
+def as_list(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    return value if isinstance(value, list) else [value]
+
+
+class Mutation:
+    """Nested inputs of one request, applied through a `Writer`."""
+
+    def __init__(self, writer: Writer) -> None:
+        self.w = writer
+
+    # Whole nodes --------------------------------------------------------------------------
+
+    def create(self, model: ApiModel, data: dict[str, Any]) -> Any:
+        node_id = self.w.insert_node(model, data)
+        for f in model.relation_fields:
+            if data.get(f.name) is not None:
+                self.nested_create(f, node_id, data[f.name])
+        return node_id
+
+    def update(self, model: ApiModel, node_id: Any, data: dict[str, Any]) -> None:
+        self.w.update_scalars(model, [node_id], data)
+        for f in model.relation_fields:
+            if data.get(f.name) is not None:
+                if f.is_list:
+                    self.nested_update_many(f, node_id, data[f.name])
+                else:
+                    self.nested_update_one(f, node_id, data[f.name])
+
+    # Nested inputs ------------------------------------------------------------------------
+
+    def nested_create(self, f: ApiField, parent_id: Any, value: dict[str, Any]) -> None:
+        for item in as_list(value.get("create")):
+            self.w.link(f, parent_id, self.create(f.target, item))
+        for where in as_list(value.get("connect")):
+            self.w.link(f, parent_id, self.w.require_unique(f.target, where))
+
+    def connected(
+        self, f: ApiField, parent_id: Any, where: dict[str, Any], parent: ApiModel
+    ) -> Any:
+        """The child `where` names, which must exist (3039) and be connected (3041)."""
+        child = self.w.require_unique(f.target, where)
+        if child not in self.w.related_ids(f, parent_id):
+            assert f.relation is not None
+            field, value = where_unique_field(f.target, where)
+            raise errors.nodes_not_connected(
+                f.relation.name, parent.name, ("id", parent_id), f.target.name, (field.name, value)
+            )
+        return child
+
+    def current(self, f: ApiField, parent_id: Any) -> Any:
+        """The one child of a to-one relation (3041 when there is none)."""
+        children = self.w.related_ids(f, parent_id)
+        if not children:
+            assert f.relation is not None
+            raise errors.nodes_not_connected(
+                f.relation.name, f.model.name, ("id", parent_id), f.target.name, None
+            )
+        return children[0]
+
+    def nested_update_many(self, f: ApiField, parent_id: Any, value: dict[str, Any]) -> None:
+        target = f.target
+        for item in as_list(value.get("create")):
+            self.w.link(f, parent_id, self.create(target, item))
+        for item in as_list(value.get("update")):
+            child = self.connected(f, parent_id, item["where"], f.model)
+            self.update(target, child, item.get("data") or {})
+        for item in as_list(value.get("upsert")):
+            child = self.w.find_unique(target, item["where"])
+            if child is not None and child in self.w.related_ids(f, parent_id):
+                self.update(target, child, item.get("update") or {})
+            else:
+                self.w.link(f, parent_id, self.create(target, item.get("create") or {}))
+        for where in as_list(value.get("delete")):
+            self.w.delete_node(target, self.connected(f, parent_id, where, f.model))
+        for where in as_list(value.get("connect")):
+            self.w.link(f, parent_id, self.w.require_unique(target, where))
+        if "set" in value and value["set"] is not None:
+            wanted = [self.w.require_unique(target, where) for where in as_list(value["set"])]
+            for child in self.w.related_ids(f, parent_id):
+                if child not in wanted:
+                    self.w.unlink(f, parent_id, child)
+            for child in wanted:
+                self.w.link(f, parent_id, child)
+        for where in as_list(value.get("disconnect")):
+            self.w.unlink(f, parent_id, self.connected(f, parent_id, where, f.model))
+        for where in as_list(value.get("deleteMany")):
+            for child in self.w.ids_where(target, where, self.w.related_ids(f, parent_id)):
+                self.w.delete_node(target, child)
+        for item in as_list(value.get("updateMany")):
+            children = self.w.ids_where(target, item.get("where"), self.w.related_ids(f, parent_id))
+            self.w.update_scalars(target, children, item.get("data") or {})
+
+    def nested_update_one(self, f: ApiField, parent_id: Any, value: dict[str, Any]) -> None:
+        target = f.target
+        if value.get("create") is not None:
+            self.w.link(f, parent_id, self.create(target, value["create"]))
+        if value.get("connect") is not None:
+            self.w.link(f, parent_id, self.w.require_unique(target, value["connect"]))
+        if value.get("update") is not None:
+            self.update(target, self.current(f, parent_id), value["update"])
+        if value.get("upsert") is not None:
+            children = self.w.related_ids(f, parent_id)
+            if children:
+                self.update(target, children[0], value["upsert"].get("update") or {})
+            else:
+                child = self.create(target, value["upsert"].get("create") or {})
+                self.w.link(f, parent_id, child)
+        if value.get("delete"):
+            self.w.delete_node(target, self.current(f, parent_id))
+        if value.get("disconnect"):
+            self.w.unlink(f, parent_id, self.current(f, parent_id))
+
+
+def root_mutations(service_api: Any) -> dict[str, tuple[str, ApiModel]]:
+    names: dict[str, tuple[str, ApiModel]] = {}
+    for model in service_api.api.models.values():
+        for kind in ("create", "update", "upsert", "delete"):
+            names[f"{kind}{model.name}"] = (kind, model)
+        for kind in ("updateMany", "deleteMany"):
+            names[f"{kind}{plural(model.name)}"] = (kind, model)
+    return names
+
+
+def run_mutation(
+    service: Any,
+    schema_name: str,
+    operation: OperationDefinitionNode,
+    fragments: dict[str, FragmentDefinitionNode],
+    variables: dict[str, Any],
+    conn: Connection,
+    request_id: str,
+) -> bytes:
+    """Run the root fields of a mutation in order, each atomic, in one transaction."""
+    from runtime.opencrud.executor import field_error
+
+    st = Statement(schema_name)
+    compiler = ReadCompiler(service.api, service.graphql_schema, fragments, variables, st)
+    roots = compiler.collect([operation.selection_set], "Mutation")
+    mutation_type = service.graphql_schema.mutation_type
+    parts: list[bytes] = []
+    problems: list[dict[str, Any]] = []
+    null_data = False
+    writer = Writer(conn, schema_name, service.api)
+    with conn.transaction():
+        for key, nodes in roots.items():
+            name = nodes[0].name.value
+            encoded = json.dumps(key).encode()
+            if name == "__typename":
+                parts.append(encoded + b':"Mutation"')
+                continue
+            definition = mutation_type.fields[name]
+            try:
+                with conn.transaction():
+                    value = _root_field(
+                        service, schema_name, compiler, writer, name, nodes, definition
+                    )
+                    writer.check_required_relations()
+                parts.append(encoded + b":" + value)
+            except PrismaError as exc:
+                writer.touched.clear()
+                problems.append(field_error(exc, key, nodes, request_id))
+                parts.append(encoded + b":null")
+                null_data = null_data or isinstance(definition.type, GraphQLNonNull)
+    data = b"null" if null_data else b"{" + b",".join(parts) + b"}"
+    if problems:
+        return b'{"data":' + data + b',"errors":' + json.dumps(problems).encode() + b"}"
+    return b'{"data":' + data + b"}"
+
+
+def _root_field(
+    service: Any,
+    schema_name: str,
+    compiler: ReadCompiler,
+    writer: Writer,
+    name: str,
+    nodes: list[FieldNode],
+    definition: Any,
+) -> bytes:
+    kind, model = root_mutations(service)[name]
+    args = plain(compiler.arguments(nodes[0], definition))
+    mutation = Mutation(writer)
+    try:
+        if kind == "create":
+            node_id = mutation.create(model, args.get("data") or {})
+        elif kind == "update":
+            node_id = writer.require_unique(model, args["where"])
+            mutation.update(model, node_id, args["data"])
+        elif kind == "upsert":
+            node_id = writer.find_unique(model, args["where"])
+            if node_id is None:
+                node_id = mutation.create(model, args["create"])
+            else:
+                mutation.update(model, node_id, args["update"])
+        elif kind == "delete":
+            node_id = writer.require_unique(model, args["where"])
+            body = _read_node(compiler, schema_name, model, node_id, nodes, writer)
+            writer.delete_node(model, node_id)
+            return body
+        else:
+            ids = writer.ids_where(model, args.get("where"))
+            if kind == "updateMany":
+                writer.update_scalars(model, ids, args.get("data") or {})
+            else:
+                for node_id in ids:
+                    writer.delete_node(model, node_id)
+            return _batch_payload(compiler, nodes, len(ids))
+    except pg_errors.UniqueViolation as exc:
+        raise _unique_violation(service, exc) from exc
+    except pg_errors.StringDataRightTruncation as exc:
+        raise PrismaError(
+            3007, f"Value for field {exc.diag.column_name or 'id'} is too long."
+        ) from exc
+    return _read_node(compiler, schema_name, model, node_id, nodes, writer)
+
+
+def _read_node(
+    compiler: ReadCompiler,
+    schema_name: str,
+    model: ApiModel,
+    node_id: Any,
+    nodes: list[FieldNode],
+    writer: Writer,
+) -> bytes:
+    st = Statement(schema_name)
+    reader = ReadCompiler(
+        compiler.api, compiler.graphql_schema, compiler.fragments, compiler.variables, st
+    )
+    a = st.alias()
+    body = reader.node_json(model, a, reader.sub_fields(nodes, model.name))
+    p = st.param(node_id)
+    query = (
+        f"SELECT (SELECT {body} FROM {st.table(model)} {a} "  # noqa: S608
+        f"WHERE {column(a, model.id_field)} = {p})::text"
+    )
+    row = writer.run(query, st.bind(compiler.variables)).fetchone()
+    return row[0].encode() if row and row[0] is not None else b"null"
+
+
+def _batch_payload(compiler: ReadCompiler, nodes: list[FieldNode], count: int) -> bytes:
+    payload = {}
+    for key, sub in compiler.sub_fields(nodes, "BatchPayload").items():
+        payload[key] = "BatchPayload" if sub[0].name.value == "__typename" else count
+    return json.dumps(payload).encode()
+
+
+def _unique_violation(service: Any, exc: pg_errors.UniqueViolation) -> PrismaError:
+    """3010 naming the model and field whose unique index refused the row."""
+    table = exc.diag.table_name or ""
+    constraint = exc.diag.constraint_name or ""
+    for model in service.api.models.values():
+        if model.table != table:
+            continue
+        for f in model.scalar_fields:
+            if constraint.startswith(f"{model.table}.{f.column}.") or (
+                f.is_id and constraint == f"{model.table}_pkey"
+            ):
+                return errors.unique_violation(model.name, f.name)
+        return errors.unique_violation(model.name, model.id_field.name)
+    return errors.unique_violation(table, ident(constraint))

@@ -1,0 +1,355 @@
+"""Row-level writes of mutations: nodes, scalar lists, links, cascades, required relations.
+
+Relations are written where reference 7 stores them (a column on either table, or the link
+table). Whenever a node loses a link it is remembered; at the end of each root mutation every
+such node that still exists must still have its required to-one relations, else the mutation
+fails with 3042 and its savepoint is rolled back. Checking after the writes, instead of
+predicting every path in advance, keeps nested operations simple and exact.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from psycopg import Connection
+
+from runtime.ids import cuid
+from runtime.migrations.sql import ident
+from runtime.opencrud import errors
+from runtime.opencrud.filters import where_condition
+from runtime.opencrud.model import ApiField, ApiModel, ApiSchema
+from runtime.opencrud.roots import where_unique_field
+from runtime.opencrud.statement import Statement
+from runtime.opencrud.values import converter, to_datetime, to_json_text
+
+MAX_ID_LENGTH = 25
+
+
+def write_value(f: ApiField, value: Any) -> Any:
+    """A scalar input as the column stores it (3020, 3007 and 3037 on bad values)."""
+    if value is None:
+        if f.is_required:
+            raise errors.required_field_null(f.name)
+        return None
+    if f.is_list:
+        return [write_value_item(f, v) for v in value]
+    return write_value_item(f, value)
+
+
+def write_value_item(f: ApiField, value: Any) -> Any:
+    if f.type_name == "ID" and len(str(value)) > MAX_ID_LENGTH:
+        raise errors.value_too_long(f.name)
+    return converter(f.type_name, f.name)(value)
+
+
+def default_value(f: ApiField) -> Any:
+    text = f.field.default
+    if text is None:
+        return None
+    if f.type_name == "Boolean":
+        return text == "true"
+    if f.type_name == "Int":
+        return int(text)
+    if f.type_name == "Float":
+        return float(text)
+    if f.type_name == "DateTime":
+        return to_datetime(text, f.name)
+    if f.type_name == "Json":
+        return to_json_text(text, f.name)
+    return text
+
+
+class Writer:
+    """The writes of one request, on one connection, inside its transaction."""
+
+    def __init__(self, conn: Connection, schema_name: str, api: ApiSchema) -> None:
+        self.conn = conn
+        self.schema_name = schema_name
+        self.api = api
+        self.touched: set[tuple[str, Any]] = set()
+        now = datetime.now(UTC)
+        self.now = now.replace(microsecond=now.microsecond // 1000 * 1000, tzinfo=None)
+
+    def table(self, model: ApiModel) -> str:
+        return f"{ident(self.schema_name)}.{ident(model.table)}"
+
+    def run(self, query: str, params: list[Any] | tuple[Any, ...] = ()) -> Any:
+        return self.conn.execute(query, params)  # type: ignore[arg-type]
+
+    def column_of(self, model: ApiModel, f: ApiField) -> str:
+        return ident(f.column)
+
+    # Lookups ------------------------------------------------------------------------------
+
+    def find_unique(self, model: ApiModel, where: dict[str, Any] | None) -> Any:
+        f, value = where_unique_field(model, where)
+        value = write_value_item(f, value) if f.type_name != "ID" else str(value)
+        row = self.run(
+            f"SELECT {ident(model.id_field.column)} FROM {self.table(model)} "  # noqa: S608
+            f"WHERE {ident(f.column)} = %s",
+            [value],
+        ).fetchone()
+        return row[0] if row else None
+
+    def require_unique(self, model: ApiModel, where: dict[str, Any] | None) -> Any:
+        node_id = self.find_unique(model, where)
+        if node_id is None:
+            f, value = where_unique_field(model, where)
+            raise errors.node_not_found(model.name, f.name, value)
+        return node_id
+
+    def ids_where(
+        self, model: ApiModel, where: dict[str, Any] | None, among: list[Any] | None = None
+    ) -> list[Any]:
+        st = Statement(self.schema_name)
+        condition = where_condition(st, model, "t", where)
+        id_col = f"t.{ident(model.id_field.column)}"
+        params = st.bind({})
+        if among is not None:
+            if not among:
+                return []
+            condition += f" AND {id_col} = ANY(%s)"
+            params.append(list(among))
+        rows = self.run(
+            f"SELECT {id_col} FROM {st.table(model)} t WHERE {condition} ORDER BY {id_col}",  # noqa: S608
+            params,
+        ).fetchall()
+        return [r[0] for r in rows]
+
+    def exists(self, model: ApiModel, node_id: Any) -> bool:
+        row = self.run(
+            f"SELECT 1 FROM {self.table(model)} WHERE {ident(model.id_field.column)} = %s",  # noqa: S608
+            [node_id],
+        ).fetchone()
+        return row is not None
+
+    def related_ids(self, f: ApiField, parent_id: Any) -> list[Any]:
+        target = f.target
+        if f.is_inline_here:
+            rows = self.run(
+                f"SELECT {ident(f.inline_column)} FROM {self.table(f.model)} "  # noqa: S608
+                f"WHERE {ident(f.model.id_field.column)} = %s "
+                f"AND {ident(f.inline_column)} IS NOT NULL",
+                [parent_id],
+            ).fetchall()
+        elif f.is_inline_there:
+            rows = self.run(
+                f"SELECT {ident(target.id_field.column)} FROM {self.table(target)} "  # noqa: S608
+                f"WHERE {ident(f.inline_column)} = %s",
+                [parent_id],
+            ).fetchall()
+        else:
+            mine, theirs = f.link_columns
+            rows = self.run(
+                f"SELECT {ident(theirs)} FROM {self.link_table(f)} WHERE {ident(mine)} = %s",  # noqa: S608
+                [parent_id],
+            ).fetchall()
+        return [r[0] for r in rows]
+
+    def link_table(self, f: ApiField) -> str:
+        assert f.relation is not None
+        return f"{ident(self.schema_name)}.{ident(f.relation.table)}"
+
+    # Nodes --------------------------------------------------------------------------------
+
+    def insert_node(self, model: ApiModel, data: dict[str, Any]) -> Any:
+        """Insert a node's row and scalar lists; relations are linked by the caller."""
+        values: dict[str, Any] = {}
+        lists: dict[ApiField, list[Any]] = {}
+        for f in model.scalar_fields:
+            if f.is_created_at or f.is_updated_at:
+                values[f.column] = self.now
+            elif f.is_list:
+                if data.get(f.name) is not None:
+                    lists[f] = write_value(f, (data[f.name] or {}).get("set") or [])
+            elif f.name in data:
+                values[f.column] = write_value(f, data[f.name])
+            elif f.is_id:
+                if f.type_name == "ID":
+                    values[f.column] = cuid()
+                elif f.type_name == "UUID":
+                    values[f.column] = str(uuid.uuid4())
+            elif f.field.default is not None:
+                values[f.column] = default_value(f)
+        columns = ", ".join(ident(c) for c in values)
+        placeholders = ", ".join("%s" for _ in values)
+        id_col = ident(model.id_field.column)
+        if values:
+            query = (
+                f"INSERT INTO {self.table(model)} ({columns}) "  # noqa: S608
+                f"VALUES ({placeholders}) RETURNING {id_col}"
+            )
+        else:
+            query = f"INSERT INTO {self.table(model)} DEFAULT VALUES RETURNING {id_col}"  # noqa: S608
+        node_id = self.run(query, list(values.values())).fetchone()[0]
+        for f, items in lists.items():
+            self.set_list(f, node_id, items)
+        self.touched.add((model.name, node_id))
+        return node_id
+
+    def update_scalars(self, model: ApiModel, ids: list[Any], data: dict[str, Any]) -> None:
+        """Scalar fields and scalar lists of `data` on every node of `ids`, plus `@updatedAt`."""
+        if not ids:
+            return
+        assignments: list[tuple[str, Any]] = []
+        lists: dict[ApiField, list[Any]] = {}
+        for f in model.scalar_fields:
+            if f.is_updated_at:
+                assignments.append((f.column, self.now))
+            elif f.name not in data or f.is_read_only:
+                continue
+            elif f.is_list:
+                lists[f] = write_value(f, (data[f.name] or {}).get("set") or [])
+            else:
+                assignments.append((f.column, write_value(f, data[f.name])))
+        if assignments:
+            sets = ", ".join(f"{ident(c)} = %s" for c, _ in assignments)
+            self.run(
+                f"UPDATE {self.table(model)} SET {sets} "  # noqa: S608
+                f"WHERE {ident(model.id_field.column)} = ANY(%s)",
+                [*(v for _, v in assignments), list(ids)],
+            )
+        for f, items in lists.items():
+            for node_id in ids:
+                self.set_list(f, node_id, items)
+
+    def set_list(self, f: ApiField, node_id: Any, items: list[Any]) -> None:
+        """Scalar lists are replaced wholesale, positions 1000, 2000, ... (reference 7)."""
+        table = f"{ident(self.schema_name)}.{ident(f.list_table)}"
+        self.run(f'DELETE FROM {table} WHERE "nodeId" = %s', [node_id])  # noqa: S608
+        if items:
+            with self.conn.cursor() as cursor:
+                cursor.executemany(
+                    f'INSERT INTO {table} ("nodeId", "position", "value") VALUES (%s, %s, %s)',  # noqa: S608
+                    [(node_id, (i + 1) * 1000, v) for i, v in enumerate(items)],
+                )
+
+    def delete_node(
+        self, model: ApiModel, node_id: Any, seen: set[tuple[str, Any]] | None = None
+    ) -> None:
+        """Delete a node, first the nodes its `onDelete: CASCADE` relations hold."""
+        seen = set() if seen is None else seen
+        if (model.name, node_id) in seen:
+            return
+        seen.add((model.name, node_id))
+        for f in model.relation_fields:
+            children = self.related_ids(f, node_id)
+            for child in children:
+                if f.field.on_delete == "CASCADE":
+                    self.delete_node(f.target, child, seen)
+                else:
+                    self.touched.add((f.target.name, child))
+        self.run(
+            f"DELETE FROM {self.table(model)} WHERE {ident(model.id_field.column)} = %s",  # noqa: S608
+            [node_id],
+        )
+
+    # Links --------------------------------------------------------------------------------
+
+    def link(self, f: ApiField, parent_id: Any, child_id: Any) -> None:
+        """Connect `child_id` to `parent_id` through `f`, replacing links a to-one side had."""
+        target = f.target
+        back_is_one = f.related is not None and not f.related.is_list
+        if f.is_inline_here:
+            holder, fk, pid = (
+                self.table(f.model),
+                ident(f.inline_column),
+                ident(f.model.id_field.column),
+            )
+            if back_is_one:
+                for row in self.run(
+                    f"UPDATE {holder} SET {fk} = NULL "  # noqa: S608
+                    f"WHERE {fk} = %s AND {pid} <> %s RETURNING {pid}",
+                    [child_id, parent_id],
+                ).fetchall():
+                    self.touched.add((f.model.name, row[0]))
+            for old in self.related_ids(f, parent_id):
+                if old != child_id:
+                    self.touched.add((target.name, old))
+            self.run(f"UPDATE {holder} SET {fk} = %s WHERE {pid} = %s", [child_id, parent_id])  # noqa: S608
+        elif f.is_inline_there:
+            holder, fk, cid = (
+                self.table(target),
+                ident(f.inline_column),
+                ident(target.id_field.column),
+            )
+            if not f.is_list:
+                for row in self.run(
+                    f"UPDATE {holder} SET {fk} = NULL "  # noqa: S608
+                    f"WHERE {fk} = %s AND {cid} <> %s RETURNING {cid}",
+                    [parent_id, child_id],
+                ).fetchall():
+                    self.touched.add((target.name, row[0]))
+            row = self.run(f"SELECT {fk} FROM {holder} WHERE {cid} = %s", [child_id]).fetchone()  # noqa: S608
+            if row and row[0] is not None and row[0] != parent_id:
+                self.touched.add((f.model.name, row[0]))
+            self.run(f"UPDATE {holder} SET {fk} = %s WHERE {cid} = %s", [parent_id, child_id])  # noqa: S608
+        else:
+            link = self.link_table(f)
+            mine, theirs = (ident(c) for c in f.link_columns)
+            if not f.is_list:
+                for row in self.run(
+                    f"DELETE FROM {link} WHERE {mine} = %s AND {theirs} <> %s RETURNING {theirs}",  # noqa: S608
+                    [parent_id, child_id],
+                ).fetchall():
+                    self.touched.add((target.name, row[0]))
+            if back_is_one:
+                for row in self.run(
+                    f"DELETE FROM {link} WHERE {theirs} = %s AND {mine} <> %s RETURNING {mine}",  # noqa: S608
+                    [child_id, parent_id],
+                ).fetchall():
+                    self.touched.add((f.model.name, row[0]))
+            self.run(
+                f"INSERT INTO {link} ({mine}, {theirs}) VALUES (%s, %s) ON CONFLICT DO NOTHING",  # noqa: S608
+                [parent_id, child_id],
+            )
+
+    def unlink(self, f: ApiField, parent_id: Any, child_id: Any) -> bool:
+        """Disconnect one pair; False when they were not connected."""
+        target = f.target
+        if f.is_inline_here:
+            holder, fk, pid = (
+                self.table(f.model),
+                ident(f.inline_column),
+                ident(f.model.id_field.column),
+            )
+            query = f"UPDATE {holder} SET {fk} = NULL WHERE {pid} = %s AND {fk} = %s"  # noqa: S608
+            params = [parent_id, child_id]
+        elif f.is_inline_there:
+            holder, fk, cid = (
+                self.table(target),
+                ident(f.inline_column),
+                ident(target.id_field.column),
+            )
+            query = f"UPDATE {holder} SET {fk} = NULL WHERE {cid} = %s AND {fk} = %s"  # noqa: S608
+            params = [child_id, parent_id]
+        else:
+            mine, theirs = (ident(c) for c in f.link_columns)
+            query = f"DELETE FROM {self.link_table(f)} WHERE {mine} = %s AND {theirs} = %s"  # noqa: S608
+            params = [parent_id, child_id]
+        done = self.run(query, params).rowcount > 0
+        if done:
+            self.touched.add((f.model.name, parent_id))
+            self.touched.add((target.name, child_id))
+        return done
+
+    # Required relations -------------------------------------------------------------------
+
+    def check_required_relations(self) -> None:
+        touched, self.touched = self.touched, set()
+        for model_name, node_id in sorted(
+            touched, key=lambda t: (t[0], json.dumps(t[1], default=str))
+        ):
+            model = self.api.model(model_name)
+            required = [f for f in model.relation_fields if f.is_required]
+            if not required or not self.exists(model, node_id):
+                continue
+            for f in required:
+                if not self.related_ids(f, node_id):
+                    assert f.relation is not None
+                    raise errors.required_relation_violated(
+                        f.relation.name, f.relation.model_a, f.relation.model_b
+                    )
