@@ -22,6 +22,7 @@ from runtime.opencrud.model import ApiField, ApiModel
 from runtime.opencrud.naming import plural
 from runtime.opencrud.reads import ReadCompiler
 from runtime.opencrud.roots import where_unique_field
+from runtime.opencrud.service import ServiceApi
 from runtime.opencrud.statement import Statement, column
 from runtime.opencrud.values import plain
 from runtime.opencrud.writes import Writer
@@ -155,7 +156,7 @@ def root_mutations(service_api: Any) -> dict[str, tuple[str, ApiModel]]:
 
 
 def run_mutation(
-    service: Any,
+    service: ServiceApi,
     schema_name: str,
     operation: OperationDefinitionNode,
     fragments: dict[str, FragmentDefinitionNode],
@@ -164,8 +165,6 @@ def run_mutation(
     request_id: str,
 ) -> bytes:
     """Run the root fields of a mutation in order, each atomic, in one transaction."""
-    from runtime.opencrud.executor import field_error
-
     st = Statement(schema_name)
     compiler = ReadCompiler(service.api, service.graphql_schema, fragments, variables, st)
     roots = compiler.collect([operation.selection_set], "Mutation")
@@ -191,7 +190,7 @@ def run_mutation(
                 parts.append(encoded + b":" + value)
             except PrismaError as exc:
                 writer.touched.clear()
-                problems.append(field_error(exc, key, nodes, request_id))
+                problems.append(errors.error_entry(exc, key, nodes, request_id))
                 parts.append(encoded + b":null")
                 null_data = null_data or isinstance(definition.type, GraphQLNonNull)
     data = b"null" if null_data else b"{" + b",".join(parts) + b"}"
