@@ -22,7 +22,7 @@ from runtime.opencrud import errors
 from runtime.opencrud.filters import where_condition
 from runtime.opencrud.model import ApiField, ApiModel, ApiSchema
 from runtime.opencrud.roots import where_unique_field
-from runtime.opencrud.statement import Statement
+from runtime.opencrud.statement import Statement, array_type
 from runtime.opencrud.values import converter, to_datetime, to_json_text
 
 MAX_ID_LENGTH = 25
@@ -111,7 +111,7 @@ class Writer:
         if among is not None:
             if not among:
                 return []
-            condition += f" AND {id_col} = ANY(%s)"
+            condition += f" AND {id_col} = ANY(%s::{array_type(model.id_field)})"
             params.append(list(among))
         rows = self.run(
             f"SELECT {id_col} FROM {st.table(model)} t WHERE {condition} ORDER BY {id_col}",  # noqa: S608
@@ -209,7 +209,7 @@ class Writer:
             sets = ", ".join(f"{ident(c)} = %s" for c, _ in assignments)
             self.run(
                 f"UPDATE {self.table(model)} SET {sets} "  # noqa: S608
-                f"WHERE {ident(model.id_field.column)} = ANY(%s)",
+                f"WHERE {ident(model.id_field.column)} = ANY(%s::{array_type(model.id_field)})",
                 [*(v for _, v in assignments), list(ids)],
             )
         for f, items in lists.items():

@@ -77,6 +77,15 @@ class Service:
         )
         self.conn.execute(query, list(values.values()))
 
+    def table_rows(self, table: str, *columns: str) -> list[tuple[Any, ...]]:
+        """Rows of a service table, read directly (to check the stored layout)."""
+        query = sql.SQL("SELECT {} FROM {}.{}").format(
+            sql.SQL(", ").join(sql.Identifier(c) for c in columns),
+            sql.Identifier(self.schema_name),
+            sql.Identifier(table),
+        )
+        return self.sql(query.as_string(self.conn))
+
     def statements(self) -> int:
         return self.conn.statements  # type: ignore[attr-defined]
 
