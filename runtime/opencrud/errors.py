@@ -138,3 +138,9 @@ def error_entry(
     entry["code"] = exc.code
     entry["requestId"] = request_id
     return entry
+
+
+def invalid_input(exc: Exception) -> PrismaError:
+    """A value PostgreSQL refused for its column type (an id that is not a UUID, say)."""
+    first_line = str(exc).splitlines()[0] if str(exc) else "invalid value"
+    return PrismaError(3036, f"The input value was not valid: {first_line}")

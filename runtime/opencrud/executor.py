@@ -29,10 +29,11 @@ from graphql import (
 )
 from graphql.execution.values import get_variable_values
 from psycopg import Connection
+from psycopg import errors as pg_errors
 
 from runtime.errors import PrismaError
 from runtime.opencrud.depth import MAX_DEPTH, selection_depth
-from runtime.opencrud.errors import error_entry
+from runtime.opencrud.errors import error_entry, invalid_input
 from runtime.opencrud.mutations import run_mutation
 from runtime.opencrud.reads import ReadCompiler
 from runtime.opencrud.roots import CompiledField, compile_query_field
@@ -234,7 +235,10 @@ def _run(
             row = conn.execute(f.sql, f.statement.bind(variables)).fetchone()  # type: ignore[arg-type]
             value = row[0] if row else None
             parts.append(key + b":" + (value.encode() if value is not None else b"null"))
-        except PrismaError as exc:
+        except (PrismaError, pg_errors.DataError) as exc:
+            if isinstance(exc, pg_errors.DataError):
+                conn.rollback()  # only this request's reads are lost; writes commit on their own
+                exc = invalid_input(exc)
             problems.append(error_entry(exc, f.key, f.nodes, request_id))
             parts.append(key + b":null")
             null_data = null_data or f.non_null

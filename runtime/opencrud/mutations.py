@@ -14,10 +14,12 @@ from typing import Any
 from graphql import FieldNode, FragmentDefinitionNode, GraphQLNonNull, OperationDefinitionNode
 from psycopg import Connection
 from psycopg import errors as pg_errors
+from psycopg.pq import TransactionStatus
 
 from runtime.errors import PrismaError
 from runtime.migrations.sql import ident
 from runtime.opencrud import errors
+from runtime.opencrud.errors import invalid_input
 from runtime.opencrud.model import ApiField, ApiModel
 from runtime.opencrud.naming import plural
 from runtime.opencrud.reads import ReadCompiler
@@ -173,6 +175,8 @@ def run_mutation(
     problems: list[dict[str, Any]] = []
     null_data = False
     writer = Writer(conn, schema_name, service.api)
+    if not conn.autocommit and conn.info.transaction_status == TransactionStatus.INTRANS:
+        conn.commit()  # the app's reads so far; the mutation gets a transaction of its own
     with conn.transaction():
         for key, nodes in roots.items():
             name = nodes[0].name.value
@@ -242,6 +246,8 @@ def _root_field(
         raise PrismaError(
             3007, f"Value for field {exc.diag.column_name or 'id'} is too long."
         ) from exc
+    except pg_errors.DataError as exc:
+        raise invalid_input(exc) from exc
     return _read_node(compiler, schema_name, model, node_id, nodes, writer)
 
 

@@ -84,6 +84,7 @@ def _prisma_scalars(schema: GraphQLSchema) -> None:
         ("DateTime", _date_literal),
         ("Json", _json_literal),
         ("Long", _long_literal),
+        ("UUID", _uuid_literal),
     ):
         scalar = schema.type_map.get(name)
         if isinstance(scalar, GraphQLScalarType):
@@ -106,3 +107,12 @@ def _long_literal(node: ValueNode, _variables: Any = None) -> Any:
     if isinstance(node, IntValueNode):
         return int(node.value)
     raise GraphQLError("Long value expected")
+
+
+_UUID = re.compile(r"^[0-9a-fA-F]{8}-?([0-9a-fA-F]{4}-?){3}[0-9a-fA-F]{12}$")
+
+
+def _uuid_literal(node: ValueNode, _variables: Any = None) -> Any:
+    if isinstance(node, StringValueNode) and _UUID.match(node.value):
+        return node.value
+    raise GraphQLError("UUID value expected")

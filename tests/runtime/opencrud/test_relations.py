@@ -145,3 +145,15 @@ def test_scalar_lists_of_every_type(service: Service) -> None:
     assert updated == {"updateSheet": {"numbers": [], "colors": ["RED"]}}
     rows = service.table_rows("Sheet_ratios", "position", "nodeId")
     assert sorted(r[0] for r in rows if r[1] == data["id"]) == [1000, 2000]
+
+
+def test_values_postgresql_refuses_are_errors_not_crashes(service: Service) -> None:
+    error = service.error('{ passport(where: {id: "nope"}) { id } }')
+    assert "UUID value expected" in error["message"]
+    error = service.error("query ($id: UUID) { passport(where: {id: $id}) { id } }", {"id": "nope"})
+    assert error["code"] == 3036
+    error = service.error(
+        "mutation ($id: UUID) { deletePassport(where: {id: $id}) { id } }", {"id": "nope"}
+    )
+    assert error["code"] == 3036
+    assert service.data("{ sheets(first: 1) { id } }")["sheets"] is not None
