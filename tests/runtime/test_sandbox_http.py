@@ -137,9 +137,14 @@ def test_past_the_storage_cap_writes_are_refused_and_reads_still_work(sandboxes,
     assert "storage limit" in refused.body["errors"][0]["message"]
     read = second.post(f"{base}/export", {"fileType": "nodes"})
     assert read.status == 200 and read.body["out"]["jsonElements"]
+    create = {"query": 'mutation { createBlob(data: {text: "one more"}) { id } }'}
+    assert first.post(base, create).body["errors"][0]["code"] == 1003
+    query = first.post(base, {"query": "{ blobsConnection { aggregate { count } } }"})
+    assert query.body["data"]["blobsConnection"]["aggregate"]["count"] > 0
 
     reset = first.post(f"{base}/private", {"query": "mutation { resetData }"})
     assert reset.body == {"data": {"resetData": True}}
     time.sleep(2.1)  # the other process trusts its cached measure for 2 s
     again = second.post(f"{base}/import", {"valueType": "nodes", "values": chunk[:1]})
     assert again.body == []
+    assert "id" in second.post(base, create).body["data"]["createBlob"]
