@@ -15,7 +15,9 @@ from graphql import (
     FieldNode,
     FragmentDefinitionNode,
     FragmentSpreadNode,
+    GraphQLBoolean,
     GraphQLField,
+    GraphQLNonNull,
     GraphQLObjectType,
     GraphQLSchema,
     InlineFragmentNode,
@@ -29,6 +31,7 @@ from runtime.opencrud.model import ApiField, ApiModel, ApiSchema
 from runtime.opencrud.statement import Statement, column, json_object, related_condition
 from runtime.opencrud.values import plain, resolve
 
+BOOLEAN = GraphQLNonNull(GraphQLBoolean)
 DATETIME_FORMAT = 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'
 Fields = dict[str, list[FieldNode]]
 
@@ -110,7 +113,7 @@ class ReadCompiler:
             if directive.name.value not in ("skip", "include"):
                 continue
             arg = next((a for a in directive.arguments if a.name.value == "if"), None)
-            value = plain(resolve(arg.value, _boolean(), self.variables)) if arg else False
+            value = plain(resolve(arg.value, BOOLEAN, self.variables)) if arg else False
             if directive.name.value == "skip" and value:
                 return False
             if directive.name.value == "include" and not value:
@@ -338,9 +341,3 @@ def _scalar_value(f: ApiField, expression: str) -> str:
     if f.type_name == "Json":
         return f"{expression}::json"
     return expression
-
-
-def _boolean() -> Any:
-    from graphql import GraphQLBoolean, GraphQLNonNull
-
-    return GraphQLNonNull(GraphQLBoolean)

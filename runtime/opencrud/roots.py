@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from graphql import FieldNode, FragmentDefinitionNode, GraphQLNonNull, GraphQLSchema
@@ -28,7 +28,6 @@ class CompiledField:
     statement: Statement | None = None
     error: PrismaError | None = None
     non_null: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def root_fields(api: ApiSchema) -> dict[str, tuple[str, ApiModel]]:

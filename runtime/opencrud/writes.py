@@ -79,9 +79,6 @@ class Writer:
     def run(self, query: str, params: list[Any] | tuple[Any, ...] = ()) -> Any:
         return self.conn.execute(query, params)  # type: ignore[arg-type]
 
-    def column_of(self, model: ApiModel, f: ApiField) -> str:
-        return ident(f.column)
-
     # Lookups ------------------------------------------------------------------------------
 
     def find_unique(self, model: ApiModel, where: dict[str, Any] | None) -> Any:

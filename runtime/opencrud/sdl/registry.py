@@ -10,7 +10,6 @@ from dataclasses import dataclass, field
 from runtime.opencrud.model import ApiField, ApiModel, ApiSchema
 
 BUILT_IN_SCALARS = frozenset({"ID", "String", "Int", "Float", "Boolean"})
-MANY_ARGUMENTS = ("where", "orderBy", "skip", "after", "before", "first", "last")
 
 
 @dataclass
