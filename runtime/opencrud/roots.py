@@ -79,7 +79,8 @@ def compile_query_field(
         else:
             kind, model = root_fields(api)[name]
             a = st.alias()
-            fields = compiler.sub_fields(nodes, model.name)
+            type_name = f"{model.name}Connection" if kind == "connection" else model.name
+            fields = compiler.sub_fields(nodes, type_name)
             if kind == "one":
                 f, value = where_unique_field(model, args.get("where"))
                 p = st.param(value, converter(f.type_name, f.name))

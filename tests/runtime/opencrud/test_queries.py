@@ -319,3 +319,17 @@ def test_fragments_and_directives(service: Service) -> None:
         {"withPosts": True},
     )
     assert data == {"user": {"id": "u2", "name": "Bob", "posts": [{"id": "p3"}]}}
+
+
+def test_fragments_on_connection_types(service: Service) -> None:
+    data = service.data(
+        """{ usersConnection(first: 1) { ...Page } }
+        fragment Page on UserConnection {
+          edges { ... on UserEdge { node { ...Who } } }
+          pageInfo { ... on PageInfo { hasNextPage } }
+        }
+        fragment Who on User { id }"""
+    )
+    assert data == {
+        "usersConnection": {"edges": [{"node": {"id": "u1"}}], "pageInfo": {"hasNextPage": True}}
+    }
