@@ -11,10 +11,11 @@ threads, so the event loop only moves bytes.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 from graphql import (
@@ -38,7 +39,7 @@ from runtime.errors import PrismaError
 from runtime.ids import cuid
 from runtime.management.context import ManagementContext
 from runtime.management.schema import build_management_schema
-from runtime.opencrud.executor import execute, service_api
+from runtime.opencrud.executor import ServiceApi, execute, service_api
 from runtime.quota import StorageLimitReached, StorageQuota, shrinks_only
 from runtime.tenants import Tenant
 from runtime.throttle import Throttle, Throttled, ThrottleRate
@@ -59,6 +60,8 @@ CORS_HEADERS = [
 # The CLI's largest management document (introspection) has a few hundred tokens; datamodels
 # travel in variables. The cap keeps a hostile document from costing seconds of parsing.
 MAX_QUERY_TOKENS = 20_000
+# Generated APIs kept per process (one per deployed service revision in use).
+MAX_CACHED_APIS = 256
 INTERNAL_ERROR = (
     "Whoops. Looks like an internal server error. Search your server logs for request ID: {}"
 )
@@ -78,6 +81,7 @@ class RuntimeApp:
         self.redis: Redis | None = None
         self.throttles: dict[str, Throttle] = {}
         self.quotas: dict[str, StorageQuota] = {}
+        self.apis: dict[tuple[str, str, int], ServiceApi] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -261,12 +265,12 @@ class RuntimeApp:
             return 404, {"errors": [{"message": f"No service endpoint at {path}"}]}
         name, stage, suffix = route
         pid = store.project_id(name, stage)
-        with tenant.pool.connection() as conn:
-            project = store.get_project(conn, tenant.management_schema, pid)
-            if project is None:
+        with tenant.pool.connection() as conn, _autocommit(conn):
+            state = store.service_state(conn, tenant.management_schema, pid)
+            if state is None:
                 return 200, _error(3016, f"Project not found: '{pid}'", request_id)
             try:
-                verify_service(project.secrets, authorization)
+                verify_service(state.secrets, authorization)
             except PrismaError as exc:
                 return 200, _error(exc.code, exc.message, request_id)
             if suffix == "_datamodel":
@@ -274,15 +278,37 @@ class RuntimeApp:
                 return 200, last.datamodel if last else ""
             if suffix in ("import", "export", "private"):
                 return self._bulk(conn, tenant, pid, suffix, payload, request_id)
-            return self._data(conn, tenant, pid, payload, request_id)
+            if state.revision is None:
+                return 200, _error(3016, f"Project not found: '{pid}'", request_id)
+            api = self._api(conn, tenant, pid, state.revision)
+            return self._data(conn, tenant, pid, api, payload, request_id)
+
+    def _api(self, conn: Connection, tenant: Tenant, pid: str, revision: int) -> ServiceApi:
+        """The service's generated API for a deployed revision, built once per process.
+
+        Keyed by revision, so a deploy through any runtime process is picked up by every other
+        on its next request, while unchanged services cost no schema read at all.
+        """
+        key = (tenant.config.name, pid, revision)
+        api = self.apis.get(key)
+        if api is None:
+            schema_json = store.migration_schema(conn, tenant.management_schema, pid, revision)
+            api = service_api(schema_json)
+            if len(self.apis) >= MAX_CACHED_APIS:
+                self.apis.clear()
+            self.apis[key] = api
+        return api
 
     def _data(
-        self, conn: Connection, tenant: Tenant, pid: str, payload: Any, request_id: str
+        self,
+        conn: Connection,
+        tenant: Tenant,
+        pid: str,
+        api: ServiceApi,
+        payload: Any,
+        request_id: str,
     ) -> tuple[int, Any]:
         """The service's generated OpenCRUD API. On a sandbox, writes first pass the cap."""
-        last = store.last_successful_migration(conn, tenant.management_schema, pid)
-        if last is None:
-            return 200, _error(3016, f"Project not found: '{pid}'", request_id)
         service_schema = tenant.service_schema(pid)
         quota = self.quotas.get(tenant.config.name)
         roots = mutation_fields(payload) if quota is not None else []
@@ -291,7 +317,7 @@ class RuntimeApp:
                 quota.check_write(conn, pid, service_schema)
             except StorageLimitReached as exc:
                 return 200, _error(exc.code, exc.message, request_id)
-        answer = execute(service_api(last.schema), service_schema, payload, conn, request_id)
+        answer = execute(api, service_schema, payload, conn, request_id)
         if quota is not None and roots:
             if shrinks_only(roots):
                 quota.record_delete(service_schema)
@@ -326,6 +352,19 @@ class RuntimeApp:
         if quota is not None:
             quota.forget(service_schema)  # resetData may have emptied it
         return 200, answer
+
+
+@contextlib.contextmanager
+def _autocommit(conn: Connection) -> Iterator[Connection]:
+    """Service requests run in autocommit: a read is one round trip instead of three (no
+    BEGIN and COMMIT around it); writes open their own transactions. The pooled connection
+    goes back in its default mode for the management API."""
+    conn.autocommit = True
+    try:
+        yield conn
+    finally:
+        if not conn.closed:
+            conn.autocommit = False
 
 
 class RawJson(bytes):

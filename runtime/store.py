@@ -117,6 +117,40 @@ def get_project(conn: Connection, schema: str, pid: str, *, lock: bool = False) 
     return Project(id=row[0], secrets=json.loads(row[1] or "[]"))
 
 
+@dataclass(frozen=True)
+class ServiceState:
+    """What every data request needs first: the service's secrets and deployed revision."""
+
+    secrets: list[str]
+    revision: int | None
+
+
+def service_state(conn: Connection, schema: str, pid: str) -> ServiceState | None:
+    """One small query per request; the schema itself is fetched only when its revision is
+    new to this process (see `migration_schema`)."""
+    row = conn.execute(
+        _q(
+            'SELECT p."secrets", (SELECT max(m."revision") FROM {s}."Migration" m '
+            """WHERE m."projectId" = p."id" AND m."status" = 'SUCCESS') """
+            'FROM {s}."Project" p WHERE p."id" = %s',
+            schema,
+        ),
+        [pid],
+    ).fetchone()
+    if row is None:
+        return None
+    return ServiceState(secrets=json.loads(row[0] or "[]"), revision=row[1])
+
+
+def migration_schema(conn: Connection, schema: str, pid: str, revision: int) -> str:
+    row = conn.execute(
+        _q('SELECT "schema" FROM {s}."Migration" WHERE "projectId" = %s AND "revision" = %s',
+           schema),
+        [pid, revision],
+    ).fetchone()  # fmt: skip
+    return row[0] if row and row[0] else ""
+
+
 def list_projects(conn: Connection, schema: str) -> list[Project]:
     rows = conn.execute(_q('SELECT "id", "secrets" FROM {s}."Project" ORDER BY "id"', schema))
     return [Project(id=r[0], secrets=json.loads(r[1] or "[]")) for r in rows]

@@ -1,0 +1,322 @@
+"""The runtime's data API against PostGraphile 4 and against PostgreSQL alone, in one run.
+
+    .venv/bin/python bench/data_api.py [--seconds 10] [--connections 8]
+
+Needs `wrk` (Debian: `apt-get install -y wrk`), `pgbench` (PostgreSQL's client tools) and
+Node.js; PostGraphile 4 is installed with npm into `.data/cache/` on first use. Uses the
+embedded PostgreSQL unless DATABASE_URL is set, creates a scratch database with 2,000 users and
+20,000 posts (10 each; Post.author indexed), serves it with our runtime (no sandbox limits) and
+with PostGraphile, and drives both with the same wrk settings:
+
+- list: 100 users with up to 20 posts each;
+- single: one user by id;
+- create: a new user per request.
+
+Then the SQL our runtime compiled for the list and single queries runs under pgbench: the
+limit, what PostgreSQL alone needs to build the same answers. Prints requests per second and
+p50/p99 latency per server and query, and the ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import re
+import secrets
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import yaml
+from psycopg import ClientCursor, sql
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from cloud import devstack  # noqa: E402
+
+POSTGRAPHILE = ROOT / ".data" / "cache" / "postgraphile-4"
+SERVICE, STAGE = "bench", "dev"
+SCHEMA = f"{SERVICE}${STAGE}"
+DATAMODEL = """
+type User {
+  id: ID! @id
+  email: String! @unique
+  name: String!
+  posts: [Post!]!
+}
+
+type Post {
+  id: ID! @id
+  title: String!
+  author: User! @relation(link: INLINE)
+}
+"""
+ONE_USER = "u" + "0" * 20 + "0042"  # 25 characters, like a cuid
+
+OURS = {
+    "list": "{ users(first: 100) { id name posts(first: 20) { title } } }",
+    "single": f'{{ user(where: {{id: "{ONE_USER}"}}) {{ id name email }} }}',
+    "create": "mutation($email: String!) { createUser(data: {email: $email, "
+    'name: "Bench"}) { id } }',
+}
+THEIRS = {
+    "list": "{ allUsers(first: 100) { nodes { id name "
+    "postsByAuthor(first: 20) { nodes { title } } } } }",
+    "single": f'{{ userById(id: "{ONE_USER}") {{ id name email }} }}',
+    "create": "mutation($id: String!, $email: String!) { createUser(input: {user: {id: $id, "
+    'email: $email, name: "Bench"}}) { user { id } } }',
+}
+# wrk sends the body; for creates it makes an id and an email per request, sent as variables
+# (as clients do: one document, parsed and validated once, whatever the values).
+WRK_SCRIPT = """
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+local template = %s
+local counter = 0
+local prefix = string.format("%%06d", math.random(0, 999999))
+request = function()
+  counter = counter + 1
+  local id = string.format("n%%s%%018d", prefix, counter)
+  local body = template:gsub("__ID__", id):gsub("__EMAIL__", id .. "@bench.example")
+  return wrk.format(nil, nil, nil, body)
+end
+"""
+
+
+def require(tool: str, hint: str) -> str:
+    path = shutil.which(tool)
+    if path is None:
+        raise SystemExit(f"bench: `{tool}` is missing: {hint}")
+    return path
+
+
+def wait_http(url: str, process: subprocess.Popen, name: str) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"bench: {name} exited with status {process.returncode}")
+        with contextlib.suppress(OSError):
+            urllib.request.urlopen(url, timeout=1)  # noqa: S310 - loopback
+            return
+        time.sleep(0.2)
+    raise SystemExit(f"bench: {name} did not start")
+
+
+def post(url: str, payload: dict) -> dict:
+    request = urllib.request.Request(  # noqa: S310 - loopback
+        url, json.dumps(payload).encode(), {"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=60) as answer:  # noqa: S310 - loopback
+        return json.loads(answer.read())
+
+
+@contextlib.contextmanager
+def scratch_database(url: str) -> Iterator[dict]:
+    params = conninfo_to_dict(url)
+    name = f"refract_bench_{secrets.token_hex(3)}"
+    admin = make_conninfo(url, dbname="postgres")
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        yield {**params, "dbname": name}
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
+
+
+@contextlib.contextmanager
+def process(command: list[str], log: Path, **kwargs: object) -> Iterator[subprocess.Popen]:
+    with log.open("w") as out:
+        running = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, **kwargs)
+    try:
+        yield running
+    finally:
+        running.terminate()
+        try:
+            running.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            running.kill()
+
+
+def seed(conninfo: str) -> None:
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        users = sql.SQL(
+            "INSERT INTO {} (id, email, name) SELECT 'u' || lpad(i::text, 24, '0'), "
+            "'user' || i || '@bench.example', 'User ' || i FROM generate_series(1, 2000) i"
+        ).format(sql.Identifier(SCHEMA, "User"))
+        posts = sql.SQL(
+            "INSERT INTO {} (id, title, author) SELECT 'p' || lpad(i::text, 24, '0'), "
+            "'Post ' || i, 'u' || lpad((1 + i % 2000)::text, 24, '0') "
+            "FROM generate_series(1, 20000) i"
+        ).format(sql.Identifier(SCHEMA, "Post"))
+        conn.execute(users)
+        conn.execute(posts)
+        conn.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(SCHEMA, "User")))
+        conn.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(SCHEMA, "Post")))
+
+
+def run_wrk(url: str, body: str, seconds: int, connections: int) -> dict[str, float]:
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+        names = {"id": "__ID__", "email": "__EMAIL__"}
+        variables = {k: v for k, v in names.items() if f"${k}" in body} or None
+        payload = {"query": body, "variables": variables}
+        script.write(WRK_SCRIPT % json.dumps(json.dumps(payload)))
+    output = subprocess.run(
+        ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", script.name, url],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    os.unlink(script.name)
+    if "Non-2xx" in output:
+        raise SystemExit(f"bench: errors from {url}:\n{output}")
+
+    def latency(label: str) -> float:
+        match = re.search(rf"^\s*{label}\s+([\d.]+)(us|ms|s)\s*$", output, re.M)
+        if match is None:
+            raise SystemExit(f"bench: no {label} latency in wrk output:\n{output}")
+        value, unit = float(match.group(1)), match.group(2)
+        return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
+
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))  # type: ignore[union-attr]
+    return {"rps": rps, "p50": latency("50%"), "p99": latency("99%")}
+
+
+def compiled_sql(conninfo: str, schema_json: str, query: str) -> str:
+    """The statement our executor runs for `query`, with its parameters inlined."""
+    from runtime.opencrud.executor import execute, service_api
+
+    seen: list[str] = []
+
+    class Recording(ClientCursor):
+        def execute(self, statement, params=None, **kwargs):  # type: ignore[no-untyped-def]
+            seen.append(self.mogrify(statement, params))
+            return super().execute(statement, params, **kwargs)
+
+    with psycopg.connect(conninfo, cursor_factory=Recording) as conn:
+        answer = execute(service_api(schema_json), SCHEMA, {"query": query}, conn, "bench")
+        assert b'"errors"' not in answer.body, answer.body
+    (statement,) = seen
+    return statement
+
+
+def run_pgbench(params: dict, statement: str, seconds: int, connections: int) -> float:
+    with tempfile.NamedTemporaryFile("w", suffix=".sql", delete=False) as script:
+        script.write(statement.replace("\n", " ") + ";\n")
+    env = {**os.environ, "PGPASSWORD": str(params.get("password") or "")}
+    command = ["pgbench", "-n", "-M", "simple", f"-c{connections}", "-j2", f"-T{seconds}"]
+    command += ["-f", script.name, "-U", str(params.get("user") or "postgres")]
+    command += ["-h", str(params.get("host") or "localhost")]
+    command += ["-p", str(params.get("port") or 5432), str(params["dbname"])]
+    output = subprocess.run(command, capture_output=True, text=True, env=env, check=True).stdout
+    os.unlink(script.name)
+    return float(re.search(r"tps = ([\d.]+)", output).group(1))  # type: ignore[union-attr]
+
+
+def node_pg_url(params: dict) -> str:
+    host = str(params.get("host") or "localhost")
+    user, password = params.get("user") or "postgres", params.get("password") or ""
+    auth = f"{user}:{password}@" if password else f"{user}@"
+    if host.startswith("/"):
+        return f"socket:{host}?db={params['dbname']}&user={user}"
+    return f"postgres://{auth}{host}:{params.get('port') or 5432}/{params['dbname']}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--connections", type=int, default=8)
+    args = parser.parse_args()
+    require("wrk", "apt-get install -y wrk")
+    require("pgbench", "apt-get install -y postgresql-client")
+    npm = require("npm", "install Node.js 18+")
+    if not (POSTGRAPHILE / "node_modules" / ".bin" / "postgraphile").exists():
+        POSTGRAPHILE.mkdir(parents=True, exist_ok=True)
+        subprocess.run([npm, "install", "--no-audit", "--no-fund", "postgraphile@4"],
+                       cwd=POSTGRAPHILE, check=True)  # fmt: skip
+    logs = Path(tempfile.mkdtemp(prefix="refract-bench-"))
+    with devstack.services("refract") as env, scratch_database(env["DATABASE_URL"]) as params:
+        conninfo = make_conninfo(**{k: v for k, v in params.items() if v})
+        ours_port, theirs_port = devstack.free_port(), devstack.free_port()
+        config = {
+            "port": ours_port,
+            "databases": {"default": {
+                "connector": "postgres", "host": params.get("host") or "localhost",
+                "port": int(params.get("port") or 5432), "user": params.get("user") or "postgres",
+                "password": params.get("password") or "", "database": params["dbname"],
+                "connectionLimit": args.connections,
+            }},
+        }  # fmt: skip
+        runtime_env = {**env, "PRISMA_CONFIG": yaml.safe_dump(config)}
+        command = [sys.executable, "-m", "runtime", "--host", "127.0.0.1", "--log-level", "warning"]
+        with process(command, logs / "runtime.log", cwd=ROOT, env=runtime_env) as runtime:
+            ours = f"http://127.0.0.1:{ours_port}/{SERVICE}/{STAGE}"
+            wait_http(f"http://127.0.0.1:{ours_port}/status", runtime, "the runtime")
+            management = f"http://127.0.0.1:{ours_port}/management"
+            add = (
+                'mutation { addProject(input: {name: "bench", stage: "dev"}) { project { name } } }'
+            )
+            post(management, {"query": add})
+            deploy = post(management, {
+                "query": "mutation($types: String!) { deploy(input: {name: \"bench\", "
+                         "stage: \"dev\", types: $types}) { errors { description } } }",
+                "variables": {"types": DATAMODEL},
+            })  # fmt: skip
+            assert deploy["data"]["deploy"]["errors"] == [], deploy
+            seed(conninfo)
+            with psycopg.connect(conninfo) as conn:
+                schema_json = conn.execute(
+                    'SELECT schema FROM management."Migration" WHERE "projectId" = %s '
+                    "AND status = 'SUCCESS' ORDER BY revision DESC LIMIT 1",
+                    [SCHEMA],
+                ).fetchone()[0]
+            binary = str(POSTGRAPHILE / "node_modules" / ".bin" / "postgraphile")
+            graphile = [binary, "-c", node_pg_url(params), "-s", SCHEMA, "-p", str(theirs_port),
+                        "-n", "127.0.0.1", "--disable-query-log"]  # fmt: skip
+            with process(graphile, logs / "postgraphile.log") as postgraphile:
+                theirs = f"http://127.0.0.1:{theirs_port}/graphql"
+                wait_http(f"http://127.0.0.1:{theirs_port}/graphiql", postgraphile, "PostGraphile")
+                results = {}
+                for name in ("list", "single", "create"):
+                    for label, url, queries in (
+                        ("runtime", ours, OURS),
+                        ("PostGraphile", theirs, THEIRS),
+                    ):
+                        run_wrk(url, queries[name], 2, args.connections)  # warm-up
+                        results[(name, label)] = run_wrk(
+                            url, queries[name], args.seconds, args.connections
+                        )
+        limits = {
+            name: run_pgbench(
+                params, compiled_sql(conninfo, schema_json, OURS[name]), args.seconds,
+                args.connections,
+            )
+            for name in ("list", "single")
+        }  # fmt: skip
+    print(f"wrk -t1 -c{args.connections} -d{args.seconds}s; 2,000 users, 20,000 posts")
+    print(f"{'query':8} {'server':13} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8}")
+    for (name, label), r in results.items():
+        print(f"{name:8} {label:13} {r['rps']:9.0f} {r['p50']:8.2f} {r['p99']:8.2f}")
+    for name in ("list", "single", "create"):
+        ratio = results[(name, "runtime")]["rps"] / results[(name, "PostGraphile")]["rps"]
+        line = f"{name:8} runtime/PostGraphile throughput: {ratio:.2f}x"
+        if name in limits:
+            limit = limits[name]
+            line += f"; pgbench limit {limit:.0f} tps, runtime at {limit / results[(name, 'runtime')]['rps']:.1f}x of it"  # noqa: E501
+        print(line)
+
+
+if __name__ == "__main__":
+    main()
