@@ -65,3 +65,36 @@ def test_create_read_update_delete_over_http(runtime: Runtime, token: str, servi
     assert deleted == {"data": {"deleteManyPosts": {"count": 1}}}
 
     assert runtime.post(url, {"query": "{ users { id } }"}).body["errors"][0]["code"] == 3015
+
+
+def test_bad_input_gets_clear_errors_and_the_process_keeps_serving(
+    runtime: Runtime, token: str, service_name: str
+):
+    add(runtime, token, service_name)
+    deploy(runtime, token, service_name, DATAMODEL)
+    url = f"/{service_name}/dev"
+
+    unparseable = runtime.post(url, {"query": "{ users { id "})
+    unknown = runtime.post(url, {"query": "{ users { shoeSize } }"})
+    wrong_literal = runtime.post(url, {"query": '{ users(first: "ten") { id } }'})
+    huge = runtime.post(
+        url, None, raw=b'{"query": "' + b" " * (17 * 1024 * 1024) + b'{ users { id } }"}'
+    )
+    nested = "{ users { " + "posts { author { " * 100 + "id" + " } }" * 100 + " } }"
+    too_deep = runtime.post(url, {"query": nested})
+    not_json = runtime.post(url, None, raw=b"{nope")
+    ten_megabytes = runtime.post(url, {"query": "{ users { " + "id " * 3_500_000 + "} }"})
+
+    assert unparseable.status == 500  # Prisma's top-level handler answers unparseable text
+    assert "Syntax Error" in unparseable.body["errors"][0]["message"]
+    assert unknown.status == 200
+    assert "Cannot query field 'shoeSize' on type 'User'" in unknown.body["errors"][0]["message"]
+    assert wrong_literal.status == 200
+    assert "Int cannot represent non-integer value" in wrong_literal.body["errors"][0]["message"]
+    assert huge.status == 413
+    assert too_deep.status == 200
+    assert "levels" in too_deep.body["errors"][0]["message"]
+    assert not_json.status == 400
+    assert ten_megabytes.status == 500, ten_megabytes.body  # like unparseable text
+    assert "tokens" in ten_megabytes.body["errors"][0]["message"]
+    assert runtime.post(url, {"query": "{ users { id } }"}).body == {"data": {"users": []}}
