@@ -15,6 +15,7 @@ import contextlib
 import json
 import logging
 import os
+import time
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
@@ -62,6 +63,8 @@ CORS_HEADERS = [
 MAX_QUERY_TOKENS = 20_000
 # Generated APIs kept per process (one per deployed service revision in use).
 MAX_CACHED_APIS = 256
+# How long another process's deploy or secret change may take to reach this one.
+STATE_TTL_SECONDS = 1.0
 INTERNAL_ERROR = (
     "Whoops. Looks like an internal server error. Search your server logs for request ID: {}"
 )
@@ -82,6 +85,7 @@ class RuntimeApp:
         self.throttles: dict[str, Throttle] = {}
         self.quotas: dict[str, StorageQuota] = {}
         self.apis: dict[tuple[str, str, int], ServiceApi] = {}
+        self.states: dict[tuple[str, str], tuple[store.ServiceState | None, float]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -214,6 +218,7 @@ class RuntimeApp:
     def _management(
         self, tenant: Tenant, payload: Any, authorization: str | None, request_id: str
     ) -> tuple[int, Any]:
+        self.states.clear()  # deploys, deletions and new secrets apply at once in this process
         context = ManagementContext(tenant, authorization, request_id)
         if isinstance(payload, list):
             return 200, [self._execute_or_report(context, item)[1] for item in payload]
@@ -266,7 +271,7 @@ class RuntimeApp:
         name, stage, suffix = route
         pid = store.project_id(name, stage)
         with tenant.pool.connection() as conn, _autocommit(conn):
-            state = store.service_state(conn, tenant.management_schema, pid)
+            state = self._state(conn, tenant, pid)
             if state is None:
                 return 200, _error(3016, f"Project not found: '{pid}'", request_id)
             try:
@@ -282,6 +287,24 @@ class RuntimeApp:
                 return 200, _error(3016, f"Project not found: '{pid}'", request_id)
             api = self._api(conn, tenant, pid, state.revision)
             return self._data(conn, tenant, pid, api, payload, request_id)
+
+    def _state(self, conn: Connection, tenant: Tenant, pid: str) -> store.ServiceState | None:
+        """A service's secrets and deployed revision, remembered for a second.
+
+        Most requests then skip a round trip. This process forgets them whenever its management
+        API runs; a deploy or new secrets through another process reach this one within
+        STATE_TTL_SECONDS.
+        """
+        key = (tenant.config.name, pid)
+        now = time.monotonic()
+        cached = self.states.get(key)
+        if cached is not None and now - cached[1] < STATE_TTL_SECONDS:
+            return cached[0]
+        state = store.service_state(conn, tenant.management_schema, pid)
+        if len(self.states) >= MAX_CACHED_APIS:
+            self.states.clear()
+        self.states[key] = (state, now)
+        return state
 
     def _api(self, conn: Connection, tenant: Tenant, pid: str, revision: int) -> ServiceApi:
         """The service's generated API for a deployed revision, built once per process.

@@ -148,3 +148,21 @@ def test_past_the_storage_cap_writes_are_refused_and_reads_still_work(sandboxes,
     again = second.post(f"{base}/import", {"valueType": "nodes", "values": chunk[:1]})
     assert again.body == []
     assert "id" in second.post(base, create).body["data"]["createBlob"]
+
+
+def test_a_deploy_through_one_process_reaches_the_other(sandboxes, service_name):
+    first, second = sandboxes
+    add(first, "", service_name)
+    deploy(first, "", service_name, "type Note { id: ID! @id }")
+    url = f"/{service_name}/dev"
+    assert second.post(url, {"query": "{ notes { id } }"}).body == {"data": {"notes": []}}
+
+    deploy(first, "", service_name, "type Note { id: ID! @id  text: String }")
+
+    deadline = time.monotonic() + 10  # the other process re-reads a service within a second
+    while True:
+        answer = second.post(url, {"query": "{ notes { id text } }"}).body
+        if "errors" not in answer or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert answer == {"data": {"notes": []}}

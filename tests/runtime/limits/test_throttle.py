@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -44,7 +45,10 @@ def run(redis_url: str, body: Callable[[Redis], Awaitable[T]]) -> T:
         finally:
             await client.aclose()
 
-    return asyncio.run(main())
+    # A thread of its own: the browser tests' Playwright keeps an event loop running in this
+    # one for the rest of the session, and asyncio.run() refuses to nest.
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, main()).result()
 
 
 def start_client(options: dict[str, Any]) -> subprocess.Popen[str]:
