@@ -1,6 +1,6 @@
 """The runtime's data API against PostGraphile 4 and against PostgreSQL alone, in one run.
 
-    .venv/bin/python bench/data_api.py [--seconds 10] [--connections 8]
+    .venv/bin/python bench/data_api.py [--seconds 10] [--connections 8] [--workers 1]
 
 Needs `wrk` (Debian: `apt-get install -y wrk`), `pgbench` (PostgreSQL's client tools) and
 Node.js; PostGraphile 4 is installed with npm into `.data/cache/` on first use. Uses the
@@ -238,6 +238,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--connections", type=int, default=8)
+    parser.add_argument("--workers", type=int, default=1, help="runtime processes (default 1)")
     args = parser.parse_args()
     require("wrk", "apt-get install -y wrk")
     require("pgbench", "apt-get install -y postgresql-client")
@@ -260,7 +261,8 @@ def main() -> None:
             }},
         }  # fmt: skip
         runtime_env = {**env, "PRISMA_CONFIG": yaml.safe_dump(config)}
-        command = [sys.executable, "-m", "runtime", "--host", "127.0.0.1", "--log-level", "warning"]
+        command = [sys.executable, "-m", "runtime", "--host", "127.0.0.1", "--log-level", "warning",
+                   "--workers", str(args.workers)]  # fmt: skip
         with process(command, logs / "runtime.log", cwd=ROOT, env=runtime_env) as runtime:
             ours = f"http://127.0.0.1:{ours_port}/{SERVICE}/{STAGE}"
             wait_http(f"http://127.0.0.1:{ours_port}/status", runtime, "the runtime")
@@ -305,7 +307,10 @@ def main() -> None:
             )
             for name in ("list", "single")
         }  # fmt: skip
-    print(f"wrk -t1 -c{args.connections} -d{args.seconds}s; 2,000 users, 20,000 posts")
+    print(
+        f"wrk -t1 -c{args.connections} -d{args.seconds}s; 2,000 users, 20,000 posts; "
+        f"runtime: {args.workers} process(es), PostGraphile: 1"
+    )
     print(f"{'query':8} {'server':13} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8}")
     for (name, label), r in results.items():
         print(f"{name:8} {label:13} {r['rps']:9.0f} {r['p50']:8.2f} {r['p99']:8.2f}")

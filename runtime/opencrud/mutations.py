@@ -8,9 +8,11 @@ its JSON is built by PostgreSQL exactly as for queries.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from typing import Any
 
+import psycopg
 from graphql import FieldNode, FragmentDefinitionNode, GraphQLNonNull, OperationDefinitionNode
 from psycopg import Connection
 from psycopg import errors as pg_errors
@@ -177,7 +179,11 @@ def run_mutation(
     writer = Writer(conn, schema_name, service.api)
     if not conn.autocommit and conn.info.transaction_status == TransactionStatus.INTRANS:
         conn.commit()  # the app's reads so far; the mutation gets a transaction of its own
-    with conn.transaction():
+    # With one root field the request's transaction is all the atomicity needed; a savepoint
+    # per field (two more round trips) only matters when a failed field must spare the others.
+    fields = [nodes for nodes in roots.values() if nodes[0].name.value != "__typename"]
+    single = len(fields) == 1
+    with conn.transaction() as transaction:
         for key, nodes in roots.items():
             name = nodes[0].name.value
             encoded = json.dumps(key).encode()
@@ -186,7 +192,7 @@ def run_mutation(
                 continue
             definition = mutation_type.fields[name]
             try:
-                with conn.transaction():
+                with contextlib.nullcontext() if single else conn.transaction():
                     value = _root_field(
                         service, schema_name, compiler, writer, name, nodes, definition
                     )
@@ -197,6 +203,9 @@ def run_mutation(
                 problems.append(errors.error_entry(exc, key, nodes, request_id))
                 parts.append(encoded + b":null")
                 null_data = null_data or isinstance(definition.type, GraphQLNonNull)
+        if single and problems:
+            # Undo the failed field's writes; the rollback ends the `with` quietly.
+            raise psycopg.Rollback(transaction)
     data = b"null" if null_data else b"{" + b",".join(parts) + b"}"
     if problems:
         return b'{"data":' + data + b',"errors":' + json.dumps(problems).encode() + b"}"
