@@ -70,7 +70,7 @@ def find_by_secret(secret: str) -> CliLoginRequest | None:
     return CliLoginRequest.objects.filter(secret_hash=hash_token(secret)).first()
 
 
-def find_by_user_code(user: User, text: str, address: str | None) -> CliLoginRequest:
+def find_by_user_code(user: User, text: str) -> CliLoginRequest:
     """The pending request with this user code; at most 5 wrong codes per user and window."""
     key = f"device:{user.pk}"
     verdict = throttle.check_counter(

@@ -9,14 +9,9 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
-from accounts import audit, cli_login, session_keys
-from accounts.forms import (
-    SessionKeyForm,
-)
-from accounts.models import (
-    CliLoginRequest,
-    SessionKey,
-)
+from accounts import cli_login, session_keys
+from accounts.forms import SessionKeyForm
+from accounts.models import CliLoginRequest, SessionKey
 
 
 def _login_context(login: CliLoginRequest | None) -> dict:
@@ -53,7 +48,7 @@ def device(request: HttpRequest) -> HttpResponse:
     if request.method != "POST" or not code:
         return render(request, "accounts/device.html", {"code": code})
     try:
-        login = cli_login.find_by_user_code(request.user, code, audit.client_address(request))
+        login = cli_login.find_by_user_code(request.user, code)
     except cli_login.LoginRequestError as error:
         status = 429 if error.code == "too_many_attempts" else 400
         return render(
