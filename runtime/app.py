@@ -20,12 +20,9 @@ from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 from graphql import (
-    FieldNode,
     GraphQLError,
     GraphQLSyntaxError,
-    OperationType,
     execute_sync,
-    get_operation_ast,
     parse,
     validate,
 )
@@ -40,7 +37,7 @@ from runtime.errors import PrismaError
 from runtime.ids import cuid
 from runtime.management.context import ManagementContext
 from runtime.management.schema import build_management_schema
-from runtime.opencrud.executor import ServiceApi, execute, service_api
+from runtime.opencrud.executor import ServiceApi, execute, mutation_fields, service_api
 from runtime.quota import StorageLimitReached, StorageQuota, shrinks_only
 from runtime.tenants import Tenant
 from runtime.throttle import Throttle, Throttled, ThrottleRate
@@ -334,7 +331,7 @@ class RuntimeApp:
         """The service's generated OpenCRUD API. On a sandbox, writes first pass the cap."""
         service_schema = tenant.service_schema(pid)
         quota = self.quotas.get(tenant.config.name)
-        roots = mutation_fields(payload) if quota is not None else []
+        roots = mutation_fields(api, payload) if quota is not None else []
         if quota is not None and roots and not shrinks_only(roots):
             try:
                 quota.check_write(conn, pid, service_schema)
@@ -392,28 +389,6 @@ def _autocommit(conn: Connection) -> Iterator[Connection]:
 
 class RawJson(bytes):
     """A body the data API already serialised (PostgreSQL built the JSON)."""
-
-
-def mutation_fields(payload: Any) -> list[str]:
-    """The root fields of the mutations in a request (a batch included); [] for queries.
-
-    Only documents that mention `mutation` are parsed: queries, the common case, cost nothing.
-    """
-    roots: list[str] = []
-    for item in payload if isinstance(payload, list) else [payload]:
-        query = item.get("query") if isinstance(item, dict) else None
-        if not isinstance(query, str) or "mutation" not in query:
-            continue
-        try:
-            document = parse(query, max_tokens=MAX_QUERY_TOKENS)
-        except GraphQLError:
-            continue  # the executor reports it
-        operation = get_operation_ast(document, item.get("operationName"))
-        if operation is not None and operation.operation == OperationType.MUTATION:
-            roots += [
-                s.name.value for s in operation.selection_set.selections if isinstance(s, FieldNode)
-            ]
-    return roots
 
 
 def service_route(path: str) -> tuple[str, str, str | None] | None:

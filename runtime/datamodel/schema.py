@@ -28,15 +28,8 @@ class SchemaError:
 
 
 @dataclass(frozen=True)
-class SchemaWarning:
-    """A deploy warning (usually about existing data) in the same shape as `SchemaError`."""
-
-    type: str
-    field: str | None
-    description: str
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"type": self.type, "field": self.field, "description": self.description}
+class SchemaWarning(SchemaError):
+    """A deploy warning (usually about existing data), in the same shape as an error."""
 
 
 @dataclass(frozen=True)

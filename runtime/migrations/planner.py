@@ -6,6 +6,7 @@ disappears is deleted and anything that appears is created, exactly as Prisma in
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TypeVar
 
 from runtime.datamodel.schema import Field, Model, Relation, Schema
@@ -28,30 +29,27 @@ from runtime.migrations.steps import (
 T = TypeVar("T")
 
 
+def _renames(old: Sequence[Model | Field], new: Sequence[Model | Field]) -> dict[str, str]:
+    """New name -> the old item it continues: the same name, or a free `@rename(oldName:)`."""
+    old_names = {item.name for item in old}
+    new_names = {item.name for item in new}
+    mapping: dict[str, str] = {}
+    for item in new:
+        if item.name in old_names:
+            mapping[item.name] = item.name
+        elif item.old_name and item.old_name in old_names and item.old_name not in new_names:
+            mapping[item.name] = item.old_name
+    return mapping
+
+
 def model_renames(old: Schema, new: Schema) -> dict[str, str]:
     """New model name -> the old model it continues (itself when not renamed)."""
-    old_names = {m.name for m in old.models}
-    new_names = {m.name for m in new.models}
-    mapping: dict[str, str] = {}
-    for model in new.models:
-        if model.name in old_names:
-            mapping[model.name] = model.name
-        elif model.old_name and model.old_name in old_names and model.old_name not in new_names:
-            mapping[model.name] = model.old_name
-    return mapping
+    return _renames(old.models, new.models)
 
 
 def field_renames(old_model: Model, new_model: Model) -> dict[str, str]:
     """New field name -> the old field it continues."""
-    old_names = {f.name for f in old_model.fields}
-    new_names = {f.name for f in new_model.fields}
-    mapping: dict[str, str] = {}
-    for f in new_model.fields:
-        if f.name in old_names:
-            mapping[f.name] = f.name
-        elif f.old_name and f.old_name in old_names and f.old_name not in new_names:
-            mapping[f.name] = f.old_name
-    return mapping
+    return _renames(old_model.fields, new_model.fields)
 
 
 def plan_migration(old: Schema, new: Schema) -> list[Step]:

@@ -41,7 +41,7 @@ from runtime.opencrud.service import ServiceApi, service_api
 from runtime.opencrud.statement import Statement
 from runtime.opencrud.values import shape
 
-__all__ = ["Answer", "ServiceApi", "execute", "service_api"]
+__all__ = ["Answer", "ServiceApi", "execute", "mutation_fields", "service_api"]
 
 MAX_QUERY_TOKENS = 20_000
 
@@ -109,6 +109,25 @@ def _load(service: ServiceApi, text: str) -> _Document:
         if not problems:
             loaded.document = document
     return service.documents.remember(text, loaded)
+
+
+def mutation_fields(service: ServiceApi, payload: Any) -> list[str]:
+    """The root fields of the valid mutations in a request (a batch included); [] otherwise.
+
+    Uses the same cached parse as `execute`, so a document is still parsed once.
+    """
+    roots: list[str] = []
+    for item in payload if isinstance(payload, list) else [payload]:
+        query = item.get("query") if isinstance(item, dict) else None
+        if not isinstance(query, str):
+            continue
+        document = _load(service, query).document
+        operation = get_operation_ast(document, item.get("operationName")) if document else None
+        if operation is not None and operation.operation == OperationType.MUTATION:
+            roots += [
+                s.name.value for s in operation.selection_set.selections if isinstance(s, FieldNode)
+            ]
+    return roots
 
 
 def _graphql_error(error: GraphQLError) -> dict[str, Any]:
