@@ -4,8 +4,11 @@ Routes: `GET /status`, `POST /management` (the management API), and the service 
 `/`, `/<service>`, `/<service>/<stage>`, `/<workspace>/<service>/<stage>` with the suffixes
 `/private`, `/import`, `/export` and `/_datamodel`. The request's Host picks the tenant.
 
-GraphQL execution and database work are synchronous (psycopg with a pool) and run in worker
-threads, so the event loop only moves bytes.
+Data requests whose documents are already compiled (clients send the same few documents with
+new values) run on the event loop with an asyncio connection: planning them costs microseconds
+and the loop awaits PostgreSQL. Everything else (a document seen for the first time,
+introspection, large bodies, the management API, the bulk endpoints) is synchronous psycopg in a
+worker thread. Both run the same steps (`runtime.opencrud.steps`).
 """
 
 from __future__ import annotations
@@ -17,8 +20,10 @@ import logging
 import os
 import time
 from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
+import psycopg
 from graphql import (
     GraphQLError,
     GraphQLSyntaxError,
@@ -37,7 +42,8 @@ from runtime.errors import PrismaError
 from runtime.ids import cuid
 from runtime.management.context import ManagementContext
 from runtime.management.schema import build_management_schema
-from runtime.opencrud.executor import ServiceApi, execute, mutation_fields, service_api
+from runtime.opencrud.executor import ServiceApi, execute, mutation_fields, plan, service_api
+from runtime.opencrud.steps import Steps, drive_async
 from runtime.quota import StorageLimitReached, StorageQuota, shrinks_only
 from runtime.tenants import Tenant
 from runtime.throttle import Throttle, Throttled, ThrottleRate
@@ -62,6 +68,9 @@ MAX_QUERY_TOKENS = 20_000
 MAX_CACHED_APIS = 256
 # How long another process's deploy or secret change may take to reach this one.
 STATE_TTL_SECONDS = 1.0
+# Data requests up to this size may run on the event loop; planning a bigger one (a mutation with
+# thousands of nested rows) could hold the loop for milliseconds, so it goes to a worker thread.
+LOOP_BODY_BYTES = 64 * 1024
 INTERNAL_ERROR = (
     "Whoops. Looks like an internal server error. Search your server logs for request ID: {}"
 )
@@ -98,7 +107,9 @@ class RuntimeApp:
             if message["type"] == "lifespan.startup":
                 try:
                     for server in self.config.servers:
-                        self.tenants[server.name] = await asyncio.to_thread(Tenant.open, server)
+                        tenant = await asyncio.to_thread(Tenant.open, server)
+                        self.tenants[server.name] = tenant
+                        await tenant.open_loop_pool()
                     await self._open_sandboxes()
                 except Exception as exc:
                     log.exception("runtime failed to start")
@@ -107,6 +118,7 @@ class RuntimeApp:
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 for tenant in self.tenants.values():
+                    await tenant.close_loop_pool()
                     await asyncio.to_thread(tenant.close)
                 if self.redis is not None:
                     await self.redis.aclose()
@@ -192,7 +204,12 @@ class RuntimeApp:
                 return
             extra_headers.append(throttled_by(delay_ms))
         try:
-            if path.rstrip("/") == "/management":
+            on_loop = None
+            if route is not None and route[2] is None and len(body) <= LOOP_BODY_BYTES:
+                on_loop = self._loop_request(tenant, route, payload, authorization, request_id)
+            if on_loop is not None:
+                status, answer = await self._run_on_loop(tenant, on_loop)
+            elif path.rstrip("/") == "/management":
                 status, answer = await asyncio.to_thread(
                     self._management, tenant, payload, authorization, request_id
                 )
@@ -284,6 +301,75 @@ class RuntimeApp:
                 return 200, _error(3016, f"Project not found: '{pid}'", request_id)
             api = self._api(conn, tenant, pid, state.revision)
             return self._data(conn, tenant, pid, api, payload, request_id)
+
+    def _loop_request(
+        self,
+        tenant: Tenant,
+        route: tuple[str, str, str | None],
+        payload: Any,
+        authorization: str | None,
+        request_id: str,
+    ) -> LoopRequest | None:
+        """A data request the event loop can run at once: the service's state and API and the
+        document's plan are cached, the request is authorised and, on a sandbox, the storage
+        cap's measure is fresh. None otherwise: the worker-thread path then answers, with every
+        check and error in one place."""
+        if tenant.loop_pool is None:
+            return None
+        pid = store.project_id(route[0], route[1])
+        cached = self.states.get((tenant.config.name, pid))
+        if cached is None or time.monotonic() - cached[1] >= STATE_TTL_SECONDS:
+            return None
+        state = cached[0]
+        if state is None or state.revision is None:
+            return None
+        api = self.apis.get((tenant.config.name, pid, state.revision))
+        if api is None:
+            return None
+        try:
+            verify_service(state.secrets, authorization)
+        except PrismaError:
+            return None
+        schema = tenant.service_schema(pid)
+        steps = plan(api, schema, payload, request_id, cached_only=True)
+        if steps is None:
+            return None
+        roots = mutation_fields(api, payload)
+        quota = self.quotas.get(tenant.config.name)
+        if quota is not None and roots and not shrinks_only(roots):
+            usage = quota.cached_usage(schema)
+            if usage is None or usage.over:
+                steps.close()
+                return None  # the thread path measures, or refuses with its message
+        return LoopRequest(api, schema, payload, request_id, steps, roots, quota)
+
+    async def _run_on_loop(self, tenant: Tenant, request: LoopRequest) -> tuple[int, RawJson]:
+        """Drive a planned request on a connection of the loop's pool. A query that meets a
+        dead connection (the database restarted) is planned again and retried once on a new
+        one; a mutation is not, as it may have been applied."""
+        pool = tenant.loop_pool
+        assert pool is not None
+        steps = request.steps
+        for attempt in (1, 2):
+            conn = await pool.get()
+            try:
+                status, body = await drive_async(steps, conn)
+                break
+            except psycopg.OperationalError:
+                if not conn.broken or request.roots or attempt == 2:
+                    raise
+                log.warning("request %s: database connection lost; retrying", request.request_id)
+                retried = plan(request.api, request.schema, request.payload, request.request_id)
+                assert retried is not None
+                steps = retried
+            finally:
+                pool.put(conn)
+        if request.quota is not None and request.roots:
+            if shrinks_only(request.roots):
+                request.quota.record_delete(request.schema)
+            else:
+                request.quota.record_write(request.schema, len(json.dumps(request.payload)))
+        return status, RawJson(body)
 
     def _state(self, conn: Connection, tenant: Tenant, pid: str) -> store.ServiceState | None:
         """A service's secrets and deployed revision, remembered for a second.
@@ -385,6 +471,19 @@ def _autocommit(conn: Connection) -> Iterator[Connection]:
     finally:
         if not conn.closed:
             conn.autocommit = False
+
+
+@dataclass
+class LoopRequest:
+    """A data request planned for the event loop (see `RuntimeApp._loop_request`)."""
+
+    api: ServiceApi
+    schema: str
+    payload: Any
+    request_id: str
+    steps: Steps[tuple[int, bytes]]
+    roots: list[str]
+    quota: StorageQuota | None
 
 
 class RawJson(bytes):

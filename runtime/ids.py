@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import random
 import secrets
 import socket
 import time
@@ -11,6 +12,10 @@ import time
 _BASE36 = "0123456789abcdefghijklmnopqrstuvwxyz"
 _counter = itertools.count(secrets.randbelow(36**4))
 _fingerprint = None
+# The random block makes ids hard to collide, not secret (time and counter are plain), so a fast
+# generator seeded from the OS serves it; a forked process reseeds.
+_random = random.Random(secrets.randbits(128))  # noqa: S311 - not a secret
+os.register_at_fork(after_in_child=lambda: _random.seed(secrets.randbits(128)))
 
 
 def _base36(number: int, width: int) -> str:
@@ -36,5 +41,5 @@ def cuid() -> str:
         + _base36(int(time.time() * 1000), 8)
         + _base36(next(_counter) % 36**4, 4)
         + _host_fingerprint()
-        + _base36(secrets.randbits(42), 8)
+        + _base36(_random.getrandbits(41), 8)
     )

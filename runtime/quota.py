@@ -155,6 +155,12 @@ class StorageQuota:
             self._measures[schema] = _Measure(usage, time.monotonic())
         return usage
 
+    def cached_usage(self, schema: str) -> StorageUsage | None:
+        """The service's size if this process's cache can be trusted, without any query."""
+        with self._lock:
+            measure = self._measures.get(schema)
+        return measure.usage if measure is not None and self._trusted(measure) else None
+
     def record_write(self, schema: str, body_bytes: int | None = None) -> None:
         """Note a committed write. With the request's size the cached measure stays trusted
         while the estimated growth keeps it under the cap; without it, the next check

@@ -1,9 +1,15 @@
-"""A running tenant: its configuration plus the connection pool to its database."""
+"""A running tenant: its configuration plus the connection pools to its database.
+
+Two pools share the configured `connectionLimit`. The event loop's asyncio pool serves the data
+API (queries and mutations whose documents are already compiled: nearly every request) and gets
+most of it; the synchronous pool serves worker threads: the management API, the bulk endpoints
+and data requests that need planning first.
+"""
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import psycopg
 from psycopg import sql
@@ -11,6 +17,7 @@ from psycopg_pool import ConnectionPool
 
 from runtime import store
 from runtime.config import ServerConfig
+from runtime.loop_pool import LoopPool
 
 log = logging.getLogger("runtime")
 
@@ -19,6 +26,7 @@ log = logging.getLogger("runtime")
 class Tenant:
     config: ServerConfig
     pool: ConnectionPool
+    loop_pool: LoopPool | None = field(default=None, repr=False)
 
     @property
     def management_schema(self) -> str:
@@ -35,7 +43,7 @@ class Tenant:
         pool = ConnectionPool(
             config.database.conninfo(),
             min_size=1,
-            max_size=config.database.connection_limit,
+            max_size=thread_connections(config),
             open=True,
             name=f"tenant-{config.name}",
         )
@@ -44,8 +52,25 @@ class Tenant:
             store.ensure_schema(conn, config.database.management_schema)
         return cls(config=config, pool=pool)
 
+    async def open_loop_pool(self) -> None:
+        """Open the asyncio pool; it needs the running event loop, so it opens after `open`."""
+        limit = self.config.database.connection_limit
+        self.loop_pool = LoopPool(
+            self.config.database.conninfo(), limit - thread_connections(self.config)
+        )
+        await self.loop_pool.open()
+
     def close(self) -> None:
         self.pool.close()
+
+    async def close_loop_pool(self) -> None:
+        if self.loop_pool is not None:
+            await self.loop_pool.close()
+
+
+def thread_connections(config: ServerConfig) -> int:
+    """The worker threads' share of `connectionLimit` (at least 2): a quarter, at least one."""
+    return max(1, config.database.connection_limit // 4)
 
 
 def _create_database_if_missing(config: ServerConfig) -> None:

@@ -2,7 +2,9 @@
 
 Queries run as one statement per root field whose result is already the JSON text of that
 field, and the answer is spliced together from those texts: Python never touches a row.
-Mutations run in one transaction per request with a savepoint per root field. Statuses follow
+Mutations run in one transaction per request with a savepoint per root field. A request is
+planned first (parsed, validated, compiled; cached by document) into steps (`steps`) that any
+driver runs: a worker thread's connection or the event loop's. Statuses follow
 Prisma (reference 0): everything is HTTP 200, except GraphQL text that does not parse (500).
 """
 
@@ -39,9 +41,17 @@ from runtime.opencrud.reads import ReadCompiler
 from runtime.opencrud.roots import CompiledField, compile_query_field
 from runtime.opencrud.service import ServiceApi, service_api
 from runtime.opencrud.statement import Statement
+from runtime.opencrud.steps import Sql, Steps, answered, drive
 from runtime.opencrud.values import shape
 
-__all__ = ["Answer", "ServiceApi", "execute", "mutation_fields", "service_api"]
+__all__ = [
+    "Answer",
+    "ServiceApi",
+    "execute",
+    "mutation_fields",
+    "plan",
+    "service_api",
+]
 
 MAX_QUERY_TOKENS = 20_000
 
@@ -60,15 +70,15 @@ class Answer:
 def execute(
     service: ServiceApi, schema_name: str, payload: Any, conn: Connection, request_id: str
 ) -> Answer:
-    """Answer a request body: one operation, or a JSON array of them answered with an array.
+    """Answer a request body on a synchronous connection: one operation, or a JSON array of
+    them answered with an array.
 
     `schema_name` is the service's PostgreSQL schema; `conn` is a connection of the tenant's
-    pool (queries run on it as they are; mutations open their own transaction on it).
+    pool. The event loop uses `plan` and `steps.drive_async` instead.
     """
-    if isinstance(payload, list):
-        bodies = [_one(service, schema_name, item, conn, request_id)[1] for item in payload]
-        return Answer(200, b"[" + b",".join(bodies) + b"]")
-    return Answer(*_one(service, schema_name, payload, conn, request_id))
+    steps = plan(service, schema_name, payload, request_id)
+    assert steps is not None
+    return Answer(*drive(steps, conn))
 
 
 def _dump(value: Any) -> bytes:
@@ -137,13 +147,39 @@ def _graphql_error(error: GraphQLError) -> dict[str, Any]:
     return formatted
 
 
-def _one(
-    service: ServiceApi, schema_name: str, payload: Any, conn: Connection, request_id: str
-) -> tuple[int, bytes]:
+@dataclass
+class _Request:
+    """A request whose document is valid and whose variables are coerced."""
+
+    text: str
+    document: DocumentNode
+    operation: OperationDefinitionNode
+    operation_name: str | None
+    variables: dict[str, Any]
+
+    @property
+    def fragments(self) -> dict[str, FragmentDefinitionNode]:
+        return {
+            d.name.value: d
+            for d in self.document.definitions
+            if isinstance(d, FragmentDefinitionNode)
+        }
+
+
+def _request(
+    service: ServiceApi, payload: Any, request_id: str, *, cached_only: bool = False
+) -> _Request | tuple[int, bytes] | None:
+    """The request's operation and variables, or the answer to a request that fails before
+    running (an error). With `cached_only`, None for a document not parsed yet."""
     if not isinstance(payload, dict) or not isinstance(payload.get("query"), str):
         return 200, _failure("The request needs a GraphQL `query` string.", request_id, 1001)
     text = payload["query"]
-    loaded = _load(service, text)
+    if cached_only:
+        loaded = service.documents.lookup(text)
+        if loaded is None:
+            return None
+    else:
+        loaded = _load(service, text)
     if loaded.syntax_error is not None:
         # Prisma answers unparseable GraphQL text from its top-level handler: HTTP 500.
         return 500, _dump({"errors": [{"message": loaded.syntax_error, "requestId": request_id}]})
@@ -171,25 +207,127 @@ def _one(
     )
     if isinstance(values, list):
         return 200, _dump({"data": None, "errors": [_graphql_error(e) for e in values]})
-    variables: dict[str, Any] = values.coerced
-    fragments = {
-        d.name.value: d
-        for d in loaded.document.definitions
-        if isinstance(d, FragmentDefinitionNode)
-    }
+    return _Request(text, loaded.document, operation, operation_name, values.coerced)
+
+
+def _read(
+    fields: list[CompiledField],
+    variables: dict[str, Any],
+    request_id: str,
+    introspection: dict[str, Any] | None = None,
+) -> Steps[tuple[int, bytes]]:
+    """Run the compiled root fields of a query, one statement each, and splice their JSON
+    texts into the answer. Runs in autocommit: a read is one round trip."""
+    parts: list[bytes] = []
+    problems: list[dict[str, Any]] = []
+    null_data = False
+    for f in fields:
+        key = _dump(f.key)
+        if f.kind == "typename":
+            parts.append(key + b':"Query"')
+            continue
+        if f.kind == "introspection":
+            parts.append(key + b":" + _dump((introspection or {}).get(f.key)))
+            continue
+        try:
+            if f.error is not None:
+                raise f.error
+            assert f.statement is not None
+            row = (yield Sql(f.sql, f.statement.bind(variables))).one()
+            value = row[0] if row else None
+            parts.append(key + b":" + (value.encode() if value is not None else b"null"))
+        except (PrismaError, pg_errors.DataError) as exc:
+            if isinstance(exc, pg_errors.DataError):
+                exc = invalid_input(exc)
+            problems.append(error_entry(exc, f.key, f.nodes, request_id))
+            parts.append(key + b":null")
+            null_data = null_data or f.non_null
+    data = b"null" if null_data else b"{" + b",".join(parts) + b"}"
+    if problems:
+        return 200, b'{"data":' + data + b',"errors":' + _dump(problems) + b"}"
+    return 200, b'{"data":' + data + b"}"
+
+
+def plan(
+    service: ServiceApi,
+    schema_name: str,
+    payload: Any,
+    request_id: str,
+    *,
+    cached_only: bool = False,
+) -> Steps[tuple[int, bytes]] | None:
+    """The steps that answer a request body (status and JSON body), for any driver.
+
+    Parsing, validation and compilation happen here, before any connection is taken. With
+    `cached_only` they must already be cached (the common case: clients send the same few
+    documents with new values), so planning costs microseconds and suits the event loop; a
+    request that needs more (a document seen for the first time, introspection) gives None.
+    """
+    if isinstance(payload, list):
+        items = [
+            plan(service, schema_name, item, request_id, cached_only=cached_only)
+            for item in payload
+        ]
+        if any(item is None for item in items):
+            return None
+        return _batch(items)  # type: ignore[arg-type]
+    request = _request(service, payload, request_id, cached_only=cached_only)
+    if request is None:
+        return None
+    if not isinstance(request, _Request):
+        return answered(request)
+    operation = request.operation
     if operation.operation == OperationType.MUTATION:
-        body = run_mutation(service, schema_name, operation, fragments, variables, conn, request_id)
-        return 200, body
+        return _mutation(service, schema_name, request, request_id)
     if operation.operation == OperationType.SUBSCRIPTION:
         message = "Subscriptions are served over websockets, which this runtime does not offer yet."
-        return 200, _dump({"data": None, "errors": [{"message": message}]})
-    key = (text, operation_name, _variable_shape(service, operation, variables))
+        return answered((200, _dump({"data": None, "errors": [{"message": message}]})))
+    key = _compiled_key(service, request)
     fields: list[CompiledField] | None = service.compiled.lookup(key)
     if fields is None:
-        fields = _compile(service, schema_name, operation, fragments, variables)
+        if cached_only:
+            return None
+        fields = _compile(service, schema_name, operation, request.fragments, request.variables)
         if all(f.error is None for f in fields):
             service.compiled.remember(key, fields)
-    return 200, _run(service, fields, operation, text, variables, conn, request_id)
+    introspection = None
+    if any(f.kind == "introspection" for f in fields):
+        if cached_only:
+            return None
+        introspection = _introspect(service, request.text, operation, request.variables)
+    return _read(fields, request.variables, request_id, introspection)
+
+
+def _mutation(
+    service: ServiceApi, schema_name: str, request: _Request, request_id: str
+) -> Steps[tuple[int, bytes]]:
+    body = yield from run_mutation(
+        service,
+        schema_name,
+        request.operation,
+        request.fragments,
+        request.variables,
+        request_id,
+    )
+    return 200, body
+
+
+def _batch(items: list[Steps[tuple[int, bytes]]]) -> Steps[tuple[int, bytes]]:
+    """A JSON array of operations, answered in order with an array (always HTTP 200)."""
+    bodies = []
+    for item in items:
+        _, body = yield from item
+        bodies.append(body)
+    return 200, b"[" + b",".join(bodies) + b"]"
+
+
+def _compiled_key(service: ServiceApi, request: _Request) -> tuple[Any, ...]:
+    """Compiled SQL is keyed by document, operation and the shape of the variables."""
+    return (
+        request.text,
+        request.operation_name,
+        _variable_shape(service, request.operation, request.variables),
+    )
 
 
 def _variable_shape(
@@ -221,50 +359,6 @@ def _compile(
         )
         for key, nodes in roots.items()
     ]
-
-
-def _run(
-    service: ServiceApi,
-    fields: list[CompiledField],
-    operation: OperationDefinitionNode,
-    text: str,
-    variables: dict[str, Any],
-    conn: Connection,
-    request_id: str,
-) -> bytes:
-    """Run compiled root fields and splice their JSON texts into the answer."""
-    parts: list[bytes] = []
-    problems: list[dict[str, Any]] = []
-    introspection: dict[str, Any] | None = None
-    null_data = False
-    for f in fields:
-        key = _dump(f.key)
-        if f.kind == "typename":
-            parts.append(key + b':"Query"')
-            continue
-        if f.kind == "introspection":
-            if introspection is None:
-                introspection = _introspect(service, text, operation, variables)
-            parts.append(key + b":" + _dump(introspection.get(f.key)))
-            continue
-        try:
-            if f.error is not None:
-                raise f.error
-            assert f.statement is not None
-            row = conn.execute(f.sql, f.statement.bind(variables)).fetchone()  # type: ignore[arg-type]
-            value = row[0] if row else None
-            parts.append(key + b":" + (value.encode() if value is not None else b"null"))
-        except (PrismaError, pg_errors.DataError) as exc:
-            if isinstance(exc, pg_errors.DataError):
-                conn.rollback()  # only this request's reads are lost; writes commit on their own
-                exc = invalid_input(exc)
-            problems.append(error_entry(exc, f.key, f.nodes, request_id))
-            parts.append(key + b":null")
-            null_data = null_data or f.non_null
-    data = b"null" if null_data else b"{" + b",".join(parts) + b"}"
-    if problems:
-        return b'{"data":' + data + b',"errors":' + _dump(problems) + b"}"
-    return b'{"data":' + data + b"}"
 
 
 def _introspect(

@@ -1,22 +1,19 @@
 """Mutations: the root fields of reference 5.2 and the nested operations of their inputs.
 
-The request runs in one transaction; each root field gets a savepoint, so a failing field
-(unique violation, missing node, broken required relation) undoes only its own writes, as each
-Prisma mutation is atomic. The node a mutation returns is read back with the query compiler, so
-its JSON is built by PostgreSQL exactly as for queries.
+The request runs in one transaction; with several root fields each gets a savepoint, so a
+failing field (unique violation, missing node, broken required relation) undoes only its own
+writes, as each Prisma mutation is atomic. The node a mutation returns is read back with the
+query compiler, so its JSON is built by PostgreSQL exactly as for queries. Everything here is
+steps (see `steps`): it yields statements and never holds a connection.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 from typing import Any
 
-import psycopg
 from graphql import FieldNode, FragmentDefinitionNode, GraphQLNonNull, OperationDefinitionNode
-from psycopg import Connection
 from psycopg import errors as pg_errors
-from psycopg.pq import TransactionStatus
 
 from runtime.errors import PrismaError
 from runtime.migrations.sql import ident
@@ -28,6 +25,7 @@ from runtime.opencrud.reads import ReadCompiler
 from runtime.opencrud.roots import where_unique_field
 from runtime.opencrud.service import ServiceApi
 from runtime.opencrud.statement import Statement, column
+from runtime.opencrud.steps import BEGIN, COMMIT, ROLLBACK, Sql, Steps
 from runtime.opencrud.values import plain
 from runtime.opencrud.writes import Writer
 
@@ -41,43 +39,54 @@ def as_list(value: Any) -> list[Any]:
 
 
 class Mutation:
-    """Nested inputs of one request, applied through a `Writer`."""
+    """Nested inputs of one request, applied through a `Writer`.
+
+    Every method is steps (see `steps`): `yield from` runs it and gives its value.
+    """
 
     def __init__(self, writer: Writer) -> None:
         self.w = writer
 
     # Whole nodes --------------------------------------------------------------------------
 
-    def create(self, model: ApiModel, data: dict[str, Any]) -> Any:
-        node_id = self.w.insert_node(model, data)
+    def create(self, model: ApiModel, data: dict[str, Any]) -> Steps[Any]:
+        node_id = yield from self.w.insert_node(model, data)
         for f in model.relation_fields:
             if data.get(f.name) is not None:
-                self.nested_create(f, node_id, data[f.name])
+                yield from self.nested_create(f, node_id, data[f.name])
         return node_id
 
-    def update(self, model: ApiModel, node_id: Any, data: dict[str, Any]) -> None:
-        self.w.update_scalars(model, [node_id], data)
+    def update(self, model: ApiModel, node_id: Any, data: dict[str, Any]) -> Steps[None]:
+        yield from self.w.update_scalars(model, [node_id], data)
         for f in model.relation_fields:
             if data.get(f.name) is not None:
                 if f.is_list:
-                    self.nested_update_many(f, node_id, data[f.name])
+                    yield from self.nested_update_many(f, node_id, data[f.name])
                 else:
-                    self.nested_update_one(f, node_id, data[f.name])
+                    yield from self.nested_update_one(f, node_id, data[f.name])
+
+    def create_linked(self, f: ApiField, parent_id: Any, data: dict[str, Any]) -> Steps[None]:
+        child = yield from self.create(f.target, data)
+        yield from self.w.link(f, parent_id, child)
+
+    def connect(self, f: ApiField, parent_id: Any, where: dict[str, Any]) -> Steps[None]:
+        child = yield from self.w.require_unique(f.target, where)
+        yield from self.w.link(f, parent_id, child)
 
     # Nested inputs ------------------------------------------------------------------------
 
-    def nested_create(self, f: ApiField, parent_id: Any, value: dict[str, Any]) -> None:
+    def nested_create(self, f: ApiField, parent_id: Any, value: dict[str, Any]) -> Steps[None]:
         for item in as_list(value.get("create")):
-            self.w.link(f, parent_id, self.create(f.target, item))
+            yield from self.create_linked(f, parent_id, item)
         for where in as_list(value.get("connect")):
-            self.w.link(f, parent_id, self.w.require_unique(f.target, where))
+            yield from self.connect(f, parent_id, where)
 
     def connected(
         self, f: ApiField, parent_id: Any, where: dict[str, Any], parent: ApiModel
-    ) -> Any:
+    ) -> Steps[Any]:
         """The child `where` names, which must exist (3039) and be connected (3041)."""
-        child = self.w.require_unique(f.target, where)
-        if child not in self.w.related_ids(f, parent_id):
+        child = yield from self.w.require_unique(f.target, where)
+        if child not in (yield from self.w.related_ids(f, parent_id)):
             assert f.relation is not None
             field, value = where_unique_field(f.target, where)
             raise errors.nodes_not_connected(
@@ -85,9 +94,9 @@ class Mutation:
             )
         return child
 
-    def current(self, f: ApiField, parent_id: Any) -> Any:
+    def current(self, f: ApiField, parent_id: Any) -> Steps[Any]:
         """The one child of a to-one relation (3041 when there is none)."""
-        children = self.w.related_ids(f, parent_id)
+        children = yield from self.w.related_ids(f, parent_id)
         if not children:
             assert f.relation is not None
             raise errors.nodes_not_connected(
@@ -95,58 +104,66 @@ class Mutation:
             )
         return children[0]
 
-    def nested_update_many(self, f: ApiField, parent_id: Any, value: dict[str, Any]) -> None:
+    def nested_update_many(self, f: ApiField, parent_id: Any, value: dict[str, Any]) -> Steps[None]:
         target = f.target
         for item in as_list(value.get("create")):
-            self.w.link(f, parent_id, self.create(target, item))
+            yield from self.create_linked(f, parent_id, item)
         for item in as_list(value.get("update")):
-            child = self.connected(f, parent_id, item["where"], f.model)
-            self.update(target, child, item.get("data") or {})
+            child = yield from self.connected(f, parent_id, item["where"], f.model)
+            yield from self.update(target, child, item.get("data") or {})
         for item in as_list(value.get("upsert")):
-            child = self.w.find_unique(target, item["where"])
-            if child is not None and child in self.w.related_ids(f, parent_id):
-                self.update(target, child, item.get("update") or {})
+            child = yield from self.w.find_unique(target, item["where"])
+            if child is not None and child in (yield from self.w.related_ids(f, parent_id)):
+                yield from self.update(target, child, item.get("update") or {})
             else:
-                self.w.link(f, parent_id, self.create(target, item.get("create") or {}))
+                yield from self.create_linked(f, parent_id, item.get("create") or {})
         for where in as_list(value.get("delete")):
-            self.w.delete_node(target, self.connected(f, parent_id, where, f.model))
+            child = yield from self.connected(f, parent_id, where, f.model)
+            yield from self.w.delete_node(target, child)
         for where in as_list(value.get("connect")):
-            self.w.link(f, parent_id, self.w.require_unique(target, where))
+            yield from self.connect(f, parent_id, where)
         if "set" in value and value["set"] is not None:
-            wanted = [self.w.require_unique(target, where) for where in as_list(value["set"])]
-            for child in self.w.related_ids(f, parent_id):
+            wanted = []
+            for where in as_list(value["set"]):
+                wanted.append((yield from self.w.require_unique(target, where)))
+            for child in (yield from self.w.related_ids(f, parent_id)):
                 if child not in wanted:
-                    self.w.unlink(f, parent_id, child)
+                    yield from self.w.unlink(f, parent_id, child)
             for child in wanted:
-                self.w.link(f, parent_id, child)
+                yield from self.w.link(f, parent_id, child)
         for where in as_list(value.get("disconnect")):
-            self.w.unlink(f, parent_id, self.connected(f, parent_id, where, f.model))
+            child = yield from self.connected(f, parent_id, where, f.model)
+            yield from self.w.unlink(f, parent_id, child)
         for where in as_list(value.get("deleteMany")):
-            for child in self.w.ids_where(target, where, self.w.related_ids(f, parent_id)):
-                self.w.delete_node(target, child)
+            related = yield from self.w.related_ids(f, parent_id)
+            for child in (yield from self.w.ids_where(target, where, related)):
+                yield from self.w.delete_node(target, child)
         for item in as_list(value.get("updateMany")):
-            children = self.w.ids_where(target, item.get("where"), self.w.related_ids(f, parent_id))
-            self.w.update_scalars(target, children, item.get("data") or {})
+            related = yield from self.w.related_ids(f, parent_id)
+            children = yield from self.w.ids_where(target, item.get("where"), related)
+            yield from self.w.update_scalars(target, children, item.get("data") or {})
 
-    def nested_update_one(self, f: ApiField, parent_id: Any, value: dict[str, Any]) -> None:
+    def nested_update_one(self, f: ApiField, parent_id: Any, value: dict[str, Any]) -> Steps[None]:
         target = f.target
         if value.get("create") is not None:
-            self.w.link(f, parent_id, self.create(target, value["create"]))
+            yield from self.create_linked(f, parent_id, value["create"])
         if value.get("connect") is not None:
-            self.w.link(f, parent_id, self.w.require_unique(target, value["connect"]))
+            yield from self.connect(f, parent_id, value["connect"])
         if value.get("update") is not None:
-            self.update(target, self.current(f, parent_id), value["update"])
+            child = yield from self.current(f, parent_id)
+            yield from self.update(target, child, value["update"])
         if value.get("upsert") is not None:
-            children = self.w.related_ids(f, parent_id)
+            children = yield from self.w.related_ids(f, parent_id)
             if children:
-                self.update(target, children[0], value["upsert"].get("update") or {})
+                yield from self.update(target, children[0], value["upsert"].get("update") or {})
             else:
-                child = self.create(target, value["upsert"].get("create") or {})
-                self.w.link(f, parent_id, child)
+                yield from self.create_linked(f, parent_id, value["upsert"].get("create") or {})
         if value.get("delete"):
-            self.w.delete_node(target, self.current(f, parent_id))
+            child = yield from self.current(f, parent_id)
+            yield from self.w.delete_node(target, child)
         if value.get("disconnect"):
-            self.w.unlink(f, parent_id, self.current(f, parent_id))
+            child = yield from self.current(f, parent_id)
+            yield from self.w.unlink(f, parent_id, child)
 
 
 def root_mutations(service_api: Any) -> dict[str, tuple[str, ApiModel]]:
@@ -165,9 +182,8 @@ def run_mutation(
     operation: OperationDefinitionNode,
     fragments: dict[str, FragmentDefinitionNode],
     variables: dict[str, Any],
-    conn: Connection,
     request_id: str,
-) -> bytes:
+) -> Steps[bytes]:
     """Run the root fields of a mutation in order, each atomic, in one transaction."""
     st = Statement(schema_name)
     compiler = ReadCompiler(service.api, service.graphql_schema, fragments, variables, st)
@@ -176,36 +192,39 @@ def run_mutation(
     parts: list[bytes] = []
     problems: list[dict[str, Any]] = []
     null_data = False
-    writer = Writer(conn, schema_name, service.api)
-    if not conn.autocommit and conn.info.transaction_status == TransactionStatus.INTRANS:
-        conn.commit()  # the app's reads so far; the mutation gets a transaction of its own
+    writer = Writer(schema_name, service.api)
     # With one root field the request's transaction is all the atomicity needed; a savepoint
     # per field (two more round trips) only matters when a failed field must spare the others.
     fields = [nodes for nodes in roots.values() if nodes[0].name.value != "__typename"]
     single = len(fields) == 1
-    with conn.transaction() as transaction:
-        for key, nodes in roots.items():
-            name = nodes[0].name.value
-            encoded = json.dumps(key).encode()
-            if name == "__typename":
-                parts.append(encoded + b':"Mutation"')
-                continue
-            definition = mutation_type.fields[name]
-            try:
-                with contextlib.nullcontext() if single else conn.transaction():
-                    value = _root_field(
-                        service, schema_name, compiler, writer, name, nodes, definition
-                    )
-                    writer.check_required_relations()
-                parts.append(encoded + b":" + value)
-            except PrismaError as exc:
-                writer.touched.clear()
-                problems.append(errors.error_entry(exc, key, nodes, request_id))
-                parts.append(encoded + b":null")
-                null_data = null_data or isinstance(definition.type, GraphQLNonNull)
-        if single and problems:
-            # Undo the failed field's writes; the rollback ends the `with` quietly.
-            raise psycopg.Rollback(transaction)
+    yield BEGIN
+    for index, (key, nodes) in enumerate(roots.items()):
+        name = nodes[0].name.value
+        encoded = json.dumps(key).encode()
+        if name == "__typename":
+            parts.append(encoded + b':"Mutation"')
+            continue
+        definition = mutation_type.fields[name]
+        savepoint = f"field_{index}"
+        try:
+            if not single:
+                yield Sql(f"SAVEPOINT {savepoint}")
+            value = yield from _root_field(
+                service, schema_name, compiler, writer, name, nodes, definition
+            )
+            yield from writer.check_required_relations()
+            if not single:
+                yield Sql(f"RELEASE SAVEPOINT {savepoint}")
+            parts.append(encoded + b":" + value)
+        except PrismaError as exc:
+            if not single:
+                yield Sql(f"ROLLBACK TO SAVEPOINT {savepoint}")
+            writer.touched.clear()
+            problems.append(errors.error_entry(exc, key, nodes, request_id))
+            parts.append(encoded + b":null")
+            null_data = null_data or isinstance(definition.type, GraphQLNonNull)
+    # One failed field of one undoes its writes; otherwise each failed field's savepoint did.
+    yield ROLLBACK if single and problems else COMMIT
     data = b"null" if null_data else b"{" + b",".join(parts) + b"}"
     if problems:
         return b'{"data":' + data + b',"errors":' + json.dumps(problems).encode() + b"}"
@@ -220,34 +239,34 @@ def _root_field(
     name: str,
     nodes: list[FieldNode],
     definition: Any,
-) -> bytes:
+) -> Steps[bytes]:
     kind, model = root_mutations(service)[name]
     args = plain(compiler.arguments(nodes[0], definition))
     mutation = Mutation(writer)
     try:
         if kind == "create":
-            node_id = mutation.create(model, args.get("data") or {})
+            node_id = yield from mutation.create(model, args.get("data") or {})
         elif kind == "update":
-            node_id = writer.require_unique(model, args["where"])
-            mutation.update(model, node_id, args["data"])
+            node_id = yield from writer.require_unique(model, args["where"])
+            yield from mutation.update(model, node_id, args["data"])
         elif kind == "upsert":
-            node_id = writer.find_unique(model, args["where"])
+            node_id = yield from writer.find_unique(model, args["where"])
             if node_id is None:
-                node_id = mutation.create(model, args["create"])
+                node_id = yield from mutation.create(model, args["create"])
             else:
-                mutation.update(model, node_id, args["update"])
+                yield from mutation.update(model, node_id, args["update"])
         elif kind == "delete":
-            node_id = writer.require_unique(model, args["where"])
-            body = _read_node(compiler, schema_name, model, node_id, nodes, writer)
-            writer.delete_node(model, node_id)
+            node_id = yield from writer.require_unique(model, args["where"])
+            body = yield from _read_node(compiler, schema_name, model, node_id, nodes, writer)
+            yield from writer.delete_node(model, node_id)
             return body
         else:
-            ids = writer.ids_where(model, args.get("where"))
+            ids = yield from writer.ids_where(model, args.get("where"))
             if kind == "updateMany":
-                writer.update_scalars(model, ids, args.get("data") or {})
+                yield from writer.update_scalars(model, ids, args.get("data") or {})
             else:
                 for node_id in ids:
-                    writer.delete_node(model, node_id)
+                    yield from writer.delete_node(model, node_id)
             return _batch_payload(compiler, nodes, len(ids))
     except pg_errors.UniqueViolation as exc:
         raise _unique_violation(service, exc) from exc
@@ -257,7 +276,7 @@ def _root_field(
         ) from exc
     except pg_errors.DataError as exc:
         raise invalid_input(exc) from exc
-    return _read_node(compiler, schema_name, model, node_id, nodes, writer)
+    return (yield from _read_node(compiler, schema_name, model, node_id, nodes, writer))
 
 
 def _read_node(
@@ -267,7 +286,7 @@ def _read_node(
     node_id: Any,
     nodes: list[FieldNode],
     writer: Writer,
-) -> bytes:
+) -> Steps[bytes]:
     st = Statement(schema_name)
     reader = ReadCompiler(
         compiler.api, compiler.graphql_schema, compiler.fragments, compiler.variables, st
@@ -279,7 +298,7 @@ def _read_node(
         f"SELECT (SELECT {body} FROM {st.table(model)} {a} "  # noqa: S608
         f"WHERE {column(a, model.id_field)} = {p})::text"
     )
-    row = writer.run(query, st.bind(compiler.variables)).fetchone()
+    row = (yield from writer.run(query, st.bind(compiler.variables))).one()
     return row[0].encode() if row and row[0] is not None else b"null"
 
 

@@ -14,8 +14,6 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from psycopg import Connection
-
 from runtime.ids import cuid
 from runtime.migrations.sql import ident
 from runtime.opencrud import errors
@@ -23,6 +21,7 @@ from runtime.opencrud.filters import where_condition
 from runtime.opencrud.model import ApiField, ApiModel, ApiSchema
 from runtime.opencrud.roots import where_unique_field
 from runtime.opencrud.statement import Statement, array_type
+from runtime.opencrud.steps import Result, Sql, Steps
 from runtime.opencrud.values import converter, to_datetime, to_json_text
 
 MAX_ID_LENGTH = 25
@@ -65,8 +64,7 @@ def default_value(f: ApiField) -> Any:
 class Writer:
     """The writes of one request, on one connection, inside its transaction."""
 
-    def __init__(self, conn: Connection, schema_name: str, api: ApiSchema) -> None:
-        self.conn = conn
+    def __init__(self, schema_name: str, api: ApiSchema) -> None:
         self.schema_name = schema_name
         self.api = api
         self.touched: set[tuple[str, Any]] = set()
@@ -76,23 +74,25 @@ class Writer:
     def table(self, model: ApiModel) -> str:
         return f"{ident(self.schema_name)}.{ident(model.table)}"
 
-    def run(self, query: str, params: list[Any] | tuple[Any, ...] = ()) -> Any:
-        return self.conn.execute(query, params)  # type: ignore[arg-type]
+    def run(self, query: str, params: list[Any] | tuple[Any, ...] = ()) -> Steps[Result]:
+        return (yield Sql(query, params))
 
     # Lookups ------------------------------------------------------------------------------
 
-    def find_unique(self, model: ApiModel, where: dict[str, Any] | None) -> Any:
+    def find_unique(self, model: ApiModel, where: dict[str, Any] | None) -> Steps[Any]:
         f, value = where_unique_field(model, where)
         value = write_value_item(f, value) if f.type_name != "ID" else str(value)
-        row = self.run(
-            f"SELECT {ident(model.id_field.column)} FROM {self.table(model)} "  # noqa: S608
-            f"WHERE {ident(f.column)} = %s",
-            [value],
-        ).fetchone()
+        row = (
+            yield from self.run(
+                f"SELECT {ident(model.id_field.column)} FROM {self.table(model)} "  # noqa: S608
+                f"WHERE {ident(f.column)} = %s",
+                [value],
+            )
+        ).one()
         return row[0] if row else None
 
-    def require_unique(self, model: ApiModel, where: dict[str, Any] | None) -> Any:
-        node_id = self.find_unique(model, where)
+    def require_unique(self, model: ApiModel, where: dict[str, Any] | None) -> Steps[Any]:
+        node_id = yield from self.find_unique(model, where)
         if node_id is None:
             f, value = where_unique_field(model, where)
             raise errors.node_not_found(model.name, f.name, value)
@@ -100,7 +100,7 @@ class Writer:
 
     def ids_where(
         self, model: ApiModel, where: dict[str, Any] | None, among: list[Any] | None = None
-    ) -> list[Any]:
+    ) -> Steps[list[Any]]:
         st = Statement(self.schema_name)
         condition = where_condition(st, model, "t", where)
         id_col = f"t.{ident(model.id_field.column)}"
@@ -110,40 +110,50 @@ class Writer:
                 return []
             condition += f" AND {id_col} = ANY(%s::{array_type(model.id_field)})"
             params.append(list(among))
-        rows = self.run(
-            f"SELECT {id_col} FROM {st.table(model)} t WHERE {condition} ORDER BY {id_col}",  # noqa: S608
-            params,
-        ).fetchall()
+        rows = (
+            yield from self.run(
+                f"SELECT {id_col} FROM {st.table(model)} t WHERE {condition} ORDER BY {id_col}",  # noqa: S608
+                params,
+            )
+        ).rows
         return [r[0] for r in rows]
 
-    def exists(self, model: ApiModel, node_id: Any) -> bool:
-        row = self.run(
-            f"SELECT 1 FROM {self.table(model)} WHERE {ident(model.id_field.column)} = %s",  # noqa: S608
-            [node_id],
-        ).fetchone()
+    def exists(self, model: ApiModel, node_id: Any) -> Steps[bool]:
+        row = (
+            yield from self.run(
+                f"SELECT 1 FROM {self.table(model)} WHERE {ident(model.id_field.column)} = %s",  # noqa: S608
+                [node_id],
+            )
+        ).one()
         return row is not None
 
-    def related_ids(self, f: ApiField, parent_id: Any) -> list[Any]:
+    def related_ids(self, f: ApiField, parent_id: Any) -> Steps[list[Any]]:
         target = f.target
         if f.is_inline_here:
-            rows = self.run(
-                f"SELECT {ident(f.inline_column)} FROM {self.table(f.model)} "  # noqa: S608
-                f"WHERE {ident(f.model.id_field.column)} = %s "
-                f"AND {ident(f.inline_column)} IS NOT NULL",
-                [parent_id],
-            ).fetchall()
+            rows = (
+                yield from self.run(
+                    f"SELECT {ident(f.inline_column)} FROM {self.table(f.model)} "  # noqa: S608
+                    f"WHERE {ident(f.model.id_field.column)} = %s "
+                    f"AND {ident(f.inline_column)} IS NOT NULL",
+                    [parent_id],
+                )
+            ).rows
         elif f.is_inline_there:
-            rows = self.run(
-                f"SELECT {ident(target.id_field.column)} FROM {self.table(target)} "  # noqa: S608
-                f"WHERE {ident(f.inline_column)} = %s",
-                [parent_id],
-            ).fetchall()
+            rows = (
+                yield from self.run(
+                    f"SELECT {ident(target.id_field.column)} FROM {self.table(target)} "  # noqa: S608
+                    f"WHERE {ident(f.inline_column)} = %s",
+                    [parent_id],
+                )
+            ).rows
         else:
             mine, theirs = f.link_columns
-            rows = self.run(
-                f"SELECT {ident(theirs)} FROM {self.link_table(f)} WHERE {ident(mine)} = %s",  # noqa: S608
-                [parent_id],
-            ).fetchall()
+            rows = (
+                yield from self.run(
+                    f"SELECT {ident(theirs)} FROM {self.link_table(f)} WHERE {ident(mine)} = %s",  # noqa: S608
+                    [parent_id],
+                )
+            ).rows
         return [r[0] for r in rows]
 
     def link_table(self, f: ApiField) -> str:
@@ -152,7 +162,7 @@ class Writer:
 
     # Nodes --------------------------------------------------------------------------------
 
-    def insert_node(self, model: ApiModel, data: dict[str, Any]) -> Any:
+    def insert_node(self, model: ApiModel, data: dict[str, Any]) -> Steps[Any]:
         """Insert a node's row and scalar lists; relations are linked by the caller."""
         values: dict[str, Any] = {}
         lists: dict[ApiField, list[Any]] = {}
@@ -181,13 +191,13 @@ class Writer:
             )
         else:
             query = f"INSERT INTO {self.table(model)} DEFAULT VALUES RETURNING {id_col}"  # noqa: S608
-        node_id = self.run(query, list(values.values())).fetchone()[0]
+        node_id = (yield from self.run(query, list(values.values()))).one()[0]
         for f, items in lists.items():
-            self.set_list(f, node_id, items)
+            yield from self.set_list(f, node_id, items)
         self.touched.add((model.name, node_id))
         return node_id
 
-    def update_scalars(self, model: ApiModel, ids: list[Any], data: dict[str, Any]) -> None:
+    def update_scalars(self, model: ApiModel, ids: list[Any], data: dict[str, Any]) -> Steps[None]:
         """Scalar fields and scalar lists of `data` on every node of `ids`, plus `@updatedAt`."""
         if not ids:
             return
@@ -204,49 +214,49 @@ class Writer:
                 assignments.append((f.column, write_value(f, data[f.name])))
         if assignments:
             sets = ", ".join(f"{ident(c)} = %s" for c, _ in assignments)
-            self.run(
+            yield from self.run(
                 f"UPDATE {self.table(model)} SET {sets} "  # noqa: S608
                 f"WHERE {ident(model.id_field.column)} = ANY(%s::{array_type(model.id_field)})",
                 [*(v for _, v in assignments), list(ids)],
             )
         for f, items in lists.items():
             for node_id in ids:
-                self.set_list(f, node_id, items)
+                yield from self.set_list(f, node_id, items)
 
-    def set_list(self, f: ApiField, node_id: Any, items: list[Any]) -> None:
+    def set_list(self, f: ApiField, node_id: Any, items: list[Any]) -> Steps[None]:
         """Scalar lists are replaced wholesale, positions 1000, 2000, ... (reference 7)."""
         table = f"{ident(self.schema_name)}.{ident(f.list_table)}"
-        self.run(f'DELETE FROM {table} WHERE "nodeId" = %s', [node_id])  # noqa: S608
+        yield from self.run(f'DELETE FROM {table} WHERE "nodeId" = %s', [node_id])  # noqa: S608
         if items:
-            with self.conn.cursor() as cursor:
-                cursor.executemany(
-                    f'INSERT INTO {table} ("nodeId", "position", "value") VALUES (%s, %s, %s)',  # noqa: S608
-                    [(node_id, (i + 1) * 1000, v) for i, v in enumerate(items)],
-                )
+            yield Sql(
+                f'INSERT INTO {table} ("nodeId", "position", "value") VALUES (%s, %s, %s)',  # noqa: S608
+                [(node_id, (i + 1) * 1000, v) for i, v in enumerate(items)],
+                many=True,
+            )
 
     def delete_node(
         self, model: ApiModel, node_id: Any, seen: set[tuple[str, Any]] | None = None
-    ) -> None:
+    ) -> Steps[None]:
         """Delete a node, first the nodes its `onDelete: CASCADE` relations hold."""
         seen = set() if seen is None else seen
         if (model.name, node_id) in seen:
             return
         seen.add((model.name, node_id))
         for f in model.relation_fields:
-            children = self.related_ids(f, node_id)
+            children = yield from self.related_ids(f, node_id)
             for child in children:
                 if f.field.on_delete == "CASCADE":
-                    self.delete_node(f.target, child, seen)
+                    yield from self.delete_node(f.target, child, seen)
                 else:
                     self.touched.add((f.target.name, child))
-        self.run(
+        yield from self.run(
             f"DELETE FROM {self.table(model)} WHERE {ident(model.id_field.column)} = %s",  # noqa: S608
             [node_id],
         )
 
     # Links --------------------------------------------------------------------------------
 
-    def link(self, f: ApiField, parent_id: Any, child_id: Any) -> None:
+    def link(self, f: ApiField, parent_id: Any, child_id: Any) -> Steps[None]:
         """Connect `child_id` to `parent_id` through `f`, replacing links a to-one side had."""
         target = f.target
         back_is_one = f.related is not None and not f.related.is_list
@@ -257,16 +267,17 @@ class Writer:
                 ident(f.model.id_field.column),
             )
             if back_is_one:
-                for row in self.run(
+                cleared = yield from self.run(
                     f"UPDATE {holder} SET {fk} = NULL "  # noqa: S608
                     f"WHERE {fk} = %s AND {pid} <> %s RETURNING {pid}",
                     [child_id, parent_id],
-                ).fetchall():
-                    self.touched.add((f.model.name, row[0]))
-            for old in self.related_ids(f, parent_id):
+                )
+                self.touched.update((f.model.name, row[0]) for row in cleared.rows)
+            for old in (yield from self.related_ids(f, parent_id)):
                 if old != child_id:
                     self.touched.add((target.name, old))
-            self.run(f"UPDATE {holder} SET {fk} = %s WHERE {pid} = %s", [child_id, parent_id])  # noqa: S608
+            set_link = f"UPDATE {holder} SET {fk} = %s WHERE {pid} = %s"  # noqa: S608
+            yield from self.run(set_link, [child_id, parent_id])
         elif f.is_inline_there:
             holder, fk, cid = (
                 self.table(target),
@@ -274,37 +285,41 @@ class Writer:
                 ident(target.id_field.column),
             )
             if not f.is_list:
-                for row in self.run(
+                cleared = yield from self.run(
                     f"UPDATE {holder} SET {fk} = NULL "  # noqa: S608
                     f"WHERE {fk} = %s AND {cid} <> %s RETURNING {cid}",
                     [parent_id, child_id],
-                ).fetchall():
-                    self.touched.add((target.name, row[0]))
-            row = self.run(f"SELECT {fk} FROM {holder} WHERE {cid} = %s", [child_id]).fetchone()  # noqa: S608
+                )
+                self.touched.update((target.name, row[0]) for row in cleared.rows)
+            previous = f"SELECT {fk} FROM {holder} WHERE {cid} = %s"  # noqa: S608
+            row = (yield from self.run(previous, [child_id])).one()
             if row and row[0] is not None and row[0] != parent_id:
                 self.touched.add((f.model.name, row[0]))
-            self.run(f"UPDATE {holder} SET {fk} = %s WHERE {cid} = %s", [parent_id, child_id])  # noqa: S608
+            set_link = f"UPDATE {holder} SET {fk} = %s WHERE {cid} = %s"  # noqa: S608
+            yield from self.run(set_link, [parent_id, child_id])
         else:
             link = self.link_table(f)
             mine, theirs = (ident(c) for c in f.link_columns)
             if not f.is_list:
-                for row in self.run(
-                    f"DELETE FROM {link} WHERE {mine} = %s AND {theirs} <> %s RETURNING {theirs}",  # noqa: S608
+                cleared = yield from self.run(
+                    f"DELETE FROM {link} "  # noqa: S608
+                    f"WHERE {mine} = %s AND {theirs} <> %s RETURNING {theirs}",
                     [parent_id, child_id],
-                ).fetchall():
-                    self.touched.add((target.name, row[0]))
+                )
+                self.touched.update((target.name, row[0]) for row in cleared.rows)
             if back_is_one:
-                for row in self.run(
-                    f"DELETE FROM {link} WHERE {theirs} = %s AND {mine} <> %s RETURNING {mine}",  # noqa: S608
+                cleared = yield from self.run(
+                    f"DELETE FROM {link} "  # noqa: S608
+                    f"WHERE {theirs} = %s AND {mine} <> %s RETURNING {mine}",
                     [child_id, parent_id],
-                ).fetchall():
-                    self.touched.add((f.model.name, row[0]))
-            self.run(
+                )
+                self.touched.update((f.model.name, row[0]) for row in cleared.rows)
+            yield from self.run(
                 f"INSERT INTO {link} ({mine}, {theirs}) VALUES (%s, %s) ON CONFLICT DO NOTHING",  # noqa: S608
                 [parent_id, child_id],
             )
 
-    def unlink(self, f: ApiField, parent_id: Any, child_id: Any) -> bool:
+    def unlink(self, f: ApiField, parent_id: Any, child_id: Any) -> Steps[bool]:
         """Disconnect one pair; False when they were not connected."""
         target = f.target
         if f.is_inline_here:
@@ -327,7 +342,7 @@ class Writer:
             mine, theirs = (ident(c) for c in f.link_columns)
             query = f"DELETE FROM {self.link_table(f)} WHERE {mine} = %s AND {theirs} = %s"  # noqa: S608
             params = [parent_id, child_id]
-        done = self.run(query, params).rowcount > 0
+        done = (yield from self.run(query, params)).rowcount > 0
         if done:
             self.touched.add((f.model.name, parent_id))
             self.touched.add((target.name, child_id))
@@ -335,17 +350,17 @@ class Writer:
 
     # Required relations -------------------------------------------------------------------
 
-    def check_required_relations(self) -> None:
+    def check_required_relations(self) -> Steps[None]:
         touched, self.touched = self.touched, set()
         for model_name, node_id in sorted(
             touched, key=lambda t: (t[0], json.dumps(t[1], default=str))
         ):
             model = self.api.model(model_name)
             required = [f for f in model.relation_fields if f.is_required]
-            if not required or not self.exists(model, node_id):
+            if not required or not (yield from self.exists(model, node_id)):
                 continue
             for f in required:
-                if not self.related_ids(f, node_id):
+                if not (yield from self.related_ids(f, node_id)):
                     assert f.relation is not None
                     raise errors.required_relation_violated(
                         f.relation.name, f.relation.model_a, f.relation.model_b

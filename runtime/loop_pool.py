@@ -1,0 +1,134 @@
+"""A lean pool of autocommit asyncio connections for the data API on the event loop.
+
+A query borrows a connection for one statement, so the checkout itself is on the hot path:
+psycopg_pool's asyncio pool spends more CPU handing a connection over (locks, conditions,
+`wait_for`) than psycopg spends sending the statement. Here a free connection is a `pop`, and a
+request that must wait gets the next connection returned through a future. Connections are
+opened on demand up to `max_size`. One that comes back broken, closed or inside a transaction
+is dropped, and so are the idle ones (a broken connection usually means the database restarted,
+and they would fail their next request too); a waiter gets a fresh connection in its place.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+from collections.abc import Coroutine
+from typing import Any
+
+from psycopg import AsyncConnection
+from psycopg.pq import TransactionStatus
+
+log = logging.getLogger("runtime")
+
+
+class PoolTimeout(Exception):
+    """No connection came free in time."""
+
+
+class LoopPool:
+    def __init__(self, conninfo: str, max_size: int, timeout: float = 30.0) -> None:
+        if max_size < 1:
+            raise ValueError("a pool needs at least one connection")
+        self.conninfo = conninfo
+        self.max_size = max_size
+        self.timeout = timeout
+        self.size = 0  # connections open or being opened
+        self.idle: list[AsyncConnection[Any]] = []
+        self.waiters: deque[asyncio.Future[AsyncConnection[Any]]] = deque()
+        self.closed = False
+        self.tasks: set[asyncio.Task[None]] = set()
+
+    async def open(self) -> None:
+        """Open the first connection now, so a bad address fails the start, not a request."""
+        self.put(await self._connect())
+
+    async def get(self) -> AsyncConnection[Any]:
+        if self.closed:
+            raise PoolTimeout("the pool is closed")
+        if self.idle:
+            return self.idle.pop()
+        if self.size < self.max_size:
+            return await self._connect()
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[AsyncConnection[Any]] = loop.create_future()
+        self.waiters.append(waiter)
+        timer = loop.call_later(self.timeout, _expire, waiter, self.timeout)
+        try:
+            return await waiter
+        except asyncio.CancelledError:
+            # Cancelled after a connection was handed over: give it to the next request.
+            if waiter.done() and not waiter.cancelled() and waiter.exception() is None:
+                self.put(waiter.result())
+            raise
+        finally:
+            timer.cancel()
+
+    def put(self, conn: AsyncConnection[Any]) -> None:
+        """Give a connection back; a connection no longer fit for reads is closed and replaced."""
+        if self.closed or conn.broken or conn.info.transaction_status != TransactionStatus.IDLE:
+            dropped = [conn]
+            if conn.broken:
+                dropped += self.idle
+                self.idle = []
+            for each in dropped:
+                self.size -= 1
+                self._background(_close(each))
+            if self.waiters and not self.closed:
+                self._background(self._replace())
+            return
+        while self.waiters:
+            waiter = self.waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(conn)
+                return
+        self.idle.append(conn)
+
+    async def close(self) -> None:
+        self.closed = True
+        idle, self.idle = self.idle, []
+        for conn in idle:
+            await _close(conn)
+        while self.waiters:
+            waiter = self.waiters.popleft()
+            if not waiter.done():
+                waiter.set_exception(PoolTimeout("the pool is closed"))
+
+    def _background(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self.tasks.add(task)  # a task only weakly referenced by the loop could vanish
+        task.add_done_callback(self.tasks.discard)
+
+    async def _connect(self) -> AsyncConnection[Any]:
+        self.size += 1
+        try:
+            return await AsyncConnection.connect(self.conninfo, autocommit=True)
+        except BaseException:
+            self.size -= 1
+            raise
+
+    async def _replace(self) -> None:
+        """Open a connection for a request waiting on one that was dropped."""
+        try:
+            conn = await self._connect()
+        except Exception as exc:
+            log.warning("cannot reconnect to the database: %s", exc)
+            while self.waiters:
+                waiter = self.waiters.popleft()
+                if not waiter.done():
+                    waiter.set_exception(exc)
+                    return
+            return
+        self.put(conn)
+
+
+def _expire(waiter: asyncio.Future[Any], timeout: float) -> None:
+    if not waiter.done():
+        waiter.set_exception(PoolTimeout(f"no database connection came free within {timeout:g} s"))
+
+
+async def _close(conn: AsyncConnection[Any]) -> None:
+    with contextlib.suppress(Exception):
+        await conn.close()

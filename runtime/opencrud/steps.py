@@ -1,0 +1,126 @@
+"""Database work as steps: the data API's logic yields statements, a driver runs them.
+
+Queries and mutations are written as generators that yield `Sql` and receive a `Result` (or
+have the database's exception thrown in at the `yield`), then return their answer. The logic
+never touches a connection, so the same code runs on a pooled connection in a worker thread
+(`drive`) and on an asyncio connection on the event loop (`drive_async`), and a request can be
+checked and planned before any connection is taken.
+
+Drivers run statements on autocommit connections: a mutation opens its own transaction with
+`BEGIN` and ends it with `COMMIT` or `ROLLBACK`. Should the logic fail in an unexpected way while
+a transaction is open, the driver rolls it back before the error goes on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import psycopg
+from psycopg import AsyncConnection, Connection
+from psycopg.pq import TransactionStatus
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Sql:
+    """One statement; with `many`, `params` is a sequence of parameter lists (executemany)."""
+
+    query: str
+    params: Sequence[Any] = ()
+    many: bool = False
+
+
+@dataclass
+class Result:
+    rows: list[tuple[Any, ...]] = field(default_factory=list)
+    rowcount: int = -1
+
+    def one(self) -> tuple[Any, ...] | None:
+        return self.rows[0] if self.rows else None
+
+
+Steps = Generator[Sql, Result, T]
+
+BEGIN = Sql("BEGIN")
+COMMIT = Sql("COMMIT")
+ROLLBACK = Sql("ROLLBACK")
+
+
+def answered(value: T) -> Steps[T]:
+    """Steps that need no database: the value at once."""
+    return value
+    yield  # a generator all the same  # type: ignore[unreachable]
+
+
+def drive(steps: Steps[T], conn: Connection[Any]) -> T:
+    """Run `steps` on a synchronous connection (put in autocommit for the duration)."""
+    if not conn.autocommit:
+        if conn.info.transaction_status != TransactionStatus.IDLE:
+            conn.commit()  # the caller's reads so far; the steps manage their own transactions
+        conn.autocommit = True
+        try:
+            return drive(steps, conn)
+        finally:
+            if not conn.closed:
+                conn.autocommit = False
+    error: Exception | None = None
+    result: Result | None = None  # a generator starts on None
+    try:
+        while True:
+            try:
+                command = steps.throw(error) if error is not None else steps.send(result)  # type: ignore[arg-type]
+            except StopIteration as stop:
+                return stop.value  # type: ignore[no-any-return]
+            error = None
+            try:
+                with conn.cursor() as cursor:
+                    if command.many:
+                        cursor.executemany(command.query, command.params)  # type: ignore[arg-type]
+                    else:
+                        cursor.execute(command.query, command.params)  # type: ignore[arg-type]
+                    rows = cursor.fetchall() if cursor.description is not None else []
+                    result = Result(rows, cursor.rowcount)
+            except psycopg.Error as exc:
+                if conn.broken:
+                    raise
+                error = exc
+    except BaseException:
+        if not conn.closed and conn.info.transaction_status != TransactionStatus.IDLE:
+            conn.execute("ROLLBACK")
+        raise
+    finally:
+        steps.close()
+
+
+async def drive_async(steps: Steps[T], conn: AsyncConnection[Any]) -> T:
+    """Run `steps` on an autocommit asyncio connection."""
+    error: Exception | None = None
+    result: Result | None = None  # a generator starts on None
+    try:
+        while True:
+            try:
+                command = steps.throw(error) if error is not None else steps.send(result)  # type: ignore[arg-type]
+            except StopIteration as stop:
+                return stop.value  # type: ignore[no-any-return]
+            error = None
+            try:
+                async with conn.cursor() as cursor:
+                    if command.many:
+                        await cursor.executemany(command.query, command.params)  # type: ignore[arg-type]
+                    else:
+                        await cursor.execute(command.query, command.params)  # type: ignore[arg-type]
+                    rows = await cursor.fetchall() if cursor.description is not None else []
+                    result = Result(rows, cursor.rowcount)
+            except psycopg.Error as exc:
+                if conn.broken:
+                    raise
+                error = exc
+    except BaseException:
+        if not conn.closed and conn.info.transaction_status != TransactionStatus.IDLE:
+            await conn.execute("ROLLBACK")
+        raise
+    finally:
+        steps.close()
