@@ -11,6 +11,7 @@ import uvicorn
 
 from runtime.app import RuntimeApp
 from runtime.config import ConfigError, load_config
+from runtime.http import RuntimeHttpProtocol
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -40,6 +41,9 @@ def main(argv: list[str] | None = None) -> int:
         "port": args.port or config.port,
         "log_level": args.log_level,
         "access_log": False,
+        "server_header": False,
+        "proxy_headers": False,  # the runtime does not use the client's address
+        "http": RuntimeHttpProtocol,
         "lifespan": "on",
     }
     if args.workers == 1:

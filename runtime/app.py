@@ -83,6 +83,7 @@ class BodyTooLarge(Exception):
 class RuntimeApp:
     def __init__(self, config: RuntimeConfig) -> None:
         self.config = config
+        self.request_prefix = os.environ.get("ENV", "local")  # request ids: `local:<cuid>`
         self.tenants: dict[str, Tenant] = {}
         self.management_schema = build_management_schema()
         # Sandbox servers: a throttle shared by every runtime process through Redis, and a
@@ -144,7 +145,7 @@ class RuntimeApp:
             self.quotas[server.name] = StorageQuota.from_sandbox(server.sandbox)
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
-        request_id = f"{os.environ.get('ENV', 'local')}:{cuid()}"
+        request_id = f"{self.request_prefix}:{cuid()}"
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         method = scope["method"]
         path = scope["path"]

@@ -18,12 +18,16 @@ _random = random.Random(secrets.randbits(128))  # noqa: S311 - not a secret
 os.register_at_fork(after_in_child=lambda: _random.seed(secrets.randbits(128)))
 
 
+_PAIRS = [a + b for a in _BASE36 for b in _BASE36]  # two digits at a time
+
+
 def _base36(number: int, width: int) -> str:
-    digits = []
-    for _ in range(width):
-        number, rest = divmod(number, 36)
-        digits.append(_BASE36[rest])
-    return "".join(reversed(digits))
+    """The last `width` (even) base-36 digits of `number`."""
+    pairs = []
+    for _ in range(width // 2):
+        number, rest = divmod(number, 1296)
+        pairs.append(_PAIRS[rest])
+    return "".join(reversed(pairs))
 
 
 def _host_fingerprint() -> str:

@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 
 import psycopg
 from psycopg import AsyncConnection, Connection
-from psycopg.pq import TransactionStatus
+from psycopg.pq import ExecStatus, TransactionStatus
 
 T = TypeVar("T")
 
@@ -68,6 +68,7 @@ def drive(steps: Steps[T], conn: Connection[Any]) -> T:
                 conn.autocommit = False
     error: Exception | None = None
     result: Result | None = None  # a generator starts on None
+    cursor = conn.cursor()
     try:
         while True:
             try:
@@ -76,13 +77,12 @@ def drive(steps: Steps[T], conn: Connection[Any]) -> T:
                 return stop.value  # type: ignore[no-any-return]
             error = None
             try:
-                with conn.cursor() as cursor:
-                    if command.many:
-                        cursor.executemany(command.query, command.params)  # type: ignore[arg-type]
-                    else:
-                        cursor.execute(command.query, command.params)  # type: ignore[arg-type]
-                    rows = cursor.fetchall() if cursor.description is not None else []
-                    result = Result(rows, cursor.rowcount)
+                if command.many:
+                    cursor.executemany(command.query, command.params)  # type: ignore[arg-type]
+                else:
+                    cursor.execute(command.query, command.params)  # type: ignore[arg-type]
+                rows = cursor.fetchall() if _has_rows(cursor) else []
+                result = Result(rows, cursor.rowcount)
             except psycopg.Error as exc:
                 if conn.broken:
                     raise
@@ -92,6 +92,7 @@ def drive(steps: Steps[T], conn: Connection[Any]) -> T:
             conn.execute("ROLLBACK")
         raise
     finally:
+        cursor.close()
         steps.close()
 
 
@@ -99,6 +100,7 @@ async def drive_async(steps: Steps[T], conn: AsyncConnection[Any]) -> T:
     """Run `steps` on an autocommit asyncio connection."""
     error: Exception | None = None
     result: Result | None = None  # a generator starts on None
+    cursor = conn.cursor()
     try:
         while True:
             try:
@@ -107,13 +109,12 @@ async def drive_async(steps: Steps[T], conn: AsyncConnection[Any]) -> T:
                 return stop.value  # type: ignore[no-any-return]
             error = None
             try:
-                async with conn.cursor() as cursor:
-                    if command.many:
-                        await cursor.executemany(command.query, command.params)  # type: ignore[arg-type]
-                    else:
-                        await cursor.execute(command.query, command.params)  # type: ignore[arg-type]
-                    rows = await cursor.fetchall() if cursor.description is not None else []
-                    result = Result(rows, cursor.rowcount)
+                if command.many:
+                    await cursor.executemany(command.query, command.params)  # type: ignore[arg-type]
+                else:
+                    await cursor.execute(command.query, command.params)  # type: ignore[arg-type]
+                rows = await cursor.fetchall() if _has_rows(cursor) else []
+                result = Result(rows, cursor.rowcount)
             except psycopg.Error as exc:
                 if conn.broken:
                     raise
@@ -123,4 +124,10 @@ async def drive_async(steps: Steps[T], conn: AsyncConnection[Any]) -> T:
             await conn.execute("ROLLBACK")
         raise
     finally:
+        await cursor.close()
         steps.close()
+
+
+def _has_rows(cursor: Any) -> bool:
+    """Whether the last statement returned rows (cheaper than building `description`)."""
+    return cursor.pgresult is not None and cursor.pgresult.status == ExecStatus.TUPLES_OK
