@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import psycopg
 from psycopg import sql
+from psycopg.conninfo import make_conninfo
 from psycopg_pool import ConnectionPool
 
 from runtime import store
@@ -44,6 +45,9 @@ class Tenant:
             config.database.conninfo(),
             min_size=1,
             max_size=thread_connections(config),
+            # A round trip per checkout keeps a restarted database from failing a request; the
+            # threads serve the rarer requests (the hot path is the loop's pool, which retries).
+            check=ConnectionPool.check_connection,
             open=True,
             name=f"tenant-{config.name}",
         )
@@ -55,9 +59,11 @@ class Tenant:
     async def open_loop_pool(self) -> None:
         """Open the asyncio pool; it needs the running event loop, so it opens after `open`."""
         limit = self.config.database.connection_limit
-        self.loop_pool = LoopPool(
-            self.config.database.conninfo(), limit - thread_connections(self.config)
+        # Named apart from the threads' connections, so pg_stat_activity tells them apart.
+        conninfo = make_conninfo(
+            self.config.database.conninfo(), application_name="refract-runtime-loop"
         )
+        self.loop_pool = LoopPool(conninfo, limit - thread_connections(self.config))
         await self.loop_pool.open()
 
     def close(self) -> None:

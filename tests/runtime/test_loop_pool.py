@@ -1,0 +1,203 @@
+"""The event loop's connection pool and the step drivers, on the session's real database."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import psycopg
+import pytest
+
+from runtime.loop_pool import LoopPool, PoolTimeout
+from runtime.opencrud.steps import BEGIN, COMMIT, Sql, Steps, drive, drive_async
+from tests.runtime.conftest import Database
+
+T = TypeVar("T")
+
+
+def run(body: Callable[[], Awaitable[T]]) -> T:
+    # A thread of its own: the browser tests' Playwright keeps an event loop running in this
+    # one for the rest of the session, and asyncio.run() refuses to nest.
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, body()).result()  # type: ignore[arg-type]
+
+
+def backend_pid(conn: psycopg.AsyncConnection[Any]) -> int:
+    return conn.info.backend_pid
+
+
+def terminate(database: Database, pid: int) -> None:
+    with database.connect() as admin:
+        admin.execute("SELECT pg_terminate_backend(%s)", [pid])
+    # The backend exits asynchronously; wait until it is gone.
+    deadline = time.monotonic() + 5
+    with database.connect() as admin:
+        while time.monotonic() < deadline:
+            row = admin.execute("SELECT 1 FROM pg_stat_activity WHERE pid = %s", [pid]).fetchone()
+            if row is None:
+                return
+            time.sleep(0.02)
+
+
+def test_a_returned_connection_goes_to_the_request_waiting_for_one(database: Database):
+    async def body() -> None:
+        pool = LoopPool(database.conninfo(), max_size=1)
+        await pool.open()
+        first = await pool.get()
+        waiting = asyncio.create_task(pool.get())
+        await asyncio.sleep(0.05)
+        assert not waiting.done()  # the pool is at its size: no second connection
+        pool.put(first)
+        assert await asyncio.wait_for(waiting, 1) is first
+        pool.put(first)
+        assert pool.size == 1
+        await pool.close()
+
+    run(body)
+
+
+def test_a_request_that_waits_too_long_gets_a_clear_error(database: Database):
+    async def body() -> None:
+        pool = LoopPool(database.conninfo(), max_size=1, timeout=0.2)
+        await pool.open()
+        held = await pool.get()
+        started = time.monotonic()
+        with pytest.raises(PoolTimeout, match=r"within 0\.2 s"):
+            await pool.get()
+        assert 0.15 < time.monotonic() - started < 2
+        pool.put(held)
+        assert await pool.get() is held  # the expired waiter did not take it
+        pool.put(held)
+        await pool.close()
+
+    run(body)
+
+
+def test_a_broken_connection_is_replaced_and_the_idle_ones_dropped(database: Database):
+    async def body() -> None:
+        pool = LoopPool(database.conninfo(), max_size=3)
+        await pool.open()
+        a, b, c = await pool.get(), await pool.get(), await pool.get()
+        pool.put(b)
+        pool.put(c)
+        terminate(database, backend_pid(a))
+        with pytest.raises(psycopg.OperationalError):
+            await a.execute("SELECT 1")
+        assert a.broken
+        pool.put(a)
+        assert pool.size == 0 and pool.idle == []  # likely all dead after a restart
+        fresh = await pool.get()
+        assert fresh not in (a, b, c)
+        assert await (await fresh.execute("SELECT 41 + 1")).fetchone() == (42,)
+        pool.put(fresh)
+        await pool.close()
+
+    run(body)
+
+
+def test_a_waiter_gets_a_new_connection_when_the_one_it_waited_for_breaks(database: Database):
+    async def body() -> None:
+        pool = LoopPool(database.conninfo(), max_size=1)
+        await pool.open()
+        only = await pool.get()
+        waiting = asyncio.create_task(pool.get())
+        await asyncio.sleep(0.05)
+        terminate(database, backend_pid(only))
+        with pytest.raises(psycopg.OperationalError):
+            await only.execute("SELECT 1")
+        pool.put(only)
+        replacement = await asyncio.wait_for(waiting, 5)
+        assert replacement is not only
+        assert await (await replacement.execute("SELECT 1")).fetchone() == (1,)
+        pool.put(replacement)
+        await pool.close()
+
+    run(body)
+
+
+def test_a_connection_left_in_a_transaction_is_not_reused(database: Database):
+    async def body() -> None:
+        pool = LoopPool(database.conninfo(), max_size=2)
+        await pool.open()
+        conn = await pool.get()
+        await conn.execute("BEGIN")
+        pool.put(conn)
+        assert pool.size == 0
+        again = await pool.get()
+        assert again is not conn
+        pool.put(again)
+        await pool.close()
+
+    run(body)
+
+
+def test_closing_the_pool_fails_the_waiters(database: Database):
+    async def body() -> None:
+        pool = LoopPool(database.conninfo(), max_size=1)
+        await pool.open()
+        held = await pool.get()
+        waiting = asyncio.create_task(pool.get())
+        await asyncio.sleep(0.05)
+        await pool.close()
+        with pytest.raises(PoolTimeout, match="closed"):
+            await waiting
+        with pytest.raises(PoolTimeout, match="closed"):
+            await pool.get()
+        await held.close()
+
+    run(body)
+
+
+# The drivers ---------------------------------------------------------------------------------
+
+
+def transfer(fail_after_begin: bool) -> Steps[list[Any]]:
+    """A transaction that writes, meets a unique violation it handles, and reads back."""
+    yield Sql("CREATE TEMPORARY TABLE IF NOT EXISTS drive_t (k int PRIMARY KEY)")
+    yield BEGIN
+    yield Sql("INSERT INTO drive_t VALUES (1)")
+    if fail_after_begin:
+        raise RuntimeError("a bug in the steps")
+    try:
+        yield Sql("INSERT INTO drive_t VALUES (1)")
+    except psycopg.errors.UniqueViolation:
+        yield Sql("ROLLBACK")
+        rows = (yield Sql("SELECT count(*) FROM drive_t")).rows
+        return ["refused", rows]
+    yield COMMIT
+    return ["committed"]
+
+
+def test_both_drivers_throw_database_errors_into_the_steps(database: Database):
+    with psycopg.connect(database.conninfo()) as conn:
+        assert drive(transfer(False), conn) == ["refused", [(0,)]]
+        assert not conn.autocommit  # put back as the caller had it
+
+    async def body() -> list[Any]:
+        conn = await psycopg.AsyncConnection.connect(database.conninfo(), autocommit=True)
+        async with conn:
+            return await drive_async(transfer(False), conn)
+
+    assert run(body) == ["refused", [(0,)]]
+
+
+def test_a_failure_inside_a_transaction_rolls_it_back(database: Database):
+    with psycopg.connect(database.conninfo(), autocommit=True) as conn:
+        with pytest.raises(RuntimeError, match="a bug"):
+            drive(transfer(True), conn)
+        assert conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+        assert conn.execute("SELECT count(*) FROM drive_t").fetchone() == (0,)
+
+    async def body() -> tuple[Any, Any]:
+        conn = await psycopg.AsyncConnection.connect(database.conninfo(), autocommit=True)
+        async with conn:
+            with pytest.raises(RuntimeError, match="a bug"):
+                await drive_async(transfer(True), conn)
+            status = conn.info.transaction_status
+            count = await (await conn.execute("SELECT count(*) FROM drive_t")).fetchone()
+            return status, count
+
+    assert run(body) == (psycopg.pq.TransactionStatus.IDLE, (0,))
