@@ -335,8 +335,8 @@ class RuntimeApp:
         steps = plan(api, schema, payload, request_id, cached_only=True)
         if steps is None:
             return None
-        roots = mutation_fields(api, payload)
         quota = self.quotas.get(tenant.config.name)
+        roots = mutation_fields(api, payload) if quota is not None else []
         if quota is not None and roots and not shrinks_only(roots):
             usage = quota.cached_usage(schema)
             if usage is None or usage.over:
@@ -354,10 +354,10 @@ class RuntimeApp:
         for attempt in (1, 2):
             conn = await pool.get()
             try:
-                status, body = await drive_async(steps, conn)
+                status, body = await drive_async(steps, conn, pool.cursor(conn))
                 break
             except psycopg.OperationalError:
-                if not conn.broken or request.roots or attempt == 2:
+                if not conn.broken or attempt == 2 or mutation_fields(request.api, request.payload):
                     raise
                 log.warning("request %s: database connection lost; retrying", request.request_id)
                 retried = plan(request.api, request.schema, request.payload, request.request_id)
@@ -483,7 +483,7 @@ class LoopRequest:
     payload: Any
     request_id: str
     steps: Steps[tuple[int, bytes]]
-    roots: list[str]
+    roots: list[str]  # the mutation's root fields, on a sandbox (for its storage cap)
     quota: StorageQuota | None
 
 

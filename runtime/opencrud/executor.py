@@ -222,7 +222,7 @@ def _read(
     problems: list[dict[str, Any]] = []
     null_data = False
     for f in fields:
-        key = _dump(f.key)
+        key = f.key_json
         if f.kind == "typename":
             parts.append(key + b':"Query"')
             continue

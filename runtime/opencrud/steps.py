@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import psycopg
-from psycopg import AsyncConnection, Connection
+from psycopg import AsyncConnection, AsyncCursor, Connection
 from psycopg.pq import ExecStatus, TransactionStatus
 
 T = TypeVar("T")
@@ -96,11 +96,14 @@ def drive(steps: Steps[T], conn: Connection[Any]) -> T:
         steps.close()
 
 
-async def drive_async(steps: Steps[T], conn: AsyncConnection[Any]) -> T:
-    """Run `steps` on an autocommit asyncio connection."""
+async def drive_async(
+    steps: Steps[T], conn: AsyncConnection[Any], cursor: AsyncCursor[Any] | None = None
+) -> T:
+    """Run `steps` on an autocommit asyncio connection (with its cursor, when it keeps one)."""
     error: Exception | None = None
     result: Result | None = None  # a generator starts on None
-    cursor = conn.cursor()
+    own_cursor = cursor is None
+    cursor = conn.cursor() if cursor is None else cursor
     try:
         while True:
             try:
@@ -124,7 +127,8 @@ async def drive_async(steps: Steps[T], conn: AsyncConnection[Any]) -> T:
             await conn.execute("ROLLBACK")
         raise
     finally:
-        await cursor.close()
+        if own_cursor:
+            await cursor.close()
         steps.close()
 
 
