@@ -24,6 +24,7 @@ from runtime.migrations.sql import ident
 RESERVED_NAMES = frozenset({"cluster", "management", "export", "import"})
 SERVICE_NAME = re.compile(r"^[a-zA-Z][a-zA-Z0-9\-_~]*$")
 STAGE_NAME = re.compile(r"^[a-zA-Z][a-zA-Z0-9\-_]*$")
+MAX_SCHEMA_NAME_BYTES = 63  # PostgreSQL's NAMEDATALEN - 1
 NAME_RULE = (
     "It must start with a letter and may contain up to 30 letters, numbers, underscores and "
     "hyphens."
@@ -42,6 +43,16 @@ def validate_names(name: str, stage: str) -> None:
         raise PrismaError(4001, f"{name} is not a valid name for a service name. {NAME_RULE}")
     if not STAGE_NAME.match(stage) or len(stage) > 30:
         raise PrismaError(4002, f"{stage} is not a valid name for a service stage. {NAME_RULE}")
+    schema_bytes = len(store.project_id(name, stage).encode())
+    if schema_bytes > MAX_SCHEMA_NAME_BYTES:
+        # PostgreSQL would cut the schema name `name$stage` short, and two long names could
+        # end up sharing one schema: refuse instead.
+        raise PrismaError(
+            4001,
+            f"{name} is not a valid name for a service name: with its stage it makes the "
+            f"database schema name '{name}${stage}' of {schema_bytes} characters, and "
+            f"PostgreSQL allows {MAX_SCHEMA_NAME_BYTES}. Choose a shorter name or stage.",
+        )
 
 
 def project_view(project: store.Project, datamodel: str) -> dict[str, Any]:

@@ -256,6 +256,11 @@ def test_duplicate_and_reserved_names_get_prisma_codes(
     assert add(runtime, token, service_name, stage="import")["errors"][0]["code"] == 4007
     assert add(runtime, token, "9lives")["errors"][0]["code"] == 4001
     assert add(runtime, token, service_name, stage="x" * 31)["errors"][0]["code"] == 4002
+    # name$stage is the service's PostgreSQL schema, whose names stop at 63 bytes.
+    too_long = add(runtime, token, "s" * 60, stage="dev")["errors"][0]
+    assert too_long["code"] == 4001
+    assert "PostgreSQL allows 63" in too_long["message"]
+    assert "errors" not in add(runtime, token, "s" * 59, stage="dev")
 
 
 def test_deploying_to_an_unknown_service_is_4000(runtime: Runtime, token: str) -> None:
