@@ -318,10 +318,10 @@ class RuntimeApp:
         if tenant.loop_pool is None:
             return None
         pid = store.project_id(route[0], route[1])
-        cached = self.states.get((tenant.config.name, pid))
-        if cached is None or time.monotonic() - cached[1] >= STATE_TTL_SECONDS:
+        remembered = self._remembered_state(tenant, pid)
+        if remembered is None:
             return None
-        state = cached[0]
+        state = remembered[0]
         if state is None or state.revision is None:
             return None
         api = self.apis.get((tenant.config.name, pid, state.revision))
@@ -366,10 +366,8 @@ class RuntimeApp:
             finally:
                 pool.put(conn)
         if request.quota is not None and request.roots:
-            if shrinks_only(request.roots):
-                request.quota.record_delete(request.schema)
-            else:
-                request.quota.record_write(request.schema, len(json.dumps(request.payload)))
+            body_bytes = len(json.dumps(request.payload))
+            request.quota.record_mutation(request.schema, request.roots, body_bytes)
         return status, RawJson(body)
 
     def _state(self, conn: Connection, tenant: Tenant, pid: str) -> store.ServiceState | None:
@@ -379,16 +377,23 @@ class RuntimeApp:
         API runs; a deploy or new secrets through another process reach this one within
         STATE_TTL_SECONDS.
         """
-        key = (tenant.config.name, pid)
-        now = time.monotonic()
-        cached = self.states.get(key)
-        if cached is not None and now - cached[1] < STATE_TTL_SECONDS:
-            return cached[0]
+        remembered = self._remembered_state(tenant, pid)
+        if remembered is not None:
+            return remembered[0]
         state = store.service_state(conn, tenant.management_schema, pid)
         if len(self.states) >= MAX_CACHED_APIS:
             self.states.clear()
-        self.states[key] = (state, now)
+        self.states[(tenant.config.name, pid)] = (state, time.monotonic())
         return state
+
+    def _remembered_state(
+        self, tenant: Tenant, pid: str
+    ) -> tuple[store.ServiceState | None, float] | None:
+        """The remembered state (None inside: no such service) while younger than the TTL."""
+        remembered = self.states.get((tenant.config.name, pid))
+        if remembered is None or time.monotonic() - remembered[1] >= STATE_TTL_SECONDS:
+            return None
+        return remembered
 
     def _api(self, conn: Connection, tenant: Tenant, pid: str, revision: int) -> ServiceApi:
         """The service's generated API for a deployed revision, built once per process.
@@ -426,10 +431,7 @@ class RuntimeApp:
                 return 200, _error(exc.code, exc.message, request_id)
         answer = execute(api, service_schema, payload, conn, request_id)
         if quota is not None and roots:
-            if shrinks_only(roots):
-                quota.record_delete(service_schema)
-            else:
-                quota.record_write(service_schema, len(json.dumps(payload)))
+            quota.record_mutation(service_schema, roots, len(json.dumps(payload)))
         return answer.status, RawJson(answer.body)
 
     def _bulk(

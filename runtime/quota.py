@@ -146,10 +146,9 @@ class StorageQuota:
     def usage(self, conn: Connection, schema: str, *, fresh: bool = False) -> StorageUsage:
         """The service's size, from this process's cache while it can be trusted."""
         if not fresh:
-            with self._lock:
-                measure = self._measures.get(schema)
-            if measure is not None and self._trusted(measure):
-                return measure.usage
+            cached = self.cached_usage(schema)
+            if cached is not None:
+                return cached
         usage = measure_usage(conn, schema, self.cap_bytes)
         with self._lock:
             self._measures[schema] = _Measure(usage, time.monotonic())
@@ -173,6 +172,14 @@ class StorageQuota:
                 del self._measures[schema]
             else:
                 measure.pending_bytes += body_bytes * WRITE_GROWTH_FACTOR
+
+    def record_mutation(self, schema: str, root_fields: list[str], body_bytes: int) -> None:
+        """Note a committed mutation: deletes only (see `shrinks_only`) or a write of a
+        request of `body_bytes`."""
+        if shrinks_only(root_fields):
+            self.record_delete(schema)
+        else:
+            self.record_write(schema, body_bytes)
 
     def record_delete(self, schema: str) -> None:
         """Note a committed delete, so a refused service is measured again at its next write."""
