@@ -18,35 +18,31 @@ import contextlib
 import json
 import logging
 import os
-import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import psycopg
-from graphql import (
-    GraphQLError,
-    GraphQLSyntaxError,
-    execute_sync,
-    parse,
-    validate,
-)
+from graphql import GraphQLSyntaxError, execute_sync, parse, validate
 from psycopg import Connection
 from redis.asyncio import Redis
 
-from runtime import ndf, private, store
+from runtime import envelope, ndf, private, store
 from runtime.auth import verify_service
 from runtime.config import RuntimeConfig
 from runtime.datamodel import Schema
+from runtime.directory import ServiceDirectory, ServiceEntry
+from runtime.envelope import RawJson
 from runtime.errors import PrismaError
 from runtime.ids import cuid
 from runtime.management.context import ManagementContext
 from runtime.management.schema import build_management_schema
-from runtime.opencrud.executor import ServiceApi, execute, mutation_fields, plan, service_api
+from runtime.opencrud.executor import ServiceApi, execute, mutation_fields, plan
 from runtime.opencrud.steps import Steps, drive_async
-from runtime.quota import StorageLimitReached, StorageQuota, shrinks_only
+from runtime.quota import StorageLimitReached
+from runtime.sandbox import SandboxPolicy
 from runtime.tenants import Tenant
-from runtime.throttle import Throttle, Throttled, ThrottleRate
+from runtime.throttle import Throttled
 from runtime.throttle import header as throttled_by
 
 log = logging.getLogger("runtime")
@@ -56,24 +52,12 @@ Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 SERVICE_SUFFIXES = frozenset({"private", "import", "export", "_datamodel"})
-CORS_HEADERS = [
-    (b"access-control-allow-origin", b"*"),
-    (b"access-control-allow-headers", b"*"),
-    (b"access-control-allow-methods", b"GET, POST, OPTIONS"),
-]
 # The CLI's largest management document (introspection) has a few hundred tokens; datamodels
 # travel in variables. The cap keeps a hostile document from costing seconds of parsing.
 MAX_QUERY_TOKENS = 20_000
-# Generated APIs kept per process (one per deployed service revision in use).
-MAX_CACHED_APIS = 256
-# How long another process's deploy or secret change may take to reach this one.
-STATE_TTL_SECONDS = 1.0
 # Data requests up to this size may run on the event loop; planning a bigger one (a mutation with
 # thousands of nested rows) could hold the loop for milliseconds, so it goes to a worker thread.
 LOOP_BODY_BYTES = 64 * 1024
-INTERNAL_ERROR = (
-    "Whoops. Looks like an internal server error. Search your server logs for request ID: {}"
-)
 
 
 class BodyTooLarge(Exception):
@@ -81,18 +65,19 @@ class BodyTooLarge(Exception):
 
 
 class RuntimeApp:
+    """Routing and dispatch. Per-service state lives in the service directory, sandbox limits in
+    each sandbox server's policy, answers and errors in `runtime.envelope`."""
+
     def __init__(self, config: RuntimeConfig) -> None:
         self.config = config
         self.request_prefix = os.environ.get("ENV", "local")  # request ids: `local:<cuid>`
         self.tenants: dict[str, Tenant] = {}
         self.management_schema = build_management_schema()
+        self.directory = ServiceDirectory()
         # Sandbox servers: a throttle shared by every runtime process through Redis, and a
         # storage cap per service.
         self.redis: Redis | None = None
-        self.throttles: dict[str, Throttle] = {}
-        self.quotas: dict[str, StorageQuota] = {}
-        self.apis: dict[tuple[str, str, int], ServiceApi] = {}
-        self.states: dict[tuple[str, str], tuple[store.ServiceState | None, float]] = {}
+        self.sandboxes: dict[str, SandboxPolicy] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -134,41 +119,39 @@ class RuntimeApp:
             raise ValueError("sandbox limits need `redisUrl`: the throttle lives in Redis")
         self.redis = Redis.from_url(self.config.redis_url)
         for server in sandboxes:
-            assert server.sandbox is not None
-            throttle = Throttle(
-                self.redis,
-                ThrottleRate.from_sandbox(server.sandbox),
-                prefix=f"refract:throttle:{server.name}:",
-            )
-            await throttle.load()  # an unreachable Redis fails the start, not a request
-            self.throttles[server.name] = throttle
-            self.quotas[server.name] = StorageQuota.from_sandbox(server.sandbox)
+            self.sandboxes[server.name] = await SandboxPolicy.open(self.redis, server)
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         request_id = f"{self.request_prefix}:{cuid()}"
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         method = scope["method"]
         path = scope["path"]
+        is_management = path.rstrip("/") == "/management"
+        cors = not is_management
         server = self.config.server_for_host(headers.get("host", ""))
         if method == "OPTIONS":
-            await _respond(send, 204, b"", "text/plain", request_id)
+            await envelope.respond(send, 204, b"", "text/plain", request_id, cors=cors)
             return
         if server is None or server.name not in self.tenants:
-            await _respond_json(send, 404, {"errors": [{"message": "Unknown host"}]}, request_id)
+            await envelope.respond_json(
+                send, 404, envelope.message_only("Unknown host"), request_id, cors=cors
+            )
             return
         tenant = self.tenants[server.name]
         if method == "GET":
             if path.rstrip("/") == "/status":
-                await _respond(send, 200, b"OK", "text/plain", request_id)
+                await envelope.respond(send, 200, b"OK", "text/plain", request_id)
             else:
                 page = b"<!doctype html><title>Refract runtime</title><p>Prisma server " + (
                     b"(Refract). Use the Prisma CLI or POST GraphQL requests to this endpoint.</p>"
                 )
-                await _respond(send, 200, page, "text/html; charset=utf-8", request_id)
+                await envelope.respond(
+                    send, 200, page, "text/html; charset=utf-8", request_id, cors=cors
+                )
             return
         if method != "POST":
-            await _respond_json(
-                send, 405, {"errors": [{"message": "HTTP method not allowed"}]}, request_id
+            await envelope.respond_json(
+                send, 405, envelope.message_only("HTTP method not allowed"), request_id, cors=cors
             )
             return
         try:
@@ -178,28 +161,26 @@ class RuntimeApp:
                 f"The request body is larger than this server's limit of "
                 f"{server.limits.request_bytes // (1024 * 1024)} MB."
             )
-            await _respond_json(send, 413, {"errors": [{"message": message}]}, request_id)
+            await envelope.respond_json(
+                send, 413, envelope.message_only(message), request_id, cors=cors
+            )
             return
         try:
             payload = json.loads(body or b"null")
         except ValueError:
-            await _respond_json(
-                send,
-                400,
-                {"errors": [{"message": "The request body is not valid JSON.", "code": 1001}]},
-                request_id,
-            )
+            answer = {"errors": [{"message": "The request body is not valid JSON.", "code": 1001}]}
+            await envelope.respond_json(send, 400, answer, request_id, cors=cors)
             return
         authorization = headers.get("authorization")
         extra_headers: list[tuple[bytes, bytes]] = []
-        throttle = self.throttles.get(server.name)
-        route = service_route(path) if path.rstrip("/") != "/management" else None
-        if throttle is not None and route is not None and route[2] in (None, "private"):
+        route = None if is_management else service_route(path)
+        sandbox = self.sandboxes.get(server.name)
+        if sandbox is not None and route is not None and route[2] in (None, "private"):
             # The data API and /private are throttled; management, import and export are not.
             try:
-                delay_ms = await throttle.acquire(store.project_id(route[0], route[1]))
+                delay_ms = await sandbox.admit(store.project_id(route[0], route[1]))
             except Throttled as exc:
-                await _respond_json(
+                await envelope.respond_json(
                     send, 200, exc.answer(request_id), request_id, [throttled_by(0)]
                 )
                 return
@@ -210,7 +191,7 @@ class RuntimeApp:
                 on_loop = self._loop_request(tenant, route, payload, authorization, request_id)
             if on_loop is not None:
                 status, answer = await self._run_on_loop(tenant, on_loop)
-            elif path.rstrip("/") == "/management":
+            elif is_management:
                 status, answer = await asyncio.to_thread(
                     self._management, tenant, payload, authorization, request_id
                 )
@@ -222,18 +203,15 @@ class RuntimeApp:
             # Failures outside resolvers (a database outage, say) reach Prisma's top-level
             # handler: HTTP 500 with the request id and no code.
             log.exception("request %s failed", request_id)
-            status = 500
-            answer = {
-                "errors": [{"message": INTERNAL_ERROR.format(request_id), "requestId": request_id}]
-            }
-        await _respond_json(send, status, answer, request_id, extra_headers)
+            status, answer = 500, envelope.internal_error(request_id)
+        await envelope.respond_json(send, status, answer, request_id, extra_headers, cors=cors)
 
     # Management API -----------------------------------------------------------------------
 
     def _management(
         self, tenant: Tenant, payload: Any, authorization: str | None, request_id: str
     ) -> tuple[int, Any]:
-        self.states.clear()  # deploys, deletions and new secrets apply at once in this process
+        self.directory.forget(tenant)  # deploys, deletions and new secrets apply at once here
         context = ManagementContext(tenant, authorization, request_id)
         if isinstance(payload, list):
             return 200, [self._execute_or_report(context, item)[1] for item in payload]
@@ -249,13 +227,13 @@ class RuntimeApp:
     def _execute(self, context: ManagementContext, payload: Any) -> dict[str, Any]:
         """One GraphQL request; raises `GraphQLSyntaxError` for text that does not parse."""
         if not isinstance(payload, dict) or not isinstance(payload.get("query"), str):
-            return {"errors": [{"message": "The request needs a GraphQL `query` string."}]}
+            return envelope.message_only("The request needs a GraphQL `query` string.")
         document = parse(payload["query"], max_tokens=MAX_QUERY_TOKENS)
         validation = validate(self.management_schema, document)
         if validation:
             return {
                 "data": None,
-                "errors": [_format_error(e, context.request_id) for e in validation],
+                "errors": [envelope.execution_error(e, context.request_id) for e in validation],
             }
         variables = payload.get("variables")
         result = execute_sync(
@@ -267,7 +245,9 @@ class RuntimeApp:
         )
         answer: dict[str, Any] = {"data": result.data}
         if result.errors:
-            answer["errors"] = [_format_error(e, context.request_id) for e in result.errors]
+            answer["errors"] = [
+                envelope.execution_error(e, context.request_id) for e in result.errors
+            ]
         return answer
 
     # Service endpoints --------------------------------------------------------------------
@@ -282,26 +262,25 @@ class RuntimeApp:
     ) -> tuple[int, Any]:
         route = service_route(path)
         if route is None:
-            return 404, {"errors": [{"message": f"No service endpoint at {path}"}]}
+            return 404, envelope.message_only(f"No service endpoint at {path}")
         name, stage, suffix = route
         pid = store.project_id(name, stage)
         with tenant.pool.connection() as conn, _autocommit(conn):
-            state = self._state(conn, tenant, pid)
-            if state is None:
-                return 200, _error(3016, f"Project not found: '{pid}'", request_id)
+            service = self.directory.load(conn, tenant, pid)
+            if service.state is None:
+                return 200, envelope.error(3016, f"Project not found: '{pid}'", request_id)
             try:
-                verify_service(state.secrets, authorization)
+                verify_service(service.state.secrets, authorization)
             except PrismaError as exc:
-                return 200, _error(exc.code, exc.message, request_id)
+                return 200, envelope.error(exc.code, exc.message, request_id)
             if suffix == "_datamodel":
                 last = store.last_successful_migration(conn, tenant.management_schema, pid)
                 return 200, last.datamodel if last else ""
             if suffix in ("import", "export", "private"):
-                return self._bulk(conn, tenant, pid, suffix, payload, request_id)
-            if state.revision is None:
-                return 200, _error(3016, f"Project not found: '{pid}'", request_id)
-            api = self._api(conn, tenant, pid, state.revision)
-            return self._data(conn, tenant, pid, api, payload, request_id)
+                return self._bulk(conn, tenant, service, suffix, payload, request_id)
+            if service.api is None:
+                return 200, envelope.error(3016, f"Project not found: '{pid}'", request_id)
+            return self._data(conn, tenant, service, service.api, payload, request_id)
 
     def _loop_request(
         self,
@@ -317,32 +296,22 @@ class RuntimeApp:
         check and error in one place."""
         if tenant.loop_pool is None:
             return None
-        pid = store.project_id(route[0], route[1])
-        remembered = self._remembered_state(tenant, pid)
-        if remembered is None:
-            return None
-        state = remembered[0]
-        if state is None or state.revision is None:
-            return None
-        api = self.apis.get((tenant.config.name, pid, state.revision))
-        if api is None:
+        service = self.directory.cached(tenant, store.project_id(route[0], route[1]))
+        if service is None or service.state is None or service.api is None:
             return None
         try:
-            verify_service(state.secrets, authorization)
+            verify_service(service.state.secrets, authorization)
         except PrismaError:
             return None
-        schema = tenant.service_schema(pid)
-        steps = plan(api, schema, payload, request_id, cached_only=True)
+        steps = plan(service.api, payload, request_id, cached_only=True)
         if steps is None:
             return None
-        quota = self.quotas.get(tenant.config.name)
-        roots = mutation_fields(api, payload) if quota is not None else []
-        if quota is not None and roots and not shrinks_only(roots):
-            usage = quota.cached_usage(schema)
-            if usage is None or usage.over:
-                steps.close()
-                return None  # the thread path measures, or refuses with its message
-        return LoopRequest(api, schema, payload, request_id, steps, roots, quota)
+        sandbox = self.sandboxes.get(tenant.config.name)
+        roots = sandbox.writes(service.api, payload) if sandbox is not None else []
+        if sandbox is not None and not sandbox.loop_may_write(service.schema, roots):
+            steps.close()
+            return None  # the thread path measures, or refuses with its message
+        return LoopRequest(service, service.api, payload, request_id, steps, roots, sandbox)
 
     async def _run_on_loop(self, tenant: Tenant, request: LoopRequest) -> tuple[int, RawJson]:
         """Drive a planned request on a connection of the loop's pool. A query that meets a
@@ -351,115 +320,79 @@ class RuntimeApp:
         pool = tenant.loop_pool
         assert pool is not None
         steps = request.steps
+        schema = request.service.schema
         for attempt in (1, 2):
             conn = await pool.get()
             try:
-                status, body = await drive_async(steps, conn, pool.cursor(conn))
+                status, body = await drive_async(steps, conn, schema, pool.cursor(conn))
                 break
             except psycopg.OperationalError:
                 if not conn.broken or attempt == 2 or mutation_fields(request.api, request.payload):
                     raise
                 log.warning("request %s: database connection lost; retrying", request.request_id)
-                retried = plan(request.api, request.schema, request.payload, request.request_id)
+                retried = plan(request.api, request.payload, request.request_id)
                 assert retried is not None
                 steps = retried
             finally:
                 pool.put(conn)
-        if request.quota is not None and request.roots:
-            body_bytes = len(json.dumps(request.payload))
-            request.quota.record_mutation(request.schema, request.roots, body_bytes)
+        if request.sandbox is not None:
+            request.sandbox.wrote(schema, request.roots, request.payload)
         return status, RawJson(body)
-
-    def _state(self, conn: Connection, tenant: Tenant, pid: str) -> store.ServiceState | None:
-        """A service's secrets and deployed revision, remembered for a second.
-
-        Most requests then skip a round trip. This process forgets them whenever its management
-        API runs; a deploy or new secrets through another process reach this one within
-        STATE_TTL_SECONDS.
-        """
-        remembered = self._remembered_state(tenant, pid)
-        if remembered is not None:
-            return remembered[0]
-        state = store.service_state(conn, tenant.management_schema, pid)
-        if len(self.states) >= MAX_CACHED_APIS:
-            self.states.clear()
-        self.states[(tenant.config.name, pid)] = (state, time.monotonic())
-        return state
-
-    def _remembered_state(
-        self, tenant: Tenant, pid: str
-    ) -> tuple[store.ServiceState | None, float] | None:
-        """The remembered state (None inside: no such service) while younger than the TTL."""
-        remembered = self.states.get((tenant.config.name, pid))
-        if remembered is None or time.monotonic() - remembered[1] >= STATE_TTL_SECONDS:
-            return None
-        return remembered
-
-    def _api(self, conn: Connection, tenant: Tenant, pid: str, revision: int) -> ServiceApi:
-        """The service's generated API for a deployed revision, built once per process.
-
-        Keyed by revision, so a deploy through any runtime process is picked up by every other
-        on its next request, while unchanged services cost no schema read at all.
-        """
-        key = (tenant.config.name, pid, revision)
-        api = self.apis.get(key)
-        if api is None:
-            schema_json = store.migration_schema(conn, tenant.management_schema, pid, revision)
-            api = service_api(schema_json)
-            if len(self.apis) >= MAX_CACHED_APIS:
-                self.apis.clear()
-            self.apis[key] = api
-        return api
 
     def _data(
         self,
         conn: Connection,
         tenant: Tenant,
-        pid: str,
+        service: ServiceEntry,
         api: ServiceApi,
         payload: Any,
         request_id: str,
     ) -> tuple[int, Any]:
         """The service's generated OpenCRUD API. On a sandbox, writes first pass the cap."""
-        service_schema = tenant.service_schema(pid)
-        quota = self.quotas.get(tenant.config.name)
-        roots = mutation_fields(api, payload) if quota is not None else []
-        if quota is not None and roots and not shrinks_only(roots):
+        sandbox = self.sandboxes.get(tenant.config.name)
+        roots = sandbox.writes(api, payload) if sandbox is not None else []
+        if sandbox is not None:
             try:
-                quota.check_write(conn, pid, service_schema)
+                sandbox.check_write(conn, service.project_id, service.schema, roots)
             except StorageLimitReached as exc:
-                return 200, _error(exc.code, exc.message, request_id)
-        answer = execute(api, service_schema, payload, conn, request_id)
-        if quota is not None and roots:
-            quota.record_mutation(service_schema, roots, len(json.dumps(payload)))
+                return 200, envelope.error(exc.code, exc.message, request_id)
+        answer = execute(api, service.schema, payload, conn, request_id)
+        if sandbox is not None:
+            sandbox.wrote(service.schema, roots, payload)
         return answer.status, RawJson(answer.body)
 
     def _bulk(
-        self, conn: Connection, tenant: Tenant, pid: str, suffix: str, payload: Any, request_id: str
+        self,
+        conn: Connection,
+        tenant: Tenant,
+        service: ServiceEntry,
+        suffix: str,
+        payload: Any,
+        request_id: str,
     ) -> tuple[int, Any]:
         """Import, export and the private endpoint: bulk paths, never throttled. Imports are
         writes, so a sandbox service at its storage cap refuses them; exports still work."""
+        pid = service.project_id
         last = store.last_successful_migration(conn, tenant.management_schema, pid)
         schema = Schema.from_json(last.schema if last else None)
-        service_schema = tenant.service_schema(pid)
-        quota = self.quotas.get(tenant.config.name)
+        quota = sandbox.quota if (sandbox := self.sandboxes.get(tenant.config.name)) else None
         try:
             if suffix == "export":
-                return 200, ndf.export_request(conn, service_schema, schema, payload)
+                return 200, ndf.export_request(conn, service.schema, schema, payload)
             if suffix == "import":
                 if quota is not None:
-                    quota.check_write(conn, pid, service_schema)
-                errors = ndf.import_request(conn, service_schema, schema, payload)
+                    quota.check_write(conn, pid, service.schema)
+                errors = ndf.import_request(conn, service.schema, schema, payload)
                 if quota is not None:
-                    quota.record_write(service_schema)
+                    quota.record_write(service.schema)
                 return 200, errors
         except ndf.NdfError as exc:
             return 400, {"errors": [{"message": str(exc), "requestId": request_id}]}
         except StorageLimitReached as exc:
-            return 200, _error(exc.code, exc.message, request_id)
-        answer = private.execute(conn, service_schema, payload)
+            return 200, envelope.error(exc.code, exc.message, request_id)
+        answer = private.execute(conn, service.schema, payload)
         if quota is not None:
-            quota.forget(service_schema)  # resetData may have emptied it
+            quota.forget(service.schema)  # resetData may have emptied it
         return 200, answer
 
 
@@ -480,17 +413,13 @@ def _autocommit(conn: Connection) -> Iterator[Connection]:
 class LoopRequest:
     """A data request planned for the event loop (see `RuntimeApp._loop_request`)."""
 
+    service: ServiceEntry
     api: ServiceApi
-    schema: str
     payload: Any
     request_id: str
     steps: Steps[tuple[int, bytes]]
     roots: list[str]  # the mutation's root fields, on a sandbox (for its storage cap)
-    quota: StorageQuota | None
-
-
-class RawJson(bytes):
-    """A body the data API already serialised (PostgreSQL built the JSON)."""
+    sandbox: SandboxPolicy | None
 
 
 def service_route(path: str) -> tuple[str, str, str | None] | None:
@@ -509,29 +438,6 @@ def service_route(path: str) -> tuple[str, str, str | None] | None:
     return service, stage, suffix
 
 
-def _error(code: int, message: str, request_id: str) -> dict[str, Any]:
-    return {"errors": [{"message": message, "code": code, "requestId": request_id}]}
-
-
-def _format_error(error: GraphQLError, request_id: str) -> dict[str, Any]:
-    formatted: dict[str, Any] = {"message": error.message}
-    if error.locations:
-        formatted["locations"] = [
-            {"line": loc.line, "column": loc.column} for loc in error.locations
-        ]
-    if error.path:
-        formatted["path"] = error.path
-    original = error.original_error
-    if isinstance(original, PrismaError):
-        formatted["code"] = original.code
-        formatted["requestId"] = request_id
-    elif original is not None:
-        log.error("request %s failed", request_id, exc_info=original)
-        formatted["message"] = INTERNAL_ERROR.format(request_id)
-        formatted["requestId"] = request_id
-    return formatted
-
-
 async def _read_body(receive: Receive, limit: int) -> bytes:
     chunks: list[bytes] = []
     size = 0
@@ -544,41 +450,3 @@ async def _read_body(receive: Receive, limit: int) -> bytes:
         chunks.append(chunk)
         if not message.get("more_body"):
             return b"".join(chunks)
-
-
-async def _respond(
-    send: Send,
-    status: int,
-    body: bytes,
-    content_type: str,
-    request_id: str,
-    extra_headers: list[tuple[bytes, bytes]] | None = None,
-) -> None:
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", content_type.encode()),
-                (b"content-length", str(len(body)).encode()),
-                (b"request-id", request_id.encode()),
-                *CORS_HEADERS,
-                *(extra_headers or []),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
-
-
-async def _respond_json(
-    send: Send,
-    status: int,
-    payload: Any,
-    request_id: str,
-    extra_headers: list[tuple[bytes, bytes]] | None = None,
-) -> None:
-    if isinstance(payload, RawJson):
-        body = bytes(payload)
-    else:
-        body = json.dumps(payload, separators=(",", ":")).encode()
-    await _respond(send, status, body, "application/json", request_id, extra_headers)

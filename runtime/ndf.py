@@ -20,7 +20,7 @@ from psycopg import Connection, sql
 
 from runtime.datamodel.schema import Field, Model, Relation, Schema
 from runtime.ids import cuid
-from runtime.migrations.sql import scalar_list_table
+from runtime.names import scalar_list_table
 
 PAGE_ROWS = 1000
 PAGE_CHARS = 1_000_000

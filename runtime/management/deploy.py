@@ -27,7 +27,7 @@ from runtime.migrations import (
     migration_sql,
     plan_migration,
 )
-from runtime.migrations.sql import ident
+from runtime.names import ident
 
 log = logging.getLogger("runtime.deploy")
 

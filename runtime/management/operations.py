@@ -19,7 +19,7 @@ from runtime.auth import project_token
 from runtime.datamodel import Schema
 from runtime.errors import PrismaError, project_exists, project_not_found
 from runtime.management.context import context_of
-from runtime.migrations.sql import ident
+from runtime.names import ident
 
 RESERVED_NAMES = frozenset({"cluster", "management", "export", "import"})
 SERVICE_NAME = re.compile(r"^[a-zA-Z][a-zA-Z0-9\-_~]*$")

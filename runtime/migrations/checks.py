@@ -12,7 +12,8 @@ from typing import Protocol
 
 from runtime.datamodel.schema import Schema, SchemaError, SchemaWarning
 from runtime.migrations.planner import field_renames, model_renames
-from runtime.migrations.sql import column_type, migration_value, scalar_list_table
+from runtime.migrations.sql import column_type, migration_value
+from runtime.names import scalar_list_table
 from runtime.migrations.steps import (
     CreateField,
     DeleteField,

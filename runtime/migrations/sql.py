@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 
 from runtime.datamodel.schema import Field, Model, Relation, Schema
+from runtime.names import ident, literal, scalar_list_table
 from runtime.migrations.planner import field_renames, model_renames
 from runtime.migrations.steps import (
     CreateField,
@@ -47,14 +48,6 @@ MIGRATION_VALUES = {
 }
 
 
-def ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def literal(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
-
-
 def index_name(table: str, column: str, suffix: str) -> str:
     """Prisma's `<Model>.<field>._UNIQUE` style, shortened to fit 63-byte identifiers."""
     name = f"{table}.{column}.{suffix}"
@@ -66,10 +59,6 @@ def index_name(table: str, column: str, suffix: str) -> str:
 
 def unique_index_name(table: str, column: str) -> str:
     return index_name(table, column, "_UNIQUE")
-
-
-def scalar_list_table(model: Model, f: Field) -> str:
-    return f"{model.table}_{f.name}"
 
 
 def column_type(f: Field) -> str:

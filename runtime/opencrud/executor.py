@@ -18,7 +18,6 @@ from graphql import (
     DocumentNode,
     FieldNode,
     FragmentDefinitionNode,
-    GraphQLError,
     GraphQLSyntaxError,
     OperationDefinitionNode,
     OperationType,
@@ -33,6 +32,7 @@ from graphql.execution.values import get_variable_values
 from psycopg import Connection
 from psycopg import errors as pg_errors
 
+from runtime.envelope import dump, error_body, graphql_error
 from runtime.errors import PrismaError
 from runtime.opencrud.depth import MAX_DEPTH, selection_depth
 from runtime.opencrud.errors import error_entry, invalid_input
@@ -73,20 +73,12 @@ def execute(
     """Answer a request body on a synchronous connection: one operation, or a JSON array of
     them answered with an array.
 
-    `schema_name` is the service's PostgreSQL schema; `conn` is a connection of the tenant's
-    pool. The event loop uses `plan` and `steps.drive_async` instead.
+    `schema_name` is the service's PostgreSQL schema, where its statements run; `conn` is a
+    connection of the tenant's pool. The event loop uses `plan` and `steps.drive_async` instead.
     """
-    steps = plan(service, schema_name, payload, request_id)
+    steps = plan(service, payload, request_id)
     assert steps is not None
-    return Answer(*drive(steps, conn))
-
-
-def _dump(value: Any) -> bytes:
-    return json.dumps(value, separators=(",", ":")).encode()
-
-
-def _failure(message: str, request_id: str, code: int) -> bytes:
-    return _dump({"errors": [{"message": message, "code": code, "requestId": request_id}]})
+    return Answer(*drive(steps, conn, schema_name))
 
 
 @dataclass
@@ -115,7 +107,7 @@ def _load(service: ServiceApi, text: str) -> _Document:
         loaded = _Document(errors=[{"message": too_deep}])
     else:
         problems = validate(service.graphql_schema, document)
-        loaded = _Document(errors=[_graphql_error(e) for e in problems] or None)
+        loaded = _Document(errors=[graphql_error(e) for e in problems] or None)
         if not problems:
             loaded.document = document
     return service.documents.remember(text, loaded)
@@ -138,13 +130,6 @@ def mutation_fields(service: ServiceApi, payload: Any) -> list[str]:
                 s.name.value for s in operation.selection_set.selections if isinstance(s, FieldNode)
             ]
     return roots
-
-
-def _graphql_error(error: GraphQLError) -> dict[str, Any]:
-    formatted: dict[str, Any] = {"message": error.message}
-    if error.locations:
-        formatted["locations"] = [{"line": x.line, "column": x.column} for x in error.locations]
-    return formatted
 
 
 @dataclass
@@ -172,7 +157,7 @@ def _request(
     """The request's operation and variables, or the answer to a request that fails before
     running (an error). With `cached_only`, None for a document not parsed yet."""
     if not isinstance(payload, dict) or not isinstance(payload.get("query"), str):
-        return 200, _failure("The request needs a GraphQL `query` string.", request_id, 1001)
+        return 200, error_body(1001, "The request needs a GraphQL `query` string.", request_id)
     text = payload["query"]
     if cached_only:
         loaded = service.documents.lookup(text)
@@ -182,9 +167,9 @@ def _request(
         loaded = _load(service, text)
     if loaded.syntax_error is not None:
         # Prisma answers unparseable GraphQL text from its top-level handler: HTTP 500.
-        return 500, _dump({"errors": [{"message": loaded.syntax_error, "requestId": request_id}]})
+        return 500, dump({"errors": [{"message": loaded.syntax_error, "requestId": request_id}]})
     if loaded.document is None:
-        return 200, _dump({"data": None, "errors": loaded.errors})
+        return 200, dump({"data": None, "errors": loaded.errors})
     operation_name = payload.get("operationName") or None
     operation = get_operation_ast(loaded.document, operation_name)
     if operation is None:
@@ -193,20 +178,22 @@ def _request(
             if operation_name
             else "Must provide operation name if query contains multiple operations."
         )
-        return 200, _dump({"data": None, "errors": [{"message": message}]})
+        return 200, dump({"data": None, "errors": [{"message": message}]})
     raw = payload.get("variables")
     if isinstance(raw, str):
         try:
             raw = json.loads(raw) if raw.strip() else {}
         except ValueError:
-            return 200, _failure(f"Variables could not be parsed as json: {raw}", request_id, 3024)
+            return 200, error_body(
+                3024, f"Variables could not be parsed as json: {raw}", request_id
+            )
     if raw is not None and not isinstance(raw, dict):
-        return 200, _failure(f"Variables could not be parsed as json: {raw}", request_id, 3024)
+        return 200, error_body(3024, f"Variables could not be parsed as json: {raw}", request_id)
     values = get_variable_values(
         service.graphql_schema, operation.variable_definitions or (), raw or {}
     )
     if isinstance(values, list):
-        return 200, _dump({"data": None, "errors": [_graphql_error(e) for e in values]})
+        return 200, dump({"data": None, "errors": [graphql_error(e) for e in values]})
     return _Request(text, loaded.document, operation, operation_name, values.coerced)
 
 
@@ -227,7 +214,7 @@ def _read(
             parts.append(key + b':"Query"')
             continue
         if f.kind == "introspection":
-            parts.append(key + b":" + _dump((introspection or {}).get(f.key)))
+            parts.append(key + b":" + dump((introspection or {}).get(f.key)))
             continue
         try:
             if f.error is not None:
@@ -244,13 +231,12 @@ def _read(
             null_data = null_data or f.non_null
     data = b"null" if null_data else b"{" + b",".join(parts) + b"}"
     if problems:
-        return 200, b'{"data":' + data + b',"errors":' + _dump(problems) + b"}"
+        return 200, b'{"data":' + data + b',"errors":' + dump(problems) + b"}"
     return 200, b'{"data":' + data + b"}"
 
 
 def plan(
     service: ServiceApi,
-    schema_name: str,
     payload: Any,
     request_id: str,
     *,
@@ -258,16 +244,17 @@ def plan(
 ) -> Steps[tuple[int, bytes]] | None:
     """The steps that answer a request body (status and JSON body), for any driver.
 
+    The steps name no service: their statements use the placeholder schema, which the driver
+    binds to the schema of the service it runs them for. So everything planned here (documents,
+    compiled statements) is shared by every service deployed with the same datamodel.
+
     Parsing, validation and compilation happen here, before any connection is taken. With
     `cached_only` they must already be cached (the common case: clients send the same few
     documents with new values), so planning costs microseconds and suits the event loop; a
     request that needs more (a document seen for the first time, introspection) gives None.
     """
     if isinstance(payload, list):
-        items = [
-            plan(service, schema_name, item, request_id, cached_only=cached_only)
-            for item in payload
-        ]
+        items = [plan(service, item, request_id, cached_only=cached_only) for item in payload]
         if any(item is None for item in items):
             return None
         return _batch(items)  # type: ignore[arg-type]
@@ -278,16 +265,16 @@ def plan(
         return answered(request)
     operation = request.operation
     if operation.operation == OperationType.MUTATION:
-        return _mutation(service, schema_name, request, request_id)
+        return _mutation(service, request, request_id)
     if operation.operation == OperationType.SUBSCRIPTION:
         message = "Subscriptions are served over websockets, which this runtime does not offer yet."
-        return answered((200, _dump({"data": None, "errors": [{"message": message}]})))
+        return answered((200, dump({"data": None, "errors": [{"message": message}]})))
     key = _compiled_key(service, request)
     fields: list[CompiledField] | None = service.compiled.lookup(key)
     if fields is None:
         if cached_only:
             return None
-        fields = _compile(service, schema_name, operation, request.fragments, request.variables)
+        fields = _compile(service, operation, request.fragments, request.variables)
         if all(f.error is None for f in fields):
             service.compiled.remember(key, fields)
     introspection = None
@@ -298,12 +285,9 @@ def plan(
     return _read(fields, request.variables, request_id, introspection)
 
 
-def _mutation(
-    service: ServiceApi, schema_name: str, request: _Request, request_id: str
-) -> Steps[tuple[int, bytes]]:
+def _mutation(service: ServiceApi, request: _Request, request_id: str) -> Steps[tuple[int, bytes]]:
     body = yield from run_mutation(
         service,
-        schema_name,
         request.operation,
         request.fragments,
         request.variables,
@@ -343,20 +327,15 @@ def _variable_shape(
 
 def _compile(
     service: ServiceApi,
-    schema_name: str,
     operation: OperationDefinitionNode,
     fragments: dict[str, FragmentDefinitionNode],
     variables: dict[str, Any],
 ) -> list[CompiledField]:
     """One statement (or the error it compiles to) per root field of a query."""
-    reader = ReadCompiler(
-        service.api, service.graphql_schema, fragments, variables, Statement(schema_name)
-    )
+    reader = ReadCompiler(service.api, service.graphql_schema, fragments, variables, Statement())
     roots = reader.collect([operation.selection_set], "Query")
     return [
-        compile_query_field(
-            service.api, service.graphql_schema, schema_name, fragments, variables, key, nodes
-        )
+        compile_query_field(service.api, service.graphql_schema, fragments, variables, key, nodes)
         for key, nodes in roots.items()
     ]
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from functools import cache
 from typing import Any
 
-from runtime.migrations.sql import ident
+from runtime.names import ident
 from runtime.opencrud.errors import to_many_null_filter
 from runtime.opencrud.model import ApiField, ApiModel
 from runtime.opencrud.statement import Statement, array_type, column, related_condition

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 from runtime.datamodel.schema import Field, Model, Relation, Schema
-from runtime.migrations.sql import scalar_list_table
+from runtime.names import scalar_list_table
 
 
 @dataclass(eq=False)

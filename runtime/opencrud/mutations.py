@@ -16,7 +16,7 @@ from graphql import FieldNode, FragmentDefinitionNode, GraphQLNonNull, Operation
 from psycopg import errors as pg_errors
 
 from runtime.errors import PrismaError
-from runtime.migrations.sql import ident
+from runtime.names import ident
 from runtime.opencrud import errors
 from runtime.opencrud.errors import invalid_input
 from runtime.opencrud.model import ApiField, ApiModel
@@ -178,21 +178,20 @@ def root_mutations(service_api: Any) -> dict[str, tuple[str, ApiModel]]:
 
 def run_mutation(
     service: ServiceApi,
-    schema_name: str,
     operation: OperationDefinitionNode,
     fragments: dict[str, FragmentDefinitionNode],
     variables: dict[str, Any],
     request_id: str,
 ) -> Steps[bytes]:
     """Run the root fields of a mutation in order, each atomic, in one transaction."""
-    st = Statement(schema_name)
+    st = Statement()
     compiler = ReadCompiler(service.api, service.graphql_schema, fragments, variables, st)
     roots = compiler.collect([operation.selection_set], "Mutation")
     mutation_type = service.graphql_schema.mutation_type
     parts: list[bytes] = []
     problems: list[dict[str, Any]] = []
     null_data = False
-    writer = Writer(schema_name, service.api)
+    writer = Writer(service.api)
     # With one root field the request's transaction is all the atomicity needed; a savepoint
     # per field (two more round trips) only matters when a failed field must spare the others.
     fields = [nodes for nodes in roots.values() if nodes[0].name.value != "__typename"]
@@ -209,9 +208,7 @@ def run_mutation(
         try:
             if not single:
                 yield Sql(f"SAVEPOINT {savepoint}")
-            value = yield from _root_field(
-                service, schema_name, compiler, writer, name, nodes, definition
-            )
+            value = yield from _root_field(service, compiler, writer, name, nodes, definition)
             yield from writer.check_required_relations()
             if not single:
                 yield Sql(f"RELEASE SAVEPOINT {savepoint}")
@@ -233,7 +230,6 @@ def run_mutation(
 
 def _root_field(
     service: Any,
-    schema_name: str,
     compiler: ReadCompiler,
     writer: Writer,
     name: str,
@@ -257,7 +253,7 @@ def _root_field(
                 yield from mutation.update(model, node_id, args["update"])
         elif kind == "delete":
             node_id = yield from writer.require_unique(model, args["where"])
-            body = yield from _read_node(compiler, schema_name, model, node_id, nodes, writer)
+            body = yield from _read_node(compiler, model, node_id, nodes, writer)
             yield from writer.delete_node(model, node_id)
             return body
         else:
@@ -276,18 +272,17 @@ def _root_field(
         ) from exc
     except pg_errors.DataError as exc:
         raise invalid_input(exc) from exc
-    return (yield from _read_node(compiler, schema_name, model, node_id, nodes, writer))
+    return (yield from _read_node(compiler, model, node_id, nodes, writer))
 
 
 def _read_node(
     compiler: ReadCompiler,
-    schema_name: str,
     model: ApiModel,
     node_id: Any,
     nodes: list[FieldNode],
     writer: Writer,
 ) -> Steps[bytes]:
-    st = Statement(schema_name)
+    st = Statement()
     reader = ReadCompiler(
         compiler.api, compiler.graphql_schema, compiler.fragments, compiler.variables, st
     )

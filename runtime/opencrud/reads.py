@@ -24,7 +24,7 @@ from graphql import (
     SelectionSetNode,
 )
 
-from runtime.migrations.sql import ident, literal
+from runtime.names import ident, literal
 from runtime.opencrud import errors
 from runtime.opencrud.filters import where_condition
 from runtime.opencrud.model import ApiField, ApiModel, ApiSchema

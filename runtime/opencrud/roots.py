@@ -10,7 +10,7 @@ from typing import Any
 from graphql import FieldNode, FragmentDefinitionNode, GraphQLNonNull, GraphQLSchema
 
 from runtime.errors import PrismaError
-from runtime.migrations.sql import ident
+from runtime.names import ident
 from runtime.opencrud import errors
 from runtime.opencrud.model import ApiModel, ApiSchema
 from runtime.opencrud.naming import camel_case, plural
@@ -61,7 +61,6 @@ def where_unique_field(model: ApiModel, where: dict[str, Any] | None) -> tuple[A
 def compile_query_field(
     api: ApiSchema,
     graphql_schema: GraphQLSchema,
-    schema_name: str,
     fragments: dict[str, FragmentDefinitionNode],
     variables: dict[str, Any],
     key: str,
@@ -75,7 +74,7 @@ def compile_query_field(
     query_type = graphql_schema.query_type
     assert query_type is not None
     definition = query_type.fields[name]
-    st = Statement(schema_name)
+    st = Statement()
     compiler = ReadCompiler(api, graphql_schema, fragments, variables, st)
     compiled = CompiledField(key, nodes, "sql", statement=st)
     compiled.non_null = isinstance(definition.type, GraphQLNonNull)

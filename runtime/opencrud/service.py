@@ -2,16 +2,16 @@
 
 Holds the GraphQL schema (with Prisma's scalar rules: `DateTime` literals must be dates, `Json`
 accepts a JSON string or JSON itself, `Long` is an integer) and the two caches: parsed and
-validated documents by text, compiled SQL by document, operation and variable shape.
+validated documents by text, compiled SQL by document, operation and variable shape. Nothing in
+it belongs to one service: every service deployed with the same datamodel shares it (compiled
+statements name the placeholder schema, bound per request; see `runtime.names`). The service
+directory (`runtime.directory`) owns the APIs and decides how many to keep.
 """
 
 from __future__ import annotations
 
 import re
-from collections import OrderedDict
 from dataclasses import dataclass, field
-from functools import lru_cache
-from threading import Lock
 from typing import Any
 
 from graphql import (
@@ -28,6 +28,7 @@ from graphql import (
 )
 
 from runtime.datamodel.schema import Schema
+from runtime.lru import Lru
 from runtime.opencrud.model import ApiSchema, api_schema
 from runtime.opencrud.sdl import opencrud_sdl
 
@@ -37,41 +38,17 @@ _DATE = re.compile(
 )
 
 
-class Lru(OrderedDict):
-    """A small thread-safe LRU map (requests run in worker threads)."""
-
-    def __init__(self, size: int) -> None:
-        super().__init__()
-        self.size = size
-        self.lock = Lock()
-
-    def lookup(self, key: Any) -> Any:
-        with self.lock:
-            value = super().get(key)
-            if value is not None:
-                self.move_to_end(key)
-            return value
-
-    def remember(self, key: Any, value: Any) -> Any:
-        with self.lock:
-            self[key] = value
-            if len(self) > self.size:
-                self.popitem(last=False)
-        return value
-
-
 @dataclass
 class ServiceApi:
     api: ApiSchema
     graphql_schema: GraphQLSchema
     sdl: str
-    documents: Lru = field(default_factory=lambda: Lru(CACHE_SIZE))
-    compiled: Lru = field(default_factory=lambda: Lru(CACHE_SIZE))
+    documents: Lru[Any] = field(default_factory=lambda: Lru(CACHE_SIZE))
+    compiled: Lru[Any] = field(default_factory=lambda: Lru(CACHE_SIZE))
 
 
-@lru_cache(maxsize=64)
 def service_api(schema_json: str) -> ServiceApi:
-    """The API for a stored schema (`management."Migration".schema`), built once per schema."""
+    """The API for a stored schema (`management."Migration".schema`)."""
     api = api_schema(Schema.from_json(schema_json))
     sdl = opencrud_sdl(api)
     graphql_schema = build_schema(sdl)

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from runtime.migrations.sql import ident, literal
+from runtime.names import ident, in_service_schema, literal
 from runtime.opencrud.model import ApiField, ApiModel
 from runtime.opencrud.values import VarLeaf, lookup
 
@@ -39,15 +39,17 @@ class Param:
 
 @dataclass
 class Statement:
-    schema_name: str
+    """Tables are named in the placeholder schema (`names.SERVICE_SCHEMA`): a compiled statement
+    serves every service with the datamodel, each running it in its own schema."""
+
     params: list[Param] = field(default_factory=list)
     aliases: int = 0
 
     def table(self, model: ApiModel) -> str:
-        return f"{ident(self.schema_name)}.{ident(model.table)}"
+        return in_service_schema(model.table)
 
     def named_table(self, name: str) -> str:
-        return f"{ident(self.schema_name)}.{ident(name)}"
+        return in_service_schema(name)
 
     def alias(self) -> str:
         self.aliases += 1

@@ -6,6 +6,11 @@ never touches a connection, so the same code runs on a pooled connection in a wo
 (`drive`) and on an asyncio connection on the event loop (`drive_async`), and a request can be
 checked and planned before any connection is taken.
 
+The logic names tables in the placeholder schema (`runtime.names.SERVICE_SCHEMA`): the driver is
+told which service's schema the steps run for and binds every statement to it, so the same
+steps (and the statements compiled for them, shared by every service with that datamodel) can
+only ever touch the tables of the service the request is for.
+
 Drivers run statements on autocommit connections: a mutation opens its own transaction with
 `BEGIN` and ends it with `COMMIT` or `ROLLBACK`. Should the logic fail in an unexpected way while
 a transaction is open, the driver rolls it back before the error goes on.
@@ -20,6 +25,8 @@ from typing import Any, TypeVar
 import psycopg
 from psycopg import AsyncConnection, AsyncCursor, Connection
 from psycopg.pq import ExecStatus, TransactionStatus
+
+from runtime.names import bind_schema
 
 T = TypeVar("T")
 
@@ -55,14 +62,15 @@ def answered(value: T) -> Steps[T]:
     yield  # a generator all the same  # type: ignore[unreachable]
 
 
-def drive(steps: Steps[T], conn: Connection[Any]) -> T:
-    """Run `steps` on a synchronous connection (put in autocommit for the duration)."""
+def drive(steps: Steps[T], conn: Connection[Any], schema: str) -> T:
+    """Run `steps` for the service whose tables live in `schema`, on a synchronous connection
+    (put in autocommit for the duration)."""
     if not conn.autocommit:
         if conn.info.transaction_status != TransactionStatus.IDLE:
             conn.commit()  # the caller's reads so far; the steps manage their own transactions
         conn.autocommit = True
         try:
-            return drive(steps, conn)
+            return drive(steps, conn, schema)
         finally:
             if not conn.closed:
                 conn.autocommit = False
@@ -76,11 +84,12 @@ def drive(steps: Steps[T], conn: Connection[Any]) -> T:
             except StopIteration as stop:
                 return stop.value  # type: ignore[no-any-return]
             error = None
+            query = bind_schema(command.query, schema)
             try:
                 if command.many:
-                    cursor.executemany(command.query, command.params)  # type: ignore[arg-type]
+                    cursor.executemany(query, command.params)  # type: ignore[arg-type]
                 else:
-                    cursor.execute(command.query, command.params)  # type: ignore[arg-type]
+                    cursor.execute(query, command.params)  # type: ignore[arg-type]
                 rows = cursor.fetchall() if _has_rows(cursor) else []
                 result = Result(rows, cursor.rowcount)
             except psycopg.Error as exc:
@@ -97,9 +106,13 @@ def drive(steps: Steps[T], conn: Connection[Any]) -> T:
 
 
 async def drive_async(
-    steps: Steps[T], conn: AsyncConnection[Any], cursor: AsyncCursor[Any] | None = None
+    steps: Steps[T],
+    conn: AsyncConnection[Any],
+    schema: str,
+    cursor: AsyncCursor[Any] | None = None,
 ) -> T:
-    """Run `steps` on an autocommit asyncio connection (with its cursor, when it keeps one)."""
+    """Run `steps` for the service whose tables live in `schema`, on an autocommit asyncio
+    connection (with its cursor, when it keeps one)."""
     error: Exception | None = None
     result: Result | None = None  # a generator starts on None
     own_cursor = cursor is None
@@ -111,11 +124,12 @@ async def drive_async(
             except StopIteration as stop:
                 return stop.value  # type: ignore[no-any-return]
             error = None
+            query = bind_schema(command.query, schema)
             try:
                 if command.many:
-                    await cursor.executemany(command.query, command.params)  # type: ignore[arg-type]
+                    await cursor.executemany(query, command.params)  # type: ignore[arg-type]
                 else:
-                    await cursor.execute(command.query, command.params)  # type: ignore[arg-type]
+                    await cursor.execute(query, command.params)  # type: ignore[arg-type]
                 rows = await cursor.fetchall() if _has_rows(cursor) else []
                 result = Result(rows, cursor.rowcount)
             except psycopg.Error as exc:

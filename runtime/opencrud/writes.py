@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from runtime.ids import cuid
-from runtime.migrations.sql import ident
+from runtime.names import ident, in_service_schema
 from runtime.opencrud import errors
 from runtime.opencrud.filters import where_condition
 from runtime.opencrud.model import ApiField, ApiModel, ApiSchema
@@ -64,15 +64,14 @@ def default_value(f: ApiField) -> Any:
 class Writer:
     """The writes of one request, on one connection, inside its transaction."""
 
-    def __init__(self, schema_name: str, api: ApiSchema) -> None:
-        self.schema_name = schema_name
+    def __init__(self, api: ApiSchema) -> None:
         self.api = api
         self.touched: set[tuple[str, Any]] = set()
         now = datetime.now(UTC)
         self.now = now.replace(microsecond=now.microsecond // 1000 * 1000, tzinfo=None)
 
     def table(self, model: ApiModel) -> str:
-        return f"{ident(self.schema_name)}.{ident(model.table)}"
+        return in_service_schema(model.table)
 
     def run(self, query: str, params: list[Any] | tuple[Any, ...] = ()) -> Steps[Result]:
         return (yield Sql(query, params))
@@ -101,7 +100,7 @@ class Writer:
     def ids_where(
         self, model: ApiModel, where: dict[str, Any] | None, among: list[Any] | None = None
     ) -> Steps[list[Any]]:
-        st = Statement(self.schema_name)
+        st = Statement()
         condition = where_condition(st, model, "t", where)
         id_col = f"t.{ident(model.id_field.column)}"
         params = st.bind({})
@@ -158,7 +157,7 @@ class Writer:
 
     def link_table(self, f: ApiField) -> str:
         assert f.relation is not None
-        return f"{ident(self.schema_name)}.{ident(f.relation.table)}"
+        return in_service_schema(f.relation.table)
 
     # Nodes --------------------------------------------------------------------------------
 
@@ -225,7 +224,7 @@ class Writer:
 
     def set_list(self, f: ApiField, node_id: Any, items: list[Any]) -> Steps[None]:
         """Scalar lists are replaced wholesale, positions 1000, 2000, ... (reference 7)."""
-        table = f"{ident(self.schema_name)}.{ident(f.list_table)}"
+        table = in_service_schema(f.list_table)
         yield from self.run(f'DELETE FROM {table} WHERE "nodeId" = %s', [node_id])  # noqa: S608
         if items:
             yield Sql(

@@ -173,13 +173,13 @@ def transfer(fail_after_begin: bool) -> Steps[list[Any]]:
 
 def test_both_drivers_throw_database_errors_into_the_steps(database: Database):
     with psycopg.connect(database.conninfo()) as conn:
-        assert drive(transfer(False), conn) == ["refused", [(0,)]]
+        assert drive(transfer(False), conn, "public") == ["refused", [(0,)]]
         assert not conn.autocommit  # put back as the caller had it
 
     async def body() -> list[Any]:
         conn = await psycopg.AsyncConnection.connect(database.conninfo(), autocommit=True)
         async with conn:
-            return await drive_async(transfer(False), conn)
+            return await drive_async(transfer(False), conn, "public")
 
     assert run(body) == ["refused", [(0,)]]
 
@@ -187,7 +187,7 @@ def test_both_drivers_throw_database_errors_into_the_steps(database: Database):
 def test_a_failure_inside_a_transaction_rolls_it_back(database: Database):
     with psycopg.connect(database.conninfo(), autocommit=True) as conn:
         with pytest.raises(RuntimeError, match="a bug"):
-            drive(transfer(True), conn)
+            drive(transfer(True), conn, "public")
         assert conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
         assert conn.execute("SELECT count(*) FROM drive_t").fetchone() == (0,)
 
@@ -195,7 +195,7 @@ def test_a_failure_inside_a_transaction_rolls_it_back(database: Database):
         conn = await psycopg.AsyncConnection.connect(database.conninfo(), autocommit=True)
         async with conn:
             with pytest.raises(RuntimeError, match="a bug"):
-                await drive_async(transfer(True), conn)
+                await drive_async(transfer(True), conn, "public")
             status = conn.info.transaction_status
             count = await (await conn.execute("SELECT count(*) FROM drive_t")).fetchone()
             return status, count

@@ -19,7 +19,7 @@ from psycopg import sql
 
 from runtime.datamodel import Schema, parse_datamodel
 from runtime.migrations import migration_sql, plan_migration
-from runtime.migrations.sql import ident
+from runtime.names import ident
 from runtime.opencrud.executor import Answer, ServiceApi, execute, service_api
 from tests.runtime.conftest import Database
 

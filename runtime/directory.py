@@ -1,0 +1,114 @@
+"""What one runtime process knows about the services it serves: the service directory.
+
+The directory is the one owner of per-service state in a process. Two caches, both bounded:
+
+- per service, keyed by (server, project id): its secrets and deployed revision, trusted for
+  `state_ttl` seconds (a deploy or new secrets through another process reach this one within
+  that time; this process's own management API forgets them at once), and the API of that
+  revision;
+- per datamodel, keyed by a digest of the deployed schema: the generated API (`ServiceApi`: the
+  GraphQL schema, parsed and validated documents, compiled statements). Nothing in it names a
+  service: statements use the placeholder schema that the driver binds per request
+  (`runtime.names`). So the thousands of services a sandbox holds, deployed from a few starter
+  datamodels, share a few APIs, and a new service of a known datamodel starts warm.
+
+A service's rows are only ever reached through `ServiceEntry.schema`, the PostgreSQL schema of
+the service the entry was loaded for.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+from psycopg import Connection
+
+from runtime import store
+from runtime.lru import Lru
+from runtime.opencrud.service import ServiceApi, service_api
+from runtime.tenants import Tenant
+
+# How long another process's deploy or secret change may take to reach this one.
+STATE_TTL_SECONDS = 1.0
+# Services remembered per process (state and a reference to their API: a few hundred bytes).
+MAX_SERVICES = 10_000
+# Generated APIs kept per process, one per distinct deployed datamodel in use.
+MAX_DATAMODELS = 64
+
+
+@dataclass(frozen=True)
+class ServiceEntry:
+    """One service as this process last read it. `state` is None for a service that does not
+    exist; `api` is None until the service has a successful deploy."""
+
+    server: str
+    project_id: str
+    schema: str  # the PostgreSQL schema holding the service's tables
+    state: store.ServiceState | None
+    api: ServiceApi | None
+    loaded_at: float
+
+
+class ServiceDirectory:
+    def __init__(
+        self,
+        *,
+        state_ttl: float = STATE_TTL_SECONDS,
+        services: int = MAX_SERVICES,
+        datamodels: int = MAX_DATAMODELS,
+    ) -> None:
+        self.state_ttl = state_ttl
+        self._services: Lru[ServiceEntry] = Lru(services)
+        self._apis: Lru[ServiceApi] = Lru(datamodels)
+
+    def cached(self, tenant: Tenant, pid: str) -> ServiceEntry | None:
+        """The service's entry while it can be trusted, without any I/O (the event loop's path)."""
+        entry = self._services.lookup((tenant.config.name, pid))
+        if entry is None or self._services.clock() - entry.loaded_at >= self.state_ttl:
+            return None
+        return entry
+
+    def load(self, conn: Connection, tenant: Tenant, pid: str) -> ServiceEntry:
+        """The service's entry, read again when it is older than the TTL. The deployed schema is
+        only read for a revision this process has not seen for the service."""
+        fresh = self.cached(tenant, pid)
+        if fresh is not None:
+            return fresh
+        key = (tenant.config.name, pid)
+        previous = self._services.lookup(key)
+        state = store.service_state(conn, tenant.management_schema, pid)
+        api = None
+        if state is not None and state.revision is not None:
+            if (
+                previous is not None
+                and previous.state is not None
+                and (previous.state.revision == state.revision)
+            ):
+                api = previous.api
+            if api is None:
+                api = self._api(
+                    store.migration_schema(conn, tenant.management_schema, pid, state.revision)
+                )
+        entry = ServiceEntry(
+            server=tenant.config.name,
+            project_id=pid,
+            schema=tenant.service_schema(pid),
+            state=state,
+            api=api,
+            loaded_at=self._services.clock(),
+        )
+        return self._services.remember(key, entry)
+
+    def forget(self, tenant: Tenant) -> None:
+        """Forget the server's services (its management API ran: deploys, deletions and new
+        secrets apply at once in this process)."""
+        name = tenant.config.name
+        self._services.forget(lambda key: key[0] == name)  # type: ignore[index]
+
+    def _api(self, schema_json: str) -> ServiceApi:
+        """The API of a deployed schema, shared by every service deployed with it."""
+        digest = hashlib.sha256(schema_json.encode()).digest()
+        api = self._apis.lookup(digest)
+        if api is None:
+            api = self._apis.remember(digest, service_api(schema_json))
+        return api
