@@ -216,14 +216,19 @@ def management_token(
 
 
 @contextlib.contextmanager
-def run_runtime(config: dict[str, Any], log_dir: Path) -> Iterator[Runtime]:
+def run_runtime(
+    config: dict[str, Any], log_dir: Path, args: tuple[str, ...] = ()
+) -> Iterator[Runtime]:
     port = free_port()
     config = {**config, "port": port}
     log = log_dir / f"runtime-{port}.log"
     env = {**os.environ, "PRISMA_CONFIG": yaml.safe_dump(config)}
     with log.open("w") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "runtime", "--host", "127.0.0.1", "--log-level", "warning"],
+            [
+                sys.executable, "-m", "runtime", "--host", "127.0.0.1", "--log-level", "warning",
+                *args,
+            ],  # fmt: skip
             cwd=ROOT,
             env=env,
             stdout=out,
