@@ -110,6 +110,13 @@ def rss_mb(pid: int) -> float:
     return total / 1024
 
 
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU the runtime process has used so far (load on the machine from other
+    processes does not inflate it, unlike wall-clock throughput)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _children(pid: int) -> list[int]:
     out = []
     for task in Path(f"/proc/{pid}/task").iterdir():
@@ -118,7 +125,10 @@ def _children(pid: int) -> list[int]:
     return out
 
 
-def run_wrk(base: str, paths: list[str], seconds: int, connections: int) -> dict[str, float]:
+def run_wrk(
+    base: str, paths: list[str], seconds: int, connections: int, pid: int
+) -> dict[str, float]:
+    cpu_before = cpu_seconds(pid)
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
         body = json.dumps({"query": QUERY})
         script.write(WRK_SCRIPT % (json.dumps(body), ", ".join(json.dumps(p) for p in paths)))
@@ -129,6 +139,7 @@ def run_wrk(base: str, paths: list[str], seconds: int, connections: int) -> dict
         check=True,
     ).stdout
     os.unlink(script.name)
+    cpu = cpu_seconds(pid) - cpu_before
     if "Non-2xx" in output:
         raise SystemExit(f"bench: errors:\n{output}")
 
@@ -139,7 +150,13 @@ def run_wrk(base: str, paths: list[str], seconds: int, connections: int) -> dict
         return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
 
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))  # type: ignore[union-attr]
-    return {"rps": rps, "p50": latency("50%"), "p99": latency("99%")}
+    requests = int(re.search(r"(\d+) requests in", output).group(1))  # type: ignore[union-attr]
+    return {
+        "rps": rps,
+        "p50": latency("50%"),
+        "p99": latency("99%"),
+        "cpu_us": cpu / max(requests, 1) * 1e6,
+    }
 
 
 def first_request_ms(url: str) -> float:
@@ -191,21 +208,25 @@ def main() -> None:
             cold_ms = first_request_ms(f"{base}/cold/dev")
             warm_ms = first_request_ms(f"{base}/warm/dev")
             paths = [f"/{name}/dev" for name in names]
-            run_wrk(base, paths, 3, args.connections)  # warm-up: every service once at least
-            spread = run_wrk(base, paths, args.seconds, args.connections)
+            run_wrk(
+                base, paths, 3, args.connections, runtime.pid
+            )  # warm-up: every service once at least
+            spread = run_wrk(base, paths, args.seconds, args.connections, runtime.pid)
             rss_spread = rss_mb(runtime.pid)
-            one = run_wrk(base, paths[:1], args.seconds, args.connections)
+            one = run_wrk(base, paths[:1], args.seconds, args.connections, runtime.pid)
             rss_end = rss_mb(runtime.pid)
     print(
         f"{args.services} services from {args.datamodels} datamodels of {TYPES} types, "
         f"{ROWS} rows each; wrk -t1 -c{args.connections} -d{args.seconds}s; 1 runtime process"
     )
     print(f"deploys: {deployed_s:.1f} s for {args.services} services")
-    print(f"{'requests':28} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'RSS MB':>8}")
+    print(
+        f"{'requests':28} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'RSS MB':>8} {'CPU us/req':>10}"
+    )
     print(f"{'spread over every service':28} {spread['rps']:8.0f} {spread['p50']:8.2f} "
-          f"{spread['p99']:8.2f} {rss_spread:8.0f}")  # fmt: skip
+          f"{spread['p99']:8.2f} {rss_spread:8.0f} {spread['cpu_us']:10.0f}")  # fmt: skip
     print(f"{'one service':28} {one['rps']:8.0f} {one['p50']:8.2f} {one['p99']:8.2f} "
-          f"{rss_end:8.0f}")  # fmt: skip
+          f"{rss_end:8.0f} {one['cpu_us']:10.0f}")  # fmt: skip
     print(f"RSS after deploys and seeding: {rss_start:.0f} MB")
     print(
         f"first request, new datamodel (cold API build): {cold_ms:.0f} ms; "

@@ -320,11 +320,11 @@ class RuntimeApp:
         pool = tenant.loop_pool
         assert pool is not None
         steps = request.steps
-        schema = request.service.schema
+        service = request.service
         for attempt in (1, 2):
             conn = await pool.get()
             try:
-                status, body = await drive_async(steps, conn, schema, pool.cursor(conn))
+                status, body = await drive_async(steps, conn, service.schema_sql, pool.cursor(conn))
                 break
             except psycopg.OperationalError:
                 if not conn.broken or attempt == 2 or mutation_fields(request.api, request.payload):
@@ -336,7 +336,7 @@ class RuntimeApp:
             finally:
                 pool.put(conn)
         if request.sandbox is not None:
-            request.sandbox.wrote(schema, request.roots, request.payload)
+            request.sandbox.wrote(service.schema, request.roots, request.payload)
         return status, RawJson(body)
 
     def _data(

@@ -6,11 +6,11 @@ The directory is the one owner of per-service state in a process. Two caches, bo
   `state_ttl` seconds (a deploy or new secrets through another process reach this one within
   that time; this process's own management API forgets them at once), and the API of that
   revision;
-- per datamodel, keyed by a digest of the deployed schema: the generated API (`ServiceApi`: the
-  GraphQL schema, parsed and validated documents, compiled statements). Nothing in it names a
-  service: statements use the placeholder schema that the driver binds per request
-  (`runtime.names`). So the thousands of services a sandbox holds, deployed from a few starter
-  datamodels, share a few APIs, and a new service of a known datamodel starts warm.
+- per datamodel, keyed by a digest of the deployed schema (its version): the generated API
+  (`ServiceApi`: the GraphQL schema, parsed and validated documents, compiled statements).
+  Nothing in it names a service: statements use the placeholder schema that the driver binds
+  per request (`runtime.names`). So the thousands of services a sandbox holds, deployed from a
+  few starter datamodels, share a few APIs, and a new service of a known datamodel starts warm.
 
 A service's rows are only ever reached through `ServiceEntry.schema`, the PostgreSQL schema of
 the service the entry was loaded for.
@@ -18,14 +18,14 @@ the service the entry was loaded for.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 
 from psycopg import Connection
 
 from runtime import store
 from runtime.lru import Lru
-from runtime.opencrud.service import ServiceApi, service_api
+from runtime.names import schema_sql
+from runtime.opencrud.service import ServiceApi, schema_version, service_api
 from runtime.tenants import Tenant
 
 # How long another process's deploy or secret change may take to reach this one.
@@ -44,6 +44,7 @@ class ServiceEntry:
     server: str
     project_id: str
     schema: str  # the PostgreSQL schema holding the service's tables
+    schema_sql: str  # what compiled statements' placeholder schema becomes for this service
     state: store.ServiceState | None
     api: ServiceApi | None
     loaded_at: float
@@ -89,10 +90,12 @@ class ServiceDirectory:
                 api = self._api(
                     store.migration_schema(conn, tenant.management_schema, pid, state.revision)
                 )
+        schema = tenant.service_schema(pid)
         entry = ServiceEntry(
             server=tenant.config.name,
             project_id=pid,
-            schema=tenant.service_schema(pid),
+            schema=schema,
+            schema_sql=schema_sql(schema, api.version if api is not None else ""),
             state=state,
             api=api,
             loaded_at=self._services.clock(),
@@ -107,8 +110,8 @@ class ServiceDirectory:
 
     def _api(self, schema_json: str) -> ServiceApi:
         """The API of a deployed schema, shared by every service deployed with it."""
-        digest = hashlib.sha256(schema_json.encode()).digest()
-        api = self._apis.lookup(digest)
+        version = schema_version(schema_json)
+        api = self._apis.lookup(version)
         if api is None:
-            api = self._apis.remember(digest, service_api(schema_json))
+            api = self._apis.remember(version, service_api(schema_json))
         return api

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterator
 from threading import Lock
 from typing import Generic, TypeVar
 
@@ -30,10 +30,10 @@ class Lru(Generic[V]):
     def __len__(self) -> int:
         return len(self._entries)
 
-    def keys(self) -> list[Hashable]:
+    def __iter__(self) -> Iterator[Hashable]:
         """The keys, least recently used first (a snapshot)."""
         with self._lock:
-            return list(self._entries)
+            return iter(list(self._entries))
 
     def lookup(self, key: Hashable) -> V | None:
         with self._lock:

@@ -39,9 +39,25 @@ def in_service_schema(table: str) -> str:
     return f"{SERVICE_SCHEMA}.{ident(table)}"
 
 
-def bind_schema(query: str, schema: str) -> str:
-    """The statement as it runs for the service whose tables live in `schema`."""
-    return query.replace(SERVICE_SCHEMA, ident(schema))
+def schema_sql(schema: str, version: str = "") -> str:
+    """What the placeholder becomes for a service whose tables live in `schema`, deployed with
+    the datamodel `version` (a digest, hex).
+
+    The version rides along as a comment. psycopg prepares a statement after a few executions
+    on a connection, keyed by its text, and PostgreSQL refuses to run a prepared statement whose
+    result types changed ("cached plan must not change result type"): after a deploy that
+    changes a column's type, or a service deleted and deployed again under its name with
+    another datamodel. With the version in the text, a new datamodel's statements are new
+    statements for PostgreSQL.
+    """
+    if version and not version.isalnum():
+        raise ValueError("a datamodel version is alphanumeric")
+    return f"/*{version}*/{ident(schema)}" if version else ident(schema)
+
+
+def bind_schema(query: str, bound: str) -> str:
+    """The statement as it runs for one service: `bound` comes from `schema_sql`."""
+    return query.replace(SERVICE_SCHEMA, bound)
 
 
 def scalar_list_table(model: Model, f: Field) -> str:

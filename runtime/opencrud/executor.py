@@ -34,6 +34,7 @@ from psycopg import errors as pg_errors
 
 from runtime.envelope import dump, error_body, graphql_error
 from runtime.errors import PrismaError
+from runtime.names import schema_sql
 from runtime.opencrud.depth import MAX_DEPTH, selection_depth
 from runtime.opencrud.errors import error_entry, invalid_input
 from runtime.opencrud.mutations import run_mutation
@@ -78,7 +79,7 @@ def execute(
     """
     steps = plan(service, payload, request_id)
     assert steps is not None
-    return Answer(*drive(steps, conn, schema_name))
+    return Answer(*drive(steps, conn, schema_sql(schema_name, service.version)))
 
 
 @dataclass

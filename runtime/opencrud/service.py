@@ -10,6 +10,7 @@ directory (`runtime.directory`) owns the APIs and decides how many to keep.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -43,6 +44,7 @@ class ServiceApi:
     api: ApiSchema
     graphql_schema: GraphQLSchema
     sdl: str
+    version: str  # a digest of the deployed schema: statements of another datamodel differ
     documents: Lru[Any] = field(default_factory=lambda: Lru(CACHE_SIZE))
     compiled: Lru[Any] = field(default_factory=lambda: Lru(CACHE_SIZE))
 
@@ -53,7 +55,12 @@ def service_api(schema_json: str) -> ServiceApi:
     sdl = opencrud_sdl(api)
     graphql_schema = build_schema(sdl)
     _prisma_scalars(graphql_schema)
-    return ServiceApi(api, graphql_schema, sdl)
+    return ServiceApi(api, graphql_schema, sdl, schema_version(schema_json))
+
+
+def schema_version(schema_json: str) -> str:
+    """A short digest of a deployed schema: equal for equal datamodels."""
+    return hashlib.sha256(schema_json.encode()).hexdigest()[:16]
 
 
 def _prisma_scalars(schema: GraphQLSchema) -> None:

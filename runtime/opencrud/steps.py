@@ -63,8 +63,8 @@ def answered(value: T) -> Steps[T]:
 
 
 def drive(steps: Steps[T], conn: Connection[Any], schema: str) -> T:
-    """Run `steps` for the service whose tables live in `schema`, on a synchronous connection
-    (put in autocommit for the duration)."""
+    """Run `steps` for one service, on a synchronous connection (put in autocommit for the
+    duration). `schema` is what the placeholder schema becomes (`names.schema_sql`)."""
     if not conn.autocommit:
         if conn.info.transaction_status != TransactionStatus.IDLE:
             conn.commit()  # the caller's reads so far; the steps manage their own transactions
@@ -111,7 +111,7 @@ async def drive_async(
     schema: str,
     cursor: AsyncCursor[Any] | None = None,
 ) -> T:
-    """Run `steps` for the service whose tables live in `schema`, on an autocommit asyncio
+    """Run `steps` for one service (`schema` as for `drive`), on an autocommit asyncio
     connection (with its cursor, when it keeps one)."""
     error: Exception | None = None
     result: Result | None = None  # a generator starts on None

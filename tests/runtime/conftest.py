@@ -226,9 +226,15 @@ def run_runtime(
     with log.open("w") as out:
         process = subprocess.Popen(
             [
-                sys.executable, "-m", "runtime", "--host", "127.0.0.1", "--log-level", "warning",
+                sys.executable,
+                "-m",
+                "runtime",
+                "--host",
+                "127.0.0.1",
+                "--log-level",
+                "warning",
                 *args,
-            ],  # fmt: skip
+            ],
             cwd=ROOT,
             env=env,
             stdout=out,

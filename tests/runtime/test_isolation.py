@@ -320,6 +320,25 @@ def test_a_service_deleted_and_deployed_again_under_its_name_starts_empty(
     assert stored_names(rows_of(database, second)) == {second.name}
 
 
+def test_statements_prepared_before_a_redeploy_with_other_column_types_are_not_reused(
+    runtime: Runtime, token: str
+) -> None:
+    """PostgreSQL refuses a prepared statement whose result types changed; the runtime's pooled
+    connections prepare statements they run often. A service deleted and deployed again under
+    its name with another id type must not meet its predecessor's statements."""
+    name = f"iso{secrets.token_hex(3)}prep"
+    tenant = Tenant(runtime, name)
+    upsert = """mutation($k: String!) {
+      upsertThing(where: {key: $k}, create: {key: $k}, update: {key: $k}) { key }
+    }"""
+    for id_type in ("ID", "Int"):
+        add(runtime, token, name)
+        deploy(runtime, token, name, f"type Thing {{ id: {id_type}! @id  key: String! @unique }}")
+        for i in range(12):  # past psycopg's prepare threshold on every pooled connection
+            assert tenant.send(upsert, {"k": "a"}, pad=i % 4 == 0) == {"upsertThing": {"key": "a"}}
+        runtime.management(DELETE, {"name": name}, token)
+
+
 @pytest.fixture(scope="module")
 def two_processes(
     database: Database, tmp_path_factory: pytest.TempPathFactory

@@ -302,12 +302,12 @@ def test_node_finds_any_model_by_id(service: Service) -> None:
 def test_variables_become_parameters_and_the_sql_is_reused(service: Service) -> None:
     query = "query ($where: UserWhereInput, $n: Int) { users(where: $where, first: $n) { id } }"
     first = service.data(query, {"where": {"name_in": ["Ada", "Bob"]}, "n": 5})
-    entries = [k for k in service.api.compiled.keys() if k[0] == query]
+    entries = [k for k in service.api.compiled if k[0] == query]
     second = service.data(query, {"where": {"name_in": ["Dee", "Bob"]}, "n": 5})
     assert ids(first["users"]) == ["u1", "u2"]
     assert ids(second["users"]) == ["u2", "u4"]
     # The same shape of variables reuses the compiled statement; its SQL holds no values.
-    assert [k for k in service.api.compiled.keys() if k[0] == query] == entries
+    assert [k for k in service.api.compiled if k[0] == query] == entries
     (compiled,) = service.api.compiled.lookup(entries[0])
     assert "Ada" not in compiled.sql and "%s" in compiled.sql
 
