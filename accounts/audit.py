@@ -1,28 +1,10 @@
 """Writing and reading the audit trail."""
 
-from django.conf import settings
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest
 
 from accounts.models import AUTH_ACTIONS, AuditAction, AuditEvent, User, Workspace
-
-
-def client_address(request: HttpRequest | None) -> str | None:
-    """The client's address, for the audit trail and the per-address sign-in throttle.
-
-    With `TRUSTED_PROXY_COUNT` proxies in front, the client is the entry that many places from
-    the right of X-Forwarded-For: entries further left were written by the client itself and
-    would let it pick its own address. Without proxies REMOTE_ADDR is the client.
-    """
-    if request is None:
-        return None
-    proxies = settings.TRUSTED_PROXY_COUNT
-    if proxies:
-        chain = [hop.strip() for hop in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",")]
-        chain = [hop for hop in chain if hop]
-        if len(chain) >= proxies:
-            return chain[-proxies] or None
-    return request.META.get("REMOTE_ADDR") or None
+from cloud.net import client_address  # the one rule for a client's address (callers use it)
 
 
 def record(

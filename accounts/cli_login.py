@@ -6,10 +6,13 @@ Two front doors share these functions: the Prisma 1 CLI's `requestCloudToken` /
 once.
 """
 
+import logging
+import math
 import secrets
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
+import redis
 from django.conf import settings
 from django.db import transaction
 from django.http import HttpRequest
@@ -23,14 +26,25 @@ USER_CODE_LENGTH = 8
 SLOW_DOWN_STEP = 5
 # The Prisma 1 CLI prints no user code, so its approval page cannot ask to compare one.
 PRISMA_CLI_NAME = "Prisma 1 CLI"
+# It polls `cloudTokenRequest`, sleeps a second after each answer, and cannot be told to slow
+# down (protocol reference 3.1, step 5).
+PRISMA_CLI_POLL_SECONDS = 1
+# A CLI that misses this many polls in a row has given up (killed, Ctrl-C, an error): nobody
+# would receive a key minted for it, so the request can no longer be approved.
+MISSED_POLLS_BEFORE_GONE = 3
+# A held poll must end this long before the waiting Redis client's socket timeout would.
+HOLD_MARGIN_SECONDS = 1.0
+
+log = logging.getLogger(__name__)
 
 
 class LoginRequestError(Exception):
     """The request cannot be decided; `code` is stable, the message is for people."""
 
-    def __init__(self, code: str, message: str) -> None:
+    def __init__(self, code: str, message: str, retry_after: int = 0) -> None:
         super().__init__(message)
         self.code = code
+        self.retry_after = retry_after
 
 
 def new_user_code() -> str:
@@ -45,10 +59,36 @@ def format_user_code(code: str) -> str:
     return f"{code[:4]}-{code[4:]}"
 
 
+def _start_limit() -> tuple[int, timedelta]:
+    """`CLI_LOGIN_START_RATE` ("20/min") as a count and a window."""
+    count, _, period = settings.CLI_LOGIN_START_RATE.partition("/")
+    seconds = {"s": 1, "m": 60, "h": 3600, "d": 86400}[period.strip()[:1] or "m"]
+    return int(count), timedelta(seconds=seconds)
+
+
 def start(
-    *, client_name: str, client_host: str = "", client_ip: str | None = None
+    *,
+    client_name: str,
+    client_host: str = "",
+    client_ip: str | None = None,
+    poll_interval: int | None = None,
 ) -> tuple[CliLoginRequest, str]:
-    """Open a request. Returns it with its secret (the device code), which is never stored."""
+    """Open a request. Returns it with its secret (the device code), which is never stored.
+
+    Every start, by either front door, counts against one limit per client address, so no
+    door (or GraphQL alias) opens more requests than `CLI_LOGIN_START_RATE` allows.
+    """
+    limit, window = _start_limit()
+    counter = f"cli-login-start:{client_ip or 'unknown'}"
+    verdict = throttle.check_counter(counter, limit, window)
+    if not verdict.allowed:
+        raise LoginRequestError(
+            "too_many_requests",
+            f"Too many login requests from this address. Try again in {verdict.retry_after}"
+            " seconds.",
+            retry_after=verdict.retry_after,
+        )
+    throttle.count(counter, window)
     secret = secrets.token_urlsafe(32)  # 256 bits
     now = timezone.now()
     login = CliLoginRequest.objects.create(
@@ -59,7 +99,7 @@ def start(
         client_ip=client_ip,
         created_at=now,
         expires_at=now + settings.CLI_LOGIN_TTL,
-        poll_interval=settings.CLI_LOGIN_POLL_INTERVAL,
+        poll_interval=poll_interval or settings.CLI_LOGIN_POLL_INTERVAL,
     )
     return login, secret
 
@@ -108,10 +148,31 @@ def _claim_pending(login_id: object) -> CliLoginRequest:
     return login
 
 
+def silence_allowed(login: CliLoginRequest) -> timedelta:
+    """How long a waiting CLI may go without polling: `MISSED_POLLS_BEFORE_GONE` of its polls,
+    each `poll_interval` apart plus the time a held poll keeps it waiting for an answer. For
+    the Prisma CLI (1 s cadence, 2 s hold) that is 9 s; for the device flow (5 s) 15 s."""
+    return timedelta(seconds=MISSED_POLLS_BEFORE_GONE * (login.poll_interval + hold_seconds()))
+
+
+def client_is_waiting(login: CliLoginRequest, now: datetime | None = None) -> bool:
+    """Is the CLI that asked still polling for its answer? Its last poll (or, before the first,
+    the start) must be within `silence_allowed`."""
+    last_seen = login.last_polled_at or login.created_at
+    return (now or timezone.now()) - last_seen <= silence_allowed(login)
+
+
 @transaction.atomic
 def approve(login: CliLoginRequest, user: User, *, request: HttpRequest | None = None) -> None:
     """Bind the request to `user` and mint its key; the CLI picks it up on its next poll."""
     login = _claim_pending(login.pk)
+    if not client_is_waiting(login):
+        # Minting a key nobody will pick up, and saying "authorized", would both be lies.
+        raise LoginRequestError(
+            "client_gone",
+            "The command-line tool is no longer waiting for this login (it stopped polling)."
+            " Nothing was authorized. Run the login command again.",
+        )
     if login.client_host:
         where = f" on {login.client_host}"
     elif login.client_ip:
@@ -200,7 +261,7 @@ def _decision_key(login_id: object) -> str:
 
 
 def _announce_decision(login_id: object) -> None:
-    """Wake a poll that is waiting for this request (see `wait_for_decision`)."""
+    """Wake a poll that is waiting for this request (see `hold_poll`)."""
     key = _decision_key(login_id)
     pipe = throttle.client().pipeline()
     pipe.rpush(key, "1")
@@ -208,11 +269,53 @@ def _announce_decision(login_id: object) -> None:
     pipe.execute()
 
 
-def wait_for_decision(login_id: object, seconds: float) -> None:
-    """Hold a poll until the request is decided or `seconds` pass.
+def effective_hold(configured: float, socket_timeout: float | None) -> float:
+    """The hold, kept `HOLD_MARGIN_SECONDS` under the waiting client's socket timeout: a
+    blocking call that outlives its socket's timeout fails ("Timeout reading from socket")."""
+    if socket_timeout is not None:
+        configured = min(configured, socket_timeout - HOLD_MARGIN_SECONDS)
+    return max(0.0, configured)
 
-    The Prisma CLI polls, then sleeps a second, even after its last poll; answering the poll
-    the moment the user clicks Authorize is what keeps the login under a second and a half.
-    Waiting is a blocking pop on a Redis list, so any web process can be woken by any other.
+
+def hold_seconds() -> float:
+    """How long a Prisma CLI poll is held (`CLI_LOGIN_HOLD_SECONDS`), read against the socket
+    timeout the blocking client really has (a `socket_timeout` in REDIS_URL wins over ours)."""
+    kwargs = throttle.blocking_client().connection_pool.connection_kwargs
+    return effective_hold(settings.CLI_LOGIN_HOLD_SECONDS, kwargs.get("socket_timeout"))
+
+
+def hold_poll(login_id: object, address: str | None) -> None:
+    """Hold a pending poll until the request is decided or `hold_seconds()` pass.
+
+    The Prisma CLI polls, then sleeps a second; answering the poll the moment the user clicks
+    Authorize keeps the login fast. Holding costs a web thread, so the hold is short (a couple
+    of seconds: the CLI waits forever anyway, so longer holds buy nothing but busy threads),
+    and only one poll per request and `CLI_LOGIN_MAX_HOLDS_PER_ADDRESS` per client address are
+    held at a time; any other poll is answered at once. Waiting is a blocking pop on a Redis
+    list, so any web process can be woken by any other.
     """
-    throttle.client().blpop([_decision_key(login_id)], timeout=seconds)
+    seconds = hold_seconds()
+    if seconds <= 0:
+        return
+    r = throttle.client()
+    prefix = settings.REDIS_KEY_PREFIX
+    lock = f"{prefix}:cli-login-held:{login_id}"
+    holds = f"{prefix}:cli-login-holds:{address or 'unknown'}"
+    expiry = math.ceil(seconds) + 5
+    if not r.set(lock, "1", nx=True, ex=expiry):
+        return
+    try:
+        pipe = r.pipeline()
+        pipe.incr(holds)
+        pipe.expire(holds, expiry)
+        held = pipe.execute()[0]
+        try:
+            if held <= settings.CLI_LOGIN_MAX_HOLDS_PER_ADDRESS:
+                throttle.blocking_client().blpop([_decision_key(login_id)], timeout=seconds)
+        finally:
+            r.decr(holds)
+    except redis.RedisError:
+        # The poll still gets its answer (pending, or the token) from the database.
+        log.warning("holding a CLI login poll failed", exc_info=True)
+    finally:
+        r.delete(lock)

@@ -20,9 +20,21 @@ from django.conf import settings
 WINDOW_SECONDS = 3600
 
 
+# The socket timeout of the client that makes blocking calls (BLPOP). Holds are kept at least
+# a second under it (`cli_login.hold_seconds`), so a blocking call never times out its socket.
+BLOCKING_SOCKET_TIMEOUT = 10.0
+
+
 @cache
 def client() -> redis.Redis:
     return redis.Redis.from_url(settings.REDIS_URL)
+
+
+@cache
+def blocking_client() -> redis.Redis:
+    """A client of its own for blocking calls, with a socket timeout meant for them; a
+    `socket_timeout` given in REDIS_URL still wins, and the holds are computed from it."""
+    return redis.Redis.from_url(settings.REDIS_URL, socket_timeout=BLOCKING_SOCKET_TIMEOUT)
 
 
 @dataclass(frozen=True)

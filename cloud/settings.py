@@ -5,6 +5,7 @@ Defaults are safe for development; production (`DEBUG=false`) refuses to start w
 values that matter (`SECRET_KEY`, `ALLOWED_HOSTS`, `DATABASE_URL`, `REDIS_URL`).
 """
 
+import re
 from datetime import timedelta
 from pathlib import Path
 
@@ -156,8 +157,14 @@ SESSION_KEY_TTL = timedelta(days=env_int("SESSION_KEY_TTL_DAYS", 30))
 CLI_LOGIN_TTL = timedelta(seconds=env_int("CLI_LOGIN_TTL", 600))
 CLI_LOGIN_POLL_INTERVAL = env_int("CLI_LOGIN_POLL_INTERVAL", 5)
 CLI_LOGIN_MAX_WRONG_CODES = 5
-# How long a Prisma CLI poll may wait for the user's click (a long poll; see cli_login.py).
-CLI_LOGIN_HOLD_SECONDS = float(env_int("CLI_LOGIN_HOLD_SECONDS", 5))
+# How long a Prisma CLI poll may wait for the user's click (a long poll; see cli_login.py),
+# kept a second under the Redis socket timeout; at most this many held polls per address.
+CLI_LOGIN_HOLD_SECONDS = float(env_int("CLI_LOGIN_HOLD_SECONDS", 2))
+CLI_LOGIN_MAX_HOLDS_PER_ADDRESS = env_int("CLI_LOGIN_MAX_HOLDS_PER_ADDRESS", 4)
+# Login requests started per client address, by the REST API and the cloud API together.
+CLI_LOGIN_START_RATE = env_str("CLI_LOGIN_START_RATE", "20/min")
+if not re.fullmatch(r"[1-9][0-9]*/(s|sec|m|min|h|hour|d|day)", CLI_LOGIN_START_RATE):
+    raise ImproperlyConfigured("CLI_LOGIN_START_RATE must look like 20/min (count/s|min|h|day)")
 CLOUD_API_RATE_PER_MINUTE = env_int("CLOUD_API_RATE_PER_MINUTE", 600)
 
 # Request size limits: forms are small; anything bigger is refused with 413.
@@ -216,10 +223,9 @@ REST_FRAMEWORK = {
         "rest_framework.renderers.JSONRenderer",
         "rest_framework.renderers.BrowsableAPIRenderer",
     ],
-    "DEFAULT_THROTTLE_CLASSES": ["rest_framework.throttling.ScopedRateThrottle"],
+    "DEFAULT_THROTTLE_CLASSES": ["cloud.net.ScopedThrottle"],
     "DEFAULT_THROTTLE_RATES": {
         "api": env_str("API_RATE", "1200/min"),
-        "cli_login_start": env_str("CLI_LOGIN_START_RATE", "20/min"),
         "cli_login_poll": env_str("CLI_LOGIN_POLL_RATE", "120/min"),
     },
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",

@@ -6,7 +6,6 @@ models. Field names and shapes follow shared/reference/prisma1-cli-protocol.md s
 
 from dataclasses import dataclass
 
-from django.conf import settings
 from django.http import HttpRequest
 from graphql import GraphQLError, GraphQLResolveInfo, build_schema
 
@@ -121,9 +120,14 @@ def resolve_me(_: object, info: GraphQLResolveInfo) -> dict | None:
 def resolve_request_cloud_token(_: object, info: GraphQLResolveInfo) -> dict:
     request = info.context.request
     # The CLI sends no host name (its user agent is just "node"): the address must do.
-    _login, secret = cli_login.start(
-        client_name=cli_login.PRISMA_CLI_NAME, client_ip=audit.client_address(request)
-    )
+    try:
+        _login, secret = cli_login.start(
+            client_name=cli_login.PRISMA_CLI_NAME,
+            client_ip=audit.client_address(request),
+            poll_interval=cli_login.PRISMA_CLI_POLL_SECONDS,
+        )
+    except cli_login.LoginRequestError as refused:
+        raise GraphQLError(str(refused), extensions={"code": refused.code}) from None
     return {"secret": secret, "token": None}
 
 
@@ -136,12 +140,12 @@ POLL_ERRORS = {
 
 def resolve_cloud_token_request(_: object, info: GraphQLResolveInfo, secret: str) -> dict:
     result = cli_login.poll(secret, enforce_interval=False)
-    hold = settings.CLI_LOGIN_HOLD_SECONDS
-    if result.status == "authorization_pending" and hold > 0:
-        cli_login.wait_for_decision(result.login_id, hold)
+    if result.status == "authorization_pending":
+        # A short long poll: answered the moment the user clicks, or after a couple of seconds.
+        cli_login.hold_poll(result.login_id, audit.client_address(info.context.request))
         result = cli_login.poll(secret, enforce_interval=False)
     if result.status in POLL_ERRORS:
-        raise GraphQLError(POLL_ERRORS[result.status])
+        raise GraphQLError(POLL_ERRORS[result.status], extensions={"code": result.status})
     # While pending the CLI needs an object with `token: null`, never null itself.
     return {"secret": secret, "token": result.token}
 

@@ -1,5 +1,6 @@
 from rest_framework import serializers
 
+from accounts import cli_login
 from accounts.models import Membership, SessionKey, User
 
 
@@ -56,6 +57,13 @@ class CreatedSessionKeySerializer(SessionKeySerializer):
 class CliLoginStartSerializer(serializers.Serializer):
     client_name = serializers.CharField(max_length=100, default="CLI")
     host = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
+
+    def validate_client_name(self, value: str) -> str:
+        # The approval page shows no user code for the Prisma CLI (it prints none); a device
+        # flow claiming that name must not get a page without the code to compare.
+        if value.strip().casefold() == cli_login.PRISMA_CLI_NAME.casefold():
+            raise serializers.ValidationError("This client name is reserved.")
+        return value
 
 
 class CliLoginStartedSerializer(serializers.Serializer):

@@ -89,21 +89,32 @@ class CliLoginStartView(BaseAPIView):
 
     authentication_classes = []
     permission_classes = [permissions.AllowAny]
-    throttle_scope = "cli_login_start"
+    # Starts are limited in `cli_login.start`, which the cloud API's requestCloudToken shares.
+    throttle_classes = []
 
     @extend_schema(
         request=CliLoginStartSerializer,
-        responses={201: CliLoginStartedSerializer},
+        responses={
+            201: CliLoginStartedSerializer,
+            429: OpenApiResponse(description="`too_many_requests`: too many logins started"),
+        },
         summary="Start a CLI login",
     )
     def post(self, request: Request) -> Response:
         serializer = CliLoginStartSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        login, secret = cli_login.start(
-            client_name=serializer.validated_data["client_name"],
-            client_host=serializer.validated_data["host"],
-            client_ip=audit.client_address(request),
-        )
+        try:
+            login, secret = cli_login.start(
+                client_name=serializer.validated_data["client_name"],
+                client_host=serializer.validated_data["host"],
+                client_ip=audit.client_address(request),
+            )
+        except cli_login.LoginRequestError as refused:
+            return Response(
+                error_body(refused.code, str(refused), retry_after=refused.retry_after),
+                status=status.HTTP_429_TOO_MANY_REQUESTS,
+                headers={"Retry-After": str(refused.retry_after)},
+            )
         verification_uri = request.build_absolute_uri(reverse("accounts:device"))
         body = {
             "device_code": secret,

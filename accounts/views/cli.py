@@ -19,6 +19,7 @@ def _login_context(login: CliLoginRequest | None) -> dict:
         "login": login,
         "user_code": cli_login.format_user_code(login.user_code) if login else "",
         "client_shows_code": bool(login) and login.client_name != cli_login.PRISMA_CLI_NAME,
+        "client_waiting": bool(login) and cli_login.client_is_waiting(login),
     }
 
 
@@ -74,7 +75,7 @@ def _decide(request: HttpRequest, login: CliLoginRequest) -> HttpResponse:
         return render(
             request,
             "accounts/cli_auth.html",
-            {**_login_context(None), "error": str(error)},
+            {**_login_context(None), "error": str(error), "error_code": error.code},
             status=409,
         )
     return render(
