@@ -29,9 +29,11 @@ PRISMA_CLI_NAME = "Prisma 1 CLI"
 # It polls `cloudTokenRequest`, sleeps a second after each answer, and cannot be told to slow
 # down (protocol reference 3.1, step 5).
 PRISMA_CLI_POLL_SECONDS = 1
-# A CLI that misses this many polls in a row has given up (killed, Ctrl-C, an error): nobody
-# would receive a key minted for it, so the request can no longer be approved.
+# A CLI that misses this many polls in a row (plus a grace for a slow network or server) has
+# given up (killed, Ctrl-C, an error): nobody would receive a key minted for it, so the request
+# can no longer be approved.
 MISSED_POLLS_BEFORE_GONE = 3
+GONE_GRACE_SECONDS = 2
 # A held poll must end this long before the waiting Redis client's socket timeout would.
 HOLD_MARGIN_SECONDS = 1.0
 
@@ -150,9 +152,12 @@ def _claim_pending(login_id: object) -> CliLoginRequest:
 
 def silence_allowed(login: CliLoginRequest) -> timedelta:
     """How long a waiting CLI may go without polling: `MISSED_POLLS_BEFORE_GONE` of its polls,
-    each `poll_interval` apart plus the time a held poll keeps it waiting for an answer. For
-    the Prisma CLI (1 s cadence, 2 s hold) that is 9 s; for the device flow (5 s) 15 s."""
-    return timedelta(seconds=MISSED_POLLS_BEFORE_GONE * (login.poll_interval + hold_seconds()))
+    each `poll_interval` apart plus the time a held poll keeps it waiting for an answer, and a
+    grace. For the Prisma CLI (1 s cadence, 2 s hold) that is 11 s; for the device flow (5 s
+    interval, never held) 17 s."""
+    held = hold_seconds() if login.client_name == PRISMA_CLI_NAME else 0
+    cycle = login.poll_interval + held
+    return timedelta(seconds=MISSED_POLLS_BEFORE_GONE * cycle + GONE_GRACE_SECONDS)
 
 
 def client_is_waiting(login: CliLoginRequest, now: datetime | None = None) -> bool:

@@ -218,3 +218,148 @@ def test_a_pasted_prisma_cli_link_leads_to_its_approval_page(owner_client):
 
     assert response.status_code == 302
     assert response["Location"] == f"/cli-auth?secret={secret}"
+
+
+def prisma_cli_start(**extra) -> str:
+    body = {"query": "mutation { requestCloudToken { secret } }"}
+    response = Client(**extra).post("/cloud-api", body, content_type="application/json")
+    return response.json()["data"]["requestCloudToken"]["secret"]
+
+
+def prisma_cli_poll(secret: str) -> dict:
+    body = {
+        "query": "query ($s: String!) { cloudTokenRequest(secret: $s) { secret token } }",
+        "variables": {"s": secret},
+    }
+    return Client().post("/cloud-api", body, content_type="application/json").json()
+
+
+def test_approving_after_the_prisma_cli_stopped_polling_mints_nothing(owner):
+    secret = prisma_cli_start()
+    prisma_cli_poll(secret)
+    client = client_for(owner)
+    assert b"Authorize a command-line login" in client.get(f"/cli-auth?secret={secret}").content
+    # The CLI polls every second; ten silent seconds mean it was closed or gave up.
+    age_last_poll(10)
+
+    page = client.get(f"/cli-auth?secret={secret}")
+    clicked = client.post("/cli-auth", {"secret": secret, "action": "authorize"})
+
+    assert b"no longer waiting" in page.content
+    assert b'value="authorize"' not in page.content
+    assert clicked.status_code == 409
+    assert b"no longer waiting" in clicked.content
+    assert b"CLI authorized" not in clicked.content
+    assert not SessionKey.objects.exists()
+    assert CliLoginRequest.objects.get().status == "pending"
+    assert not AuditEvent.objects.filter(action=AuditAction.CLI_LOGIN_APPROVED).exists()
+
+
+def test_a_prisma_cli_that_is_still_polling_can_be_approved(owner):
+    secret = prisma_cli_start()
+    prisma_cli_poll(secret)
+    age_last_poll(3)  # a second's sleep plus a held poll: still waiting
+
+    clicked = client_for(owner).post("/cli-auth", {"secret": secret, "action": "authorize"})
+
+    assert b"CLI authorized" in clicked.content
+    assert prisma_cli_poll(secret)["data"]["cloudTokenRequest"]["token"]
+
+
+def test_a_device_flow_client_gone_quiet_cannot_be_approved_by_code(owner):
+    started = start()
+    poll(started["device_code"])
+    age_last_poll(3 * 5 + 3)  # three missed polls at its 5 s interval, and the grace
+
+    response = approve_by_code(client_for(owner), started["user_code"])
+
+    assert response.status_code == 409
+    assert b"no longer waiting" in response.content
+    assert not SessionKey.objects.exists()
+
+
+def test_the_page_marks_claims_shows_the_code_and_says_what_approving_gives(owner):
+    started = start(client_name="Official Refract CLI", host="laptop.example.com")
+
+    page = client_for(owner).post("/device", {"code": started["user_code"]}).content.decode()
+
+    assert "What the requesting machine claims" in page
+    assert "Client (claimed)" in page and "“Official Refract CLI”" in page
+    assert "Host (claimed)" in page and "“laptop.example.com”" in page
+    assert f'data-testid="user-code" style="font-size:1.3em">{started["user_code"]}' in page
+    assert "full access to your account owner@example.com" in page
+
+
+def test_the_prisma_cli_page_says_what_approving_gives_without_a_code(owner):
+    secret = prisma_cli_start()
+
+    page = client_for(owner).get(f"/cli-auth?secret={secret}").content.decode()
+
+    assert "full access to your account owner@example.com" in page
+    assert "shows no code to compare" in page
+    assert 'data-testid="user-code"' not in page
+
+
+@pytest.mark.parametrize("name", ["Prisma 1 CLI", " prisma 1 cli "])
+def test_a_device_flow_cannot_claim_to_be_the_prisma_cli_to_hide_its_code(db, name):
+    response = Client().post(
+        "/api/v1/cli-login", {"client_name": name}, content_type="application/json"
+    )
+
+    assert response.status_code == 400
+    assert not CliLoginRequest.objects.exists()
+
+
+def test_a_changing_x_forwarded_for_does_not_escape_the_start_limit(db):
+    statuses = [
+        Client(HTTP_X_FORWARDED_FOR=f"203.0.113.{i}")
+        .post("/api/v1/cli-login", {}, content_type="application/json")
+        .status_code
+        for i in range(25)
+    ]
+
+    assert statuses.count(201) == 20
+    assert statuses[20:] == [429] * 5
+    assert set(CliLoginRequest.objects.values_list("client_ip", flat=True)) == {"127.0.0.1"}
+
+
+def test_a_changing_x_forwarded_for_does_not_escape_the_poll_throttle(db):
+    from rest_framework.settings import api_settings
+    from rest_framework.throttling import ScopedRateThrottle
+
+    rates = {**api_settings.DEFAULT_THROTTLE_RATES, "cli_login_poll": "3/min"}
+    original, ScopedRateThrottle.THROTTLE_RATES = ScopedRateThrottle.THROTTLE_RATES, rates
+    try:
+        statuses = [
+            Client(HTTP_X_FORWARDED_FOR=f"203.0.113.{i}")
+            .post("/api/v1/cli-login/poll", {"device_code": "x"}, content_type="application/json")
+            .status_code
+            for i in range(5)
+        ]
+    finally:
+        ScopedRateThrottle.THROTTLE_RATES = original
+
+    assert statuses == [400, 400, 400, 429, 429]
+
+
+def test_behind_one_trusted_proxy_each_client_has_its_own_limit(db, settings):
+    settings.TRUSTED_PROXY_COUNT = 1
+    settings.CLI_LOGIN_START_RATE = "2/min"
+
+    def start_from(chain: str) -> int:
+        return (
+            Client(REMOTE_ADDR="10.0.0.2", HTTP_X_FORWARDED_FOR=chain)
+            .post("/api/v1/cli-login", {}, content_type="application/json")
+            .status_code
+        )
+
+    # The client writes the left part itself; only the proxy's entry on the right counts.
+    first = [start_from(f"198.51.100.{i}, 192.0.2.1") for i in range(3)]
+    other = start_from("192.0.2.2")
+    garbage = start_from("<script>, not-an-ip")
+
+    assert first == [201, 201, 429]
+    assert other == 201
+    assert garbage == 201
+    stored = set(CliLoginRequest.objects.values_list("client_ip", flat=True))
+    assert stored == {"192.0.2.1", "192.0.2.2", "10.0.0.2"}  # never the garbage
