@@ -10,7 +10,8 @@ import pytest
 import yaml
 from playwright.sync_api import Page, expect
 
-from accounts.models import SessionKey
+from accounts import cli_login
+from accounts.models import CliLoginRequest, SessionKey
 from tests.support.prisma_cli import prisma_cli, run_prisma
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -18,6 +19,8 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 @pytest.fixture
 def cli_env(live_server, settings) -> dict[str, str]:
+    # Five seconds is redis-py's default socket timeout: the hold that used to fail every login
+    # with "Timeout reading from socket" unless Authorize was clicked within a second or so.
     settings.CLI_LOGIN_HOLD_SECONDS = 5
     return {
         "CLOUD_API_ENDPOINT": f"{live_server.url}/cloud-api",
@@ -124,3 +127,60 @@ def test_login_with_a_console_key_then_logout_and_revocation(owner, new_page, cl
     after = run_prisma(["account"], home=tmp_path, env=cli_env)
     assert after.returncode == 0
     assert "Currently not logged in" in after.stdout
+
+
+def open_approval_page(cli: Cli, new_page, persona) -> Page:
+    url = cli.wait_for(r"http://localhost:3000(/cli-auth\?secret=[\w-]+)")
+    page = new_page()
+    page.goto(url.group(1))
+    sign_in(page, persona.email, persona.password)
+    expect(page.get_by_role("heading", name="Authorize a command-line login?")).to_be_visible()
+    return page
+
+
+def test_prisma_login_when_the_person_takes_their_time(owner, new_page, cli_env, tmp_path):
+    """A person reads the page before clicking: 10 s and more, several held polls."""
+    cli = Cli(["login"], tmp_path, cli_env)
+    page = open_approval_page(cli, new_page, owner)
+    opened = time.monotonic()
+    expect(page.get_by_test_id("full-access")).to_be_visible()
+
+    time.sleep(max(0.0, 10.5 - (time.monotonic() - opened)))  # the person's delay, not a check
+    assert cli.process.poll() is None, cli.output  # still waiting, no socket timeout
+    page.get_by_role("button", name="Authorize").click()
+    expect(page.get_by_role("heading", name="CLI authorized")).to_be_visible()
+
+    assert cli.finish() == 0, cli.output
+    assert "Timeout" not in cli.output and "ERROR" not in cli.output
+    assert f"Authenticated with {owner.email}" in cli.output
+    assert config(tmp_path)["cloudSessionKey"]
+    assert SessionKey.objects.filter(user=owner.user).count() == 1
+
+
+def test_approving_after_the_cli_was_killed_mints_no_key(
+    owner, new_page, cli_env, settings, tmp_path
+):
+    settings.CLI_LOGIN_HOLD_SECONDS = 2  # the default
+    cli = Cli(["login"], tmp_path, cli_env)
+    page = open_approval_page(cli, new_page, owner)
+
+    cli.process.kill()  # Ctrl-C, a closed terminal
+    cli.finish()
+    login = CliLoginRequest.objects.get()
+    deadline = time.monotonic() + 60
+    while cli_login.client_is_waiting(login) and time.monotonic() < deadline:
+        time.sleep(0.25)  # until the server has missed enough polls to know
+        login.refresh_from_db()
+    page.get_by_role("button", name="Authorize").click()
+
+    expect(
+        page.get_by_role("heading", name="The command-line tool is no longer waiting")
+    ).to_be_visible()
+    expect(page.get_by_text("CLI authorized")).to_have_count(0)
+    assert not SessionKey.objects.exists()
+    assert CliLoginRequest.objects.get().status == "pending"
+    page.reload()
+    expect(
+        page.get_by_role("heading", name="The command-line tool is no longer waiting")
+    ).to_be_visible()
+    expect(page.get_by_role("button", name="Authorize")).to_have_count(0)
