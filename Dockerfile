@@ -4,7 +4,7 @@ FROM python:3.11-slim
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
 WORKDIR /app
 
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md requirements.lock ./
 COPY cloud cloud
 COPY accounts accounts
 COPY servers servers
@@ -13,7 +13,8 @@ COPY runtime runtime
 COPY templates templates
 COPY static static
 COPY manage.py ./
-RUN pip install . \
+RUN pip install --require-hashes -r requirements.lock \
+    && pip install --no-deps . \
     && useradd --system --home /app refract \
     && DEBUG=false SECRET_KEY=collectstatic-only-not-a-real-secret-key-0123456789abcdef \
        ALLOWED_HOSTS=build DATABASE_URL=postgres://build@localhost/build \

@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed
 
-.PHONY: run test exec clean
+.PHONY: run test exec lock clean
 
 run: $(STAMP)
 	$(VENV)/bin/python -m cloud.devstack run
@@ -15,12 +15,24 @@ test: $(STAMP)
 exec: $(STAMP)
 	$(VENV)/bin/python -m cloud.devstack exec -- $(CMD)
 
-$(STAMP): pyproject.toml
+# Exact versions, checked against their hashes, from requirements-dev.lock (the runtime's
+# requirements.lock plus the test tools); then the project itself without resolving anything.
+$(STAMP): pyproject.toml requirements-dev.lock
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Refract needs Python 3.11 or newer; set PYTHON=python3.11")'
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install --quiet --upgrade pip
-	$(VENV)/bin/python -m pip install --quiet -e '.[dev]'
+	$(VENV)/bin/python -m pip install --quiet --require-hashes -r requirements-dev.lock
+	$(VENV)/bin/python -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
+
+# Re-resolve the locks from pyproject.toml's ranges (every platform, Python 3.11+).
+# `make lock ARGS="--upgrade-package django"` moves one package; `ARGS=--upgrade` moves all.
+LOCK := $(VENV)/bin/uv pip compile pyproject.toml --universal --generate-hashes \
+	--python-version 3.11 --quiet
+lock: $(STAMP)
+	$(VENV)/bin/python -m pip install --quiet 'uv>=0.5'
+	$(LOCK) -o requirements.lock $(ARGS)
+	$(LOCK) --extra dev -c requirements.lock -o requirements-dev.lock $(ARGS)
 
 clean:
 	rm -rf $(VENV) .data .pytest_cache .ruff_cache

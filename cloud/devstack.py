@@ -99,8 +99,12 @@ def wait_for_port(port: int, process: subprocess.Popen, name: str, timeout: floa
 
 @contextlib.contextmanager
 def services(database: str) -> Iterator[dict[str, str]]:
-    """The environment for child processes, with embedded servers where none is configured."""
+    """The environment for child processes, with embedded servers where none is configured.
+
+    Settings default to production (`DEBUG` off); these are development commands, so they ask
+    for development unless the caller set DEBUG itself."""
     env = dict(os.environ)
+    env.setdefault("DEBUG", "true")
     with contextlib.ExitStack() as stack:
         if not env.get("DATABASE_URL"):
             env["DATABASE_URL"] = stack.enter_context(embedded_postgres(database))

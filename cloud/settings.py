@@ -1,8 +1,9 @@
 """Refract's one settings module.
 
 Everything comes from the environment through the small typed helpers in `cloud.env`.
-Defaults are safe for development; production (`DEBUG=false`) refuses to start without the
-values that matter (`SECRET_KEY`, `ALLOWED_HOSTS`, `DATABASE_URL`, `REDIS_URL`).
+Production is the default (`DEBUG` unset or false) and refuses to start without the values
+that matter (`SECRET_KEY`, `ALLOWED_HOSTS`, `DATABASE_URL`, `REDIS_URL`); the dev commands set
+`DEBUG=true`, which brings development defaults.
 """
 
 import re
@@ -21,7 +22,9 @@ from cloud.env import (
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
-DEBUG = env_bool("DEBUG", True)
+# Off unless asked for: a forgotten variable must not run production in debug mode. The dev
+# commands (`make run`, `make test`, `make exec`, i.e. cloud/devstack.py) set DEBUG=true.
+DEBUG = env_bool("DEBUG", False)
 TESTING = env_bool("REFRACT_TESTING", False)
 
 _DEV_SECRET_KEY = "dev-only-insecure-key-do-not-use-in-production-8f3a1c9e2b7d"  # noqa: S105 (refused when DEBUG is off)
