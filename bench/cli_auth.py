@@ -131,6 +131,7 @@ def login_latency(port: int, email: str, password: str) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--logins", type=int, default=5, help="browser logins to time")
     args = parser.parse_args()
     import psycopg
 
@@ -184,8 +185,11 @@ def main() -> None:
                 )
             overhead = statistics.median(with_key) - statistics.median(with_cookie)
             print(f"  key check overhead at p50: {overhead:+.2f} ms (target < 2 ms)")
-            latency = login_latency(port, email, password)
-            print(f"prisma1 login: Authorize click to key in config.yml: {latency:.2f} s"
+            # The click lands anywhere in the CLI's cycle (a held poll, then a 1 s sleep): one
+            # sample says little, so take several.
+            latencies = [login_latency(port, email, password) for _ in range(args.logins)]
+            print(f"prisma1 login, {args.logins} logins: Authorize click to key in config.yml:"
+                  f" median {statistics.median(latencies):.2f} s, max {max(latencies):.2f} s"
                   " (target < 1.5 s)")  # fmt: skip
         finally:
             if server is not None:
