@@ -261,6 +261,27 @@ def poll(secret: str, *, enforce_interval: bool) -> PollResult:
     return PollResult("authorization_pending", interval=login.poll_interval, login_id=login.pk)
 
 
+def revoke_uncollected(now: datetime | None = None) -> int:
+    """Revoke the keys of approved logins whose CLI stopped polling before it collected them
+    (killed between the click on Authorize and its next poll): nobody holds such a key, so it
+    must not stay valid for 30 days. Returns how many were revoked; idempotent (beat runs it)."""
+    now = now or timezone.now()
+    revoked = 0
+    approved = CliLoginRequest.objects.filter(
+        status=CliLoginRequest.Status.APPROVED, session_key__isnull=False
+    ).select_related("session_key", "session_key__user")
+    for login in approved:
+        if client_is_waiting(login, now):
+            continue
+        with transaction.atomic():
+            claimed = CliLoginRequest.objects.filter(
+                pk=login.pk, status=CliLoginRequest.Status.APPROVED
+            ).update(status=CliLoginRequest.Status.DENIED)
+            if claimed and login.session_key is not None:
+                revoked += session_keys.revoke(login.session_key)
+    return revoked
+
+
 def _decision_key(login_id: object) -> str:
     return f"{settings.REDIS_KEY_PREFIX}:cli-login-decided:{login_id}"
 

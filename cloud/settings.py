@@ -257,6 +257,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "accounts.purge_expired",
         "schedule": timedelta(hours=1),
     },
+    "revoke-uncollected-cli-keys": {
+        "task": "accounts.revoke_uncollected_cli_keys",
+        "schedule": timedelta(minutes=1),
+    },
 }
 
 LOGGING = {

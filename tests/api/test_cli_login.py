@@ -363,3 +363,28 @@ def test_behind_one_trusted_proxy_each_client_has_its_own_limit(db, settings):
     assert garbage == 201
     stored = set(CliLoginRequest.objects.values_list("client_ip", flat=True))
     assert stored == {"192.0.2.1", "192.0.2.2", "10.0.0.2"}  # never the garbage
+
+
+def test_a_key_the_cli_never_collected_is_revoked_once_it_stops_polling(owner):
+    """Authorize, then the CLI dies before its next poll: the key it never got must not stay
+    valid. A still-polling CLI's approved key is left alone."""
+    gone, alive = prisma_cli_start(), prisma_cli_start()
+    for secret in (gone, alive):
+        prisma_cli_poll(secret)
+        assert (
+            b"CLI authorized"
+            in client_for(owner)
+            .post("/cli-auth", {"secret": secret, "action": "authorize"})
+            .content
+        )
+    CliLoginRequest.objects.filter(pk=cli_login.find_by_secret(gone).pk).update(
+        last_polled_at=timezone.now() - timedelta(seconds=60)
+    )
+
+    assert cli_login.revoke_uncollected() == 1
+    assert cli_login.revoke_uncollected() == 0  # idempotent
+
+    assert SessionKey.objects.live().count() == 1
+    assert "errors" in prisma_cli_poll(gone)  # nothing to collect any more
+    assert prisma_cli_poll(alive)["data"]["cloudTokenRequest"]["token"]
+    assert AuditEvent.objects.filter(action=AuditAction.SESSION_KEY_REVOKED).count() == 1
