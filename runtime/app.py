@@ -45,7 +45,7 @@ from runtime.sandbox import SandboxPolicy
 from runtime.tenants import Tenant
 from runtime.throttle import Throttled
 from runtime.throttle import header as throttled_by
-from runtime.watch import ClientGone, ClientWatch
+from runtime.watch import ClientGone, ClientWatch, ClientWatches
 
 log = logging.getLogger("runtime")
 
@@ -76,6 +76,7 @@ class RuntimeApp:
         self.tenants: dict[str, Tenant] = {}
         self.management_schema = build_management_schema()
         self.directory = ServiceDirectory()
+        self.watches = ClientWatches()  # cancels the statements of clients that went away
         # Sandbox servers: a throttle shared by every runtime process through Redis, and a
         # storage cap per service.
         self.redis: Redis | None = None
@@ -188,7 +189,7 @@ class RuntimeApp:
                 )
                 return
             extra_headers.append(throttled_by(delay_ms))
-        watch = ClientWatch(receive) if route is not None else None
+        watch = self.watches.watch(receive) if route is not None else None
         try:
             on_loop = None
             if route is not None and route[2] is None and len(body) <= LOOP_BODY_BYTES:
