@@ -28,12 +28,18 @@ How a write is held to the cap, so that one request cannot carry a service far p
    with code 1003 when the service would be at or over its cap. `/import` always measures
    before its COMMIT.
 
-The margin: a request through one process never takes a service past its cap, except by what
-the bound allows between measures when the bound is wrong (it is meant to be generous); what other
-runtime processes write within `max_age` (2 s) of this process's last measure, or concurrent
-transactions that are all measured before any commits, can add their own writes on top. A
-rolled-back write leaves its pages in the files until vacuum; they are reused, and the live
-measure does not count them.
+The margin. A request alone never takes a service past its cap: either its bound fits under the
+cap on top of every bound reserved since the last measure, or it is measured with its own writes
+in and rolled back when over. What can still pass the cap, each by at most its own size:
+- writes through other runtime processes within `max_age` (2 s) of this process's last measure
+  (each process reserves against its own cached measure);
+- writes measured at the same moment on a service whose files already reached the cap (the live
+  measure does not see the other transaction's uncommitted rows; below that point the file
+  sizes include every transaction's new pages, so concurrent writes see each other).
+So with N processes writing to one service at once the overshoot is at most about N requests'
+worth (a request is at most `limits.requestBytes`, 16 MB, and its statements are held to the
+statement timeout). A rolled-back write leaves its pages in the files until vacuum; they are
+reused, and the live measure does not count them.
 
 Prisma has no code of its own for this: the open-source server never enforced the cap. The
 refusal uses code 1003, Prisma's "read-only mode" error for a project that may not mutate, with
