@@ -32,6 +32,7 @@ from psycopg.conninfo import make_conninfo
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from runtime.names import schema_sql
 from runtime.opencrud.steps import drive
 from runtime.quota import StorageQuota, measure_steps, measure_usage
 
@@ -111,12 +112,16 @@ def run(conn: psycopg.Connection) -> None:
     for schema, label in ((one, "1 table"), (twenty, "20 tables")):
         # What `StorageGuard.before_commit` runs: the measure's steps, on the write's connection.
         measured = median_us(
-            create(schema, lambda s=schema: drive(measure_steps(s, cap), conn, s) and None)
+            create(
+                schema, lambda s=schema: drive(measure_steps(s, cap), conn, schema_sql(s)) and None
+            )
         )
         print(f"  measured in the transaction ({label:9}):   {measured:8.0f}")
 
     for schema, label in ((one, "1 table"), (twenty, "20 tables")):
-        alone = median_us(lambda s=schema: drive(measure_steps(s, cap), conn, s) and None)
+        alone = median_us(
+            lambda s=schema: drive(measure_steps(s, cap), conn, schema_sql(s)) and None
+        )
         print(f"  the files query alone ({label:9}):         {alone:8.0f}")
 
     print("live-rows scan of a service whose files reached the cap (ms):")

@@ -15,7 +15,7 @@ import pytest
 from psycopg import sql
 
 from runtime.config import parse_config
-from runtime.names import bind_schema
+from runtime.names import bind_schema, schema_sql
 from runtime.opencrud.steps import Result
 from runtime.quota import StorageGuard, StorageLimitReached, StorageQuota, shrinks_only
 from tests.runtime.conftest import Database
@@ -162,7 +162,7 @@ def run_steps(conn: psycopg.Connection, schema: str, steps) -> list[str]:
         except StopIteration:
             return ran
         ran.append(command.query)
-        cur = conn.execute(bind_schema(command.query, schema), command.params)
+        cur = conn.execute(bind_schema(command.query, schema_sql(schema)), command.params)
         result = Result(cur.fetchall() if cur.description else [], cur.rowcount)
 
 
