@@ -19,7 +19,7 @@ import json
 import logging
 import os
 from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import psycopg
@@ -29,7 +29,7 @@ from redis.asyncio import Redis
 
 from runtime import envelope, ndf, private, store
 from runtime.auth import verify_service
-from runtime.config import RuntimeConfig
+from runtime.config import RuntimeConfig, ServerConfig
 from runtime.datamodel import Schema
 from runtime.directory import ServiceDirectory, ServiceEntry
 from runtime.envelope import RawJson
@@ -38,12 +38,14 @@ from runtime.ids import cuid
 from runtime.management.context import ManagementContext
 from runtime.management.schema import build_management_schema
 from runtime.opencrud.executor import ServiceApi, execute, mutation_fields, plan
+from runtime.opencrud.limits import RequestLimits
 from runtime.opencrud.steps import Steps, drive_async
-from runtime.quota import StorageLimitReached
+from runtime.quota import StorageGuard, StorageLimitReached
 from runtime.sandbox import SandboxPolicy
 from runtime.tenants import Tenant
 from runtime.throttle import Throttled
 from runtime.throttle import header as throttled_by
+from runtime.watch import ClientGone, ClientWatch, ClientWatches
 
 log = logging.getLogger("runtime")
 
@@ -74,6 +76,7 @@ class RuntimeApp:
         self.tenants: dict[str, Tenant] = {}
         self.management_schema = build_management_schema()
         self.directory = ServiceDirectory()
+        self.watches = ClientWatches()  # cancels the statements of clients that went away
         # Sandbox servers: a throttle shared by every runtime process through Redis, and a
         # storage cap per service.
         self.redis: Redis | None = None
@@ -119,7 +122,8 @@ class RuntimeApp:
             raise ValueError("sandbox limits need `redisUrl`: the throttle lives in Redis")
         self.redis = Redis.from_url(self.config.redis_url)
         for server in sandboxes:
-            self.sandboxes[server.name] = await SandboxPolicy.open(self.redis, server)
+            shares = self.tenants[server.name].connection_shares()
+            self.sandboxes[server.name] = await SandboxPolicy.open(self.redis, server, shares)
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         request_id = f"{self.request_prefix}:{cuid()}"
@@ -185,25 +189,33 @@ class RuntimeApp:
                 )
                 return
             extra_headers.append(throttled_by(delay_ms))
+        watch = self.watches.watch(receive) if route is not None else None
         try:
             on_loop = None
             if route is not None and route[2] is None and len(body) <= LOOP_BODY_BYTES:
                 on_loop = self._loop_request(tenant, route, payload, authorization, request_id)
             if on_loop is not None:
-                status, answer = await self._run_on_loop(tenant, on_loop)
+                async with _share(sandbox, route, "loop"):
+                    status, answer = await self._run_on_loop(tenant, on_loop, watch)
             elif is_management:
                 status, answer = await asyncio.to_thread(
                     self._management, tenant, payload, authorization, request_id
                 )
             else:
-                status, answer = await asyncio.to_thread(
-                    self._service, tenant, path, payload, authorization, request_id
-                )
+                async with _share(sandbox, route, "threads"):
+                    status, answer = await asyncio.to_thread(
+                        self._service, tenant, path, payload, authorization, request_id, watch
+                    )
+        except (psycopg.errors.QueryCanceled, ClientGone):
+            status, answer = _canceled(server, watch, request_id)
         except Exception:
             # Failures outside resolvers (a database outage, say) reach Prisma's top-level
             # handler: HTTP 500 with the request id and no code.
             log.exception("request %s failed", request_id)
             status, answer = 500, envelope.internal_error(request_id)
+        finally:
+            if watch is not None:
+                watch.close()
         await envelope.respond_json(send, status, answer, request_id, extra_headers, cors=cors)
 
     # Management API -----------------------------------------------------------------------
@@ -259,13 +271,19 @@ class RuntimeApp:
         payload: Any,
         authorization: str | None,
         request_id: str,
+        watch: ClientWatch | None = None,
     ) -> tuple[int, Any]:
         route = service_route(path)
         if route is None:
             return 404, envelope.message_only(f"No service endpoint at {path}")
         name, stage, suffix = route
         pid = store.project_id(name, stage)
-        with tenant.pool.connection() as conn, _autocommit(conn):
+        with (
+            tenant.pool.connection() as conn,
+            _watched(conn, watch),
+            _autocommit(conn),
+            tenant.service_statements(conn),
+        ):
             service = self.directory.load(conn, tenant, pid)
             if service.state is None:
                 return 200, envelope.error(3016, f"Project not found: '{pid}'", request_id)
@@ -303,20 +321,24 @@ class RuntimeApp:
             verify_service(service.state.secrets, authorization)
         except PrismaError:
             return None
-        steps = plan(service.api, payload, request_id, cached_only=True)
+        sandbox = self.sandboxes.get(tenant.config.name)
+        limits = self._limits(tenant, service, sandbox)
+        steps = plan(service.api, payload, request_id, cached_only=True, limits=limits)
         if steps is None:
             return None
-        sandbox = self.sandboxes.get(tenant.config.name)
         roots = sandbox.writes(service.api, payload) if sandbox is not None else []
         if sandbox is not None and not sandbox.loop_may_write(service.schema, roots):
             steps.close()
             return None  # the thread path measures, or refuses with its message
-        return LoopRequest(service, service.api, payload, request_id, steps, roots, sandbox)
+        return LoopRequest(service, service.api, payload, request_id, steps, roots, sandbox, limits)
 
-    async def _run_on_loop(self, tenant: Tenant, request: LoopRequest) -> tuple[int, RawJson]:
+    async def _run_on_loop(
+        self, tenant: Tenant, request: LoopRequest, watch: ClientWatch | None = None
+    ) -> tuple[int, RawJson]:
         """Drive a planned request on a connection of the loop's pool. A query that meets a
         dead connection (the database restarted) is planned again and retried once on a new
-        one; a mutation is not, as it may have been applied."""
+        one; a mutation is not, as it may have been applied. A connection whose client went
+        away is closed, not reused (see `runtime.watch`)."""
         pool = tenant.loop_pool
         assert pool is not None
         steps = request.steps
@@ -324,20 +346,36 @@ class RuntimeApp:
         for attempt in (1, 2):
             conn = await pool.get()
             try:
+                if watch is not None:
+                    watch.attach(conn)
                 status, body = await drive_async(steps, conn, service.schema_sql, pool.cursor(conn))
                 break
             except psycopg.OperationalError:
                 if not conn.broken or attempt == 2 or mutation_fields(request.api, request.payload):
                     raise
                 log.warning("request %s: database connection lost; retrying", request.request_id)
-                retried = plan(request.api, request.payload, request.request_id)
+                limits = request.limits and replace(request.limits, answered_bytes=0)
+                retried = plan(request.api, request.payload, request.request_id, limits=limits)
                 assert retried is not None
                 steps = retried
             finally:
-                pool.put(conn)
+                if watch is not None and watch.detach():
+                    pool.discard(conn)
+                else:
+                    pool.put(conn)
         if request.sandbox is not None:
-            request.sandbox.wrote(service.schema, request.roots, request.payload)
+            request.sandbox.wrote(service.schema, request.roots)
         return status, RawJson(body)
+
+    def _limits(
+        self, tenant: Tenant, service: ServiceEntry, sandbox: SandboxPolicy | None
+    ) -> RequestLimits | None:
+        """What a data request may cost: its answer's size and, on a sandbox, its storage."""
+        response_bytes = tenant.config.limits.response_bytes
+        if sandbox is None and response_bytes is None:
+            return None
+        guard = sandbox.guard(service.project_id, service.schema) if sandbox else None
+        return RequestLimits(response_bytes, guard)
 
     def _data(
         self,
@@ -356,9 +394,10 @@ class RuntimeApp:
                 sandbox.check_write(conn, service.project_id, service.schema, roots)
             except StorageLimitReached as exc:
                 return 200, envelope.error(exc.code, exc.message, request_id)
-        answer = execute(api, service.schema, payload, conn, request_id)
+        limits = self._limits(tenant, service, sandbox)
+        answer = execute(api, service.schema, payload, conn, request_id, limits)
         if sandbox is not None:
-            sandbox.wrote(service.schema, roots, payload)
+            sandbox.wrote(service.schema, roots)
         return answer.status, RawJson(answer.body)
 
     def _bulk(
@@ -380,12 +419,11 @@ class RuntimeApp:
             if suffix == "export":
                 return 200, ndf.export_request(conn, service.schema, schema, payload)
             if suffix == "import":
+                guard = None
                 if quota is not None:
                     quota.check_write(conn, pid, service.schema)
-                errors = ndf.import_request(conn, service.schema, schema, payload)
-                if quota is not None:
-                    quota.record_write(service.schema)
-                return 200, errors
+                    guard = StorageGuard(quota, pid, service.schema).before_import_commit
+                return 200, ndf.import_request(conn, service.schema, schema, payload, guard)
         except ndf.NdfError as exc:
             return 400, {"errors": [{"message": str(exc), "requestId": request_id}]}
         except StorageLimitReached as exc:
@@ -420,6 +458,52 @@ class LoopRequest:
     steps: Steps[tuple[int, bytes]]
     roots: list[str]  # the mutation's root fields, on a sandbox (for its storage cap)
     sandbox: SandboxPolicy | None
+    limits: RequestLimits | None = None
+
+
+def _share(
+    sandbox: SandboxPolicy | None, route: tuple[str, str, str | None] | None, path: str
+) -> contextlib.AbstractAsyncContextManager[None]:
+    """On a sandbox, one of the service's connection slots on `path` (see `SandboxPolicy`)."""
+    if sandbox is None or route is None:
+        return contextlib.nullcontext()
+    return sandbox.connections(store.project_id(route[0], route[1]), path)
+
+
+@contextlib.contextmanager
+def _watched(conn: Connection, watch: ClientWatch | None) -> Iterator[Connection]:
+    """A worker thread's connection, cancelled if the client goes away; closed then (the pool
+    drops it) instead of going back to the pool."""
+    if watch is None:
+        yield conn
+        return
+    watch.attach(conn)
+    try:
+        yield conn
+    finally:
+        if watch.detach() and not conn.closed:
+            conn.close()
+
+
+TIMEOUT_MESSAGE = (  # Prisma's `TimeoutExceeded` (code 1000)
+    "The query took too long to process. Either try again later or try a simpler query."
+)
+
+
+def _canceled(
+    server: ServerConfig, watch: ClientWatch | None, request_id: str
+) -> tuple[int, dict[str, Any]]:
+    """A statement cancelled by the statement timeout, or because its client went away (then
+    nobody reads the answer)."""
+    if watch is not None and watch.gone:
+        log.info("request %s: the client went away; its statement was cancelled", request_id)
+        return 499, envelope.message_only("The client closed the connection.")
+    message = TIMEOUT_MESSAGE
+    if server.limits.statement_timeout_ms:
+        message += (
+            f" This server stops a statement after {server.limits.statement_timeout_ms / 1000:g} s."
+        )
+    return 200, envelope.error(1000, message, request_id)
 
 
 def service_route(path: str) -> tuple[str, str, str | None] | None:

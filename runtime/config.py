@@ -72,11 +72,22 @@ class SandboxLimits:
     storage_bytes: int = 100 * 1024 * 1024
 
 
+# A sandbox's defaults for the data API's cost limits (a server without `sandbox` has none).
+SANDBOX_STATEMENT_TIMEOUT_MS = 10_000
+SANDBOX_RESPONSE_BYTES = 10 * 1024 * 1024
+
+
 @dataclass(frozen=True)
 class Limits:
+    """`limits`. `statement_timeout_ms` bounds each statement of a service request (the data API,
+    `/private`, `/import`, `/export`; never the management API) and `response_bytes` the JSON a
+    data API request answers; None means no limit."""
+
     datamodel_bytes: int = 1_000_000
     datamodel_types: int = 500
     request_bytes: int = 16 * 1024 * 1024
+    statement_timeout_ms: int | None = None
+    response_bytes: int | None = None
 
 
 @dataclass(frozen=True)
@@ -147,13 +158,20 @@ def parse_config(data: dict[str, Any], env: dict[str, str] | os._Environ[str]) -
         management_secret=str(secret) if secret else None,
         management_public_key=_public_key(public_key),
     )
+    sandbox_data = data.get("sandbox")
+    on_sandbox = sandbox_data not in (None, False)
     limits_data = data.get("limits") or {}
     limits = Limits(
         datamodel_bytes=_int(limits_data, "datamodelBytes", Limits.datamodel_bytes),
         datamodel_types=_int(limits_data, "datamodelTypes", Limits.datamodel_types),
         request_bytes=_int(limits_data, "requestBytes", Limits.request_bytes),
+        statement_timeout_ms=_optional_limit(
+            limits_data, "statementTimeoutMs", SANDBOX_STATEMENT_TIMEOUT_MS if on_sandbox else None
+        ),
+        response_bytes=_optional_limit(
+            limits_data, "responseBytes", SANDBOX_RESPONSE_BYTES if on_sandbox else None
+        ),
     )
-    sandbox_data = data.get("sandbox")
     sandbox = None
     if sandbox_data not in (None, False):  # `sandbox: {}` or `sandbox: true` mean the defaults
         sandbox_data = sandbox_data if isinstance(sandbox_data, dict) else {}
@@ -229,6 +247,21 @@ def _number(data: dict[str, Any], key: str, default: float) -> float:
             f"Unable to load Prisma config: `{key}` must be a positive number, got {value!r}"
         )
     return number
+
+
+def _optional_limit(data: dict[str, Any], key: str, default: int | None) -> int | None:
+    """A limit that may be off: a positive integer, or 0 (or null) for none."""
+    if key not in data:
+        return default
+    if data[key] is None:
+        return None
+    value = _int(data, key, 0)
+    if value < 0:
+        raise ConfigError(
+            f"Unable to load Prisma config: `limits.{key}` must be 0 (no limit) or more, "
+            f"got {value!r}"
+        )
+    return value or None
 
 
 def _int(data: dict[str, Any], key: str, default: int) -> int:

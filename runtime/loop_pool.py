@@ -78,16 +78,7 @@ class LoopPool:
     def put(self, conn: AsyncConnection[Any]) -> None:
         """Give a connection back; a connection no longer fit for reads is closed and replaced."""
         if self.closed or conn.broken or conn.info.transaction_status != TransactionStatus.IDLE:
-            dropped = [conn]
-            if conn.broken:
-                dropped += self.idle
-                self.idle = []
-            for each in dropped:
-                self.size -= 1
-                self.cursors.pop(each, None)
-                self._background(_close(each))
-            if self.waiters and not self.closed:
-                self._background(self._replace())
+            self.discard(conn)
             return
         while self.waiters:
             waiter = self.waiters.popleft()
@@ -95,6 +86,20 @@ class LoopPool:
                 waiter.set_result(conn)
                 return
         self.idle.append(conn)
+
+    def discard(self, conn: AsyncConnection[Any]) -> None:
+        """Close a borrowed connection instead of giving it back (a broken one, or one that a
+        late cancel request may still reach); a waiting request gets a new one."""
+        dropped = [conn]
+        if conn.broken:
+            dropped += self.idle
+            self.idle = []
+        for each in dropped:
+            self.size -= 1
+            self.cursors.pop(each, None)
+            self._background(_close(each))
+        if self.waiters and not self.closed:
+            self._background(self._replace())
 
     async def close(self) -> None:
         self.closed = True

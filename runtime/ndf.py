@@ -10,6 +10,7 @@ directly, with no GraphQL in between, and are never throttled.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -229,12 +230,18 @@ def _relation_reader(schema: Schema, relation: Relation):
 
 
 def import_values(
-    conn: Connection, schema_name: str, schema: Schema, value_type: str, values: Any
+    conn: Connection,
+    schema_name: str,
+    schema: Schema,
+    value_type: str,
+    values: Any,
+    before_commit: Callable[[Connection], None] | None = None,
 ) -> list[str]:
     """Write the values; answer the errors as strings (`[]` when all went in).
 
     Each value goes in under its own savepoint, so one bad value is reported and skipped while
-    the others land, as Prisma's bulk import does.
+    the others land, as Prisma's bulk import does. `before_commit` runs inside the transaction
+    after the writes (the storage cap's check); what it raises rolls the whole import back.
     """
     if value_type not in FILE_TYPES:
         raise NdfError(f"valueType must be one of {', '.join(FILE_TYPES)}, not {value_type!r}")
@@ -252,6 +259,8 @@ def import_values(
             except (NdfError, psycopg.Error, ValueError) as exc:
                 message = exc.diag.message_primary if isinstance(exc, psycopg.Error) else str(exc)
                 errors.append(f"Failure inserting {value_type} value {index}: {message}")
+        if before_commit is not None:
+            before_commit(conn)
     return errors
 
 
@@ -405,10 +414,21 @@ def export_request(conn: Connection, schema_name: str, schema: Schema, payload: 
     return export_page(conn, schema_name, schema, str(payload.get("fileType")), cursor)
 
 
-def import_request(conn: Connection, schema_name: str, schema: Schema, payload: Any) -> list:
+def import_request(
+    conn: Connection,
+    schema_name: str,
+    schema: Schema,
+    payload: Any,
+    before_commit: Callable[[Connection], None] | None = None,
+) -> list:
     """`POST .../import` with `{"valueType", "values"}`; answers the list of errors."""
     if not isinstance(payload, dict):
         raise NdfError('send {"valueType": "nodes" | "lists" | "relations", "values": [...]}')
     return import_values(
-        conn, schema_name, schema, str(payload.get("valueType")), payload.get("values")
+        conn,
+        schema_name,
+        schema,
+        str(payload.get("valueType")),
+        payload.get("values"),
+        before_commit,
     )

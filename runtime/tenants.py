@@ -8,12 +8,15 @@ and data requests that need planning first.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import psycopg
-from psycopg import sql
+from psycopg import Connection, sql
 from psycopg.conninfo import make_conninfo
+from psycopg.pq import TransactionStatus
 from psycopg_pool import ConnectionPool
 
 from runtime import store
@@ -59,12 +62,43 @@ class Tenant:
     async def open_loop_pool(self) -> None:
         """Open the asyncio pool; it needs the running event loop, so it opens after `open`."""
         limit = self.config.database.connection_limit
-        # Named apart from the threads' connections, so pg_stat_activity tells them apart.
+        # Named apart from the threads' connections, so pg_stat_activity tells them apart. The
+        # loop serves only the data API, so its connections carry the data API's statement
+        # timeout as a connection option: no statement spent on it per request.
+        options = {}
+        if self.config.limits.statement_timeout_ms:
+            options["options"] = f"-c statement_timeout={self.config.limits.statement_timeout_ms}"
         conninfo = make_conninfo(
-            self.config.database.conninfo(), application_name="refract-runtime-loop"
+            self.config.database.conninfo(), application_name="refract-runtime-loop", **options
         )
         self.loop_pool = LoopPool(conninfo, limit - thread_connections(self.config))
         await self.loop_pool.open()
+
+    @contextlib.contextmanager
+    def service_statements(self, conn: Connection) -> Iterator[Connection]:
+        """A thread's connection while it serves a service request: its statements are held to
+        the data API's timeout. The threads' pool also serves the management API, whose deploys
+        must not be cut short, so the setting is made and undone around the request (the worker
+        threads serve the rarer requests; the loop's connections carry it from the start)."""
+        timeout = self.config.limits.statement_timeout_ms
+        if not timeout:
+            yield conn
+            return
+        conn.execute(sql.SQL("SET statement_timeout = {}").format(sql.Literal(timeout)))
+        try:
+            yield conn
+        finally:
+            if conn.info.transaction_status == TransactionStatus.IDLE:
+                conn.execute("RESET statement_timeout")
+            elif not conn.closed:
+                conn.close()  # the pool drops it, setting and all
+
+    def connection_shares(self) -> dict[str, int]:
+        """How many connections of each pool one service may hold at once on a sandbox: a
+        quarter of the loop's (at least one) and half the threads' (at least one), so one
+        service's expensive requests cannot take every connection from the others."""
+        loop = self.loop_pool.max_size if self.loop_pool is not None else 1
+        return {"loop": max(1, loop // 4), "threads": max(1, thread_connections(self.config) // 2)}
 
     def close(self) -> None:
         self.pool.close()

@@ -37,6 +37,7 @@ from runtime.errors import PrismaError
 from runtime.names import schema_sql
 from runtime.opencrud.depth import MAX_DEPTH, selection_depth
 from runtime.opencrud.errors import error_entry, invalid_input
+from runtime.opencrud.limits import RequestLimits
 from runtime.opencrud.mutations import run_mutation
 from runtime.opencrud.reads import ReadCompiler
 from runtime.opencrud.roots import CompiledField, compile_query_field
@@ -69,7 +70,12 @@ class Answer:
 
 
 def execute(
-    service: ServiceApi, schema_name: str, payload: Any, conn: Connection, request_id: str
+    service: ServiceApi,
+    schema_name: str,
+    payload: Any,
+    conn: Connection,
+    request_id: str,
+    limits: RequestLimits | None = None,
 ) -> Answer:
     """Answer a request body on a synchronous connection: one operation, or a JSON array of
     them answered with an array.
@@ -77,7 +83,7 @@ def execute(
     `schema_name` is the service's PostgreSQL schema, where its statements run; `conn` is a
     connection of the tenant's pool. The event loop uses `plan` and `steps.drive_async` instead.
     """
-    steps = plan(service, payload, request_id)
+    steps = plan(service, payload, request_id, limits=limits)
     assert steps is not None
     return Answer(*drive(steps, conn, schema_sql(schema_name, service.version)))
 
@@ -203,9 +209,12 @@ def _read(
     variables: dict[str, Any],
     request_id: str,
     introspection: dict[str, Any] | None = None,
+    limits: RequestLimits | None = None,
 ) -> Steps[tuple[int, bytes]]:
     """Run the compiled root fields of a query, one statement each, and splice their JSON
-    texts into the answer. Runs in autocommit: a read is one round trip."""
+    texts into the answer. Runs in autocommit: a read is one round trip. With a response limit
+    each statement measures its JSON and gives it back only while the answer fits."""
+    budget = limits if limits is not None and limits.response_bytes is not None else None
     parts: list[bytes] = []
     problems: list[dict[str, Any]] = []
     null_data = False
@@ -221,9 +230,14 @@ def _read(
             if f.error is not None:
                 raise f.error
             assert f.statement is not None
-            row = (yield Sql(f.sql, f.statement.bind(variables))).one()
-            value = row[0] if row else None
-            parts.append(key + b":" + (value.encode() if value is not None else b"null"))
+            if budget is None:
+                row = (yield Sql(f.sql, f.statement.bind(variables))).one()
+                value = row[0] if row else None
+                parts.append(key + b":" + (value.encode() if value is not None else b"null"))
+            else:
+                params = [budget.room(), *f.statement.bind(variables)]
+                row = (yield Sql(f.capped_sql, params)).one()
+                parts.append(key + b":" + (budget.answered(*row) if row else b"null"))
         except (PrismaError, pg_errors.DataError) as exc:
             if isinstance(exc, pg_errors.DataError):
                 exc = invalid_input(exc)
@@ -242,6 +256,7 @@ def plan(
     request_id: str,
     *,
     cached_only: bool = False,
+    limits: RequestLimits | None = None,
 ) -> Steps[tuple[int, bytes]] | None:
     """The steps that answer a request body (status and JSON body), for any driver.
 
@@ -253,9 +268,15 @@ def plan(
     `cached_only` they must already be cached (the common case: clients send the same few
     documents with new values), so planning costs microseconds and suits the event loop; a
     request that needs more (a document seen for the first time, introspection) gives None.
+
+    `limits` (one object for the whole request, a batch included) hold the answer to its
+    response budget and, on a sandbox, the mutations to the storage cap.
     """
     if isinstance(payload, list):
-        items = [plan(service, item, request_id, cached_only=cached_only) for item in payload]
+        items = [
+            plan(service, item, request_id, cached_only=cached_only, limits=limits)
+            for item in payload
+        ]
         if any(item is None for item in items):
             return None
         return _batch(items)  # type: ignore[arg-type]
@@ -266,7 +287,7 @@ def plan(
         return answered(request)
     operation = request.operation
     if operation.operation == OperationType.MUTATION:
-        return _mutation(service, request, request_id)
+        return _mutation(service, request, request_id, limits)
     if operation.operation == OperationType.SUBSCRIPTION:
         message = "Subscriptions are served over websockets, which this runtime does not offer yet."
         return answered((200, dump({"data": None, "errors": [{"message": message}]})))
@@ -283,16 +304,19 @@ def plan(
         if cached_only:
             return None
         introspection = _introspect(service, request.text, operation, request.variables)
-    return _read(fields, request.variables, request_id, introspection)
+    return _read(fields, request.variables, request_id, introspection, limits)
 
 
-def _mutation(service: ServiceApi, request: _Request, request_id: str) -> Steps[tuple[int, bytes]]:
+def _mutation(
+    service: ServiceApi, request: _Request, request_id: str, limits: RequestLimits | None
+) -> Steps[tuple[int, bytes]]:
     body = yield from run_mutation(
         service,
         request.operation,
         request.fragments,
         request.variables,
         request_id,
+        limits,
     )
     return 200, body
 

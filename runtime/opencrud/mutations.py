@@ -15,10 +15,12 @@ from typing import Any
 from graphql import FieldNode, FragmentDefinitionNode, GraphQLNonNull, OperationDefinitionNode
 from psycopg import errors as pg_errors
 
+from runtime.envelope import error_body
 from runtime.errors import PrismaError
 from runtime.names import ident
 from runtime.opencrud import errors
 from runtime.opencrud.errors import invalid_input
+from runtime.opencrud.limits import RequestLimits, capped
 from runtime.opencrud.model import ApiField, ApiModel
 from runtime.opencrud.naming import plural
 from runtime.opencrud.reads import ReadCompiler
@@ -182,8 +184,13 @@ def run_mutation(
     fragments: dict[str, FragmentDefinitionNode],
     variables: dict[str, Any],
     request_id: str,
+    limits: RequestLimits | None = None,
 ) -> Steps[bytes]:
-    """Run the root fields of a mutation in order, each atomic, in one transaction."""
+    """Run the root fields of a mutation in order, each atomic, in one transaction.
+
+    With `limits`, the nodes it answers are held to the response budget, and on a sandbox the
+    storage guard sees the writes' growth before COMMIT and may roll the whole request back."""
+    limits = limits or RequestLimits()
     st = Statement()
     compiler = ReadCompiler(service.api, service.graphql_schema, fragments, variables, st)
     roots = compiler.collect([operation.selection_set], "Mutation")
@@ -208,7 +215,9 @@ def run_mutation(
         try:
             if not single:
                 yield Sql(f"SAVEPOINT {savepoint}")
-            value = yield from _root_field(service, compiler, writer, name, nodes, definition)
+            value = yield from _root_field(
+                service, compiler, writer, name, nodes, definition, limits
+            )
             yield from writer.check_required_relations()
             if not single:
                 yield Sql(f"RELEASE SAVEPOINT {savepoint}")
@@ -221,7 +230,16 @@ def run_mutation(
             parts.append(encoded + b":null")
             null_data = null_data or isinstance(definition.type, GraphQLNonNull)
     # One failed field of one undoes its writes; otherwise each failed field's savepoint did.
-    yield ROLLBACK if single and problems else COMMIT
+    if single and problems:
+        yield ROLLBACK
+    else:
+        if limits.storage is not None:
+            try:
+                yield from limits.storage.before_commit(writer.growth)
+            except PrismaError as exc:
+                yield ROLLBACK
+                return error_body(exc.code, exc.message, request_id)
+        yield COMMIT
     data = b"null" if null_data else b"{" + b",".join(parts) + b"}"
     if problems:
         return b'{"data":' + data + b',"errors":' + json.dumps(problems).encode() + b"}"
@@ -235,6 +253,7 @@ def _root_field(
     name: str,
     nodes: list[FieldNode],
     definition: Any,
+    limits: RequestLimits,
 ) -> Steps[bytes]:
     kind, model = root_mutations(service)[name]
     args = plain(compiler.arguments(nodes[0], definition))
@@ -253,7 +272,7 @@ def _root_field(
                 yield from mutation.update(model, node_id, args["update"])
         elif kind == "delete":
             node_id = yield from writer.require_unique(model, args["where"])
-            body = yield from _read_node(compiler, model, node_id, nodes, writer)
+            body = yield from _read_node(compiler, model, node_id, nodes, writer, limits)
             yield from writer.delete_node(model, node_id)
             return body
         else:
@@ -272,7 +291,7 @@ def _root_field(
         ) from exc
     except pg_errors.DataError as exc:
         raise invalid_input(exc) from exc
-    return (yield from _read_node(compiler, model, node_id, nodes, writer))
+    return (yield from _read_node(compiler, model, node_id, nodes, writer, limits))
 
 
 def _read_node(
@@ -281,6 +300,7 @@ def _read_node(
     node_id: Any,
     nodes: list[FieldNode],
     writer: Writer,
+    limits: RequestLimits,
 ) -> Steps[bytes]:
     st = Statement()
     reader = ReadCompiler(
@@ -293,8 +313,13 @@ def _read_node(
         f"SELECT (SELECT {body} FROM {st.table(model)} {a} "  # noqa: S608
         f"WHERE {column(a, model.id_field)} = {p})::text"
     )
-    row = (yield from writer.run(query, st.bind(compiler.variables))).one()
-    return row[0].encode() if row and row[0] is not None else b"null"
+    if limits.response_bytes is None:
+        row = (yield from writer.run(query, st.bind(compiler.variables))).one()
+        return row[0].encode() if row and row[0] is not None else b"null"
+    # Over the budget the field fails, and its savepoint (or the request) is rolled back.
+    params = [limits.room(), *st.bind(compiler.variables)]
+    row = (yield from writer.run(capped(query), params)).one()
+    return limits.answered(*row) if row else b"null"
 
 
 def _batch_payload(compiler: ReadCompiler, nodes: list[FieldNode], count: int) -> bytes:

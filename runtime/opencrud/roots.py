@@ -12,6 +12,7 @@ from graphql import FieldNode, FragmentDefinitionNode, GraphQLNonNull, GraphQLSc
 from runtime.errors import PrismaError
 from runtime.names import ident
 from runtime.opencrud import errors
+from runtime.opencrud.limits import capped
 from runtime.opencrud.model import ApiModel, ApiSchema
 from runtime.opencrud.naming import camel_case, plural
 from runtime.opencrud.reads import ReadCompiler
@@ -30,6 +31,12 @@ class CompiledField:
     statement: Statement | None = None
     error: PrismaError | None = None
     non_null: bool = False
+
+    @cached_property
+    def capped_sql(self) -> str:
+        """The statement for a response budget (see `limits.capped`): its first parameter is
+        the bytes the field may still answer."""
+        return capped(self.sql)
 
     @cached_property
     def key_json(self) -> bytes:

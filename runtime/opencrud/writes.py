@@ -25,6 +25,15 @@ from runtime.opencrud.steps import Result, Sql, Steps
 from runtime.opencrud.values import converter, to_datetime, to_json_text
 
 MAX_ID_LENGTH = 25
+# A bound of what a write statement can add to the service's files (heap, TOAST, indexes), for
+# the storage cap (see `Writer.growth`). An inserted row: its values, again for each index that
+# can hold them, its header and index entries. An updated row: a new version of the old row,
+# whose inline part is at most a page (large values stay in TOAST unless rewritten), plus the
+# new values and index entries. Each statement may also start a new page in each relation.
+INSERT_ROW_BYTES = 1024
+UPDATE_ROW_BYTES = 16 * 1024
+STATEMENT_PAGES_BYTES = 32 * 1024
+VALUE_COPIES = 3
 
 
 def write_value(f: ApiField, value: Any) -> Any:
@@ -67,6 +76,8 @@ class Writer:
     def __init__(self, api: ApiSchema) -> None:
         self.api = api
         self.touched: set[tuple[str, Any]] = set()
+        # What the writes so far can have added to the service's files, at most (bytes).
+        self.growth = 0
         now = datetime.now(UTC)
         self.now = now.replace(microsecond=now.microsecond // 1000 * 1000, tzinfo=None)
 
@@ -74,7 +85,29 @@ class Writer:
         return in_service_schema(model.table)
 
     def run(self, query: str, params: list[Any] | tuple[Any, ...] = ()) -> Steps[Result]:
-        return (yield Sql(query, params))
+        result = yield Sql(query, params)
+        if query.startswith(("INSERT", "UPDATE")):
+            self._grew(query, [params], max(result.rowcount, 0))
+        return result
+
+    def run_many(self, query: str, params: list[tuple[Any, ...]]) -> Steps[Result]:
+        """One statement per parameter list (an INSERT of many rows)."""
+        result = yield Sql(query, params, many=True)
+        self._grew(query, params, len(params))
+        return result
+
+    def _grew(self, query: str, params: list[Any], rows: int) -> None:
+        """Add a statement's bound to `growth`: per row, its values (`VALUE_COPIES` times:
+        heap or TOAST, and index copies) and the row's fixed cost, plus the pages the statement
+        may start. The id arrays of `= ANY(%s)` conditions are not written and do not count."""
+        if rows == 0:
+            return
+        per_row = INSERT_ROW_BYTES if query.startswith("INSERT") else UPDATE_ROW_BYTES
+        values = sum(_value_bytes(p) for each in params for p in each if not isinstance(p, list))
+        if len(params) > 1:  # executemany: each parameter list is one row
+            self.growth += rows * per_row + VALUE_COPIES * values + STATEMENT_PAGES_BYTES
+        else:  # one statement's values are written into each row it touches
+            self.growth += rows * (per_row + VALUE_COPIES * values) + STATEMENT_PAGES_BYTES
 
     # Lookups ------------------------------------------------------------------------------
 
@@ -227,10 +260,9 @@ class Writer:
         table = in_service_schema(f.list_table)
         yield from self.run(f'DELETE FROM {table} WHERE "nodeId" = %s', [node_id])  # noqa: S608
         if items:
-            yield Sql(
+            yield from self.run_many(
                 f'INSERT INTO {table} ("nodeId", "position", "value") VALUES (%s, %s, %s)',  # noqa: S608
                 [(node_id, (i + 1) * 1000, v) for i, v in enumerate(items)],
-                many=True,
             )
 
     def delete_node(
@@ -364,3 +396,12 @@ class Writer:
                     raise errors.required_relation_violated(
                         f.relation.name, f.relation.model_a, f.relation.model_b
                     )
+
+
+def _value_bytes(value: Any) -> int:
+    """At most the bytes a parameter takes in a row (text as UTF-8; 16 for fixed-size types)."""
+    if isinstance(value, str):
+        return len(value) if value.isascii() else len(value.encode())
+    if isinstance(value, bytes):
+        return len(value)
+    return 16

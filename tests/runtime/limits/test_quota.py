@@ -15,7 +15,9 @@ import pytest
 from psycopg import sql
 
 from runtime.config import parse_config
-from runtime.quota import StorageLimitReached, StorageQuota, shrinks_only
+from runtime.names import bind_schema, schema_sql
+from runtime.opencrud.steps import Result
+from runtime.quota import StorageGuard, StorageLimitReached, StorageQuota, shrinks_only
 from tests.runtime.conftest import Database
 
 KB = 1024
@@ -124,21 +126,44 @@ def test_the_measure_counts_toast_and_indexes(database: Database, service: str) 
         assert after_index - before_index >= 2000 * 100
 
 
-def test_a_write_reported_with_its_size_is_checked_before_it_could_pass_the_cap(
+def test_a_write_whose_bound_fits_the_room_needs_no_measure_and_one_that_could_not_is_measured(
     database: Database, service: str
 ) -> None:
     quota = StorageQuota(512 * KB, max_age=60)
+    guard = StorageGuard(quota, service, service)
     with database.connect() as conn:
         assert not quota.check_write(conn, service).over
-        add_posts(conn, service, 50, 1000)  # about 60 kB: the cached measure still holds
-        quota.record_write(service, body_bytes=50 * 1000)
-        cached = quota.check_write(conn, service)
-        assert cached.used_bytes < 60 * KB
+        add_posts(conn, service, 50, 1000)  # about 60 kB, bounded by 100 kB: no measure
+        assert run_steps(conn, service, guard.before_commit(100 * KB)) == []
+        assert quota.cached_usage(service).used_bytes < 60 * KB  # the measure from before
 
+        # 600 kB more, bounded by 700 kB: it could reach the cap, so it is measured, in the
+        # transaction that wrote it, and refused.
+        conn.execute("BEGIN")
         add_posts(conn, service, 600, 1000)
-        quota.record_write(service, body_bytes=600 * 1000)  # could pass the cap: measure again
-        with pytest.raises(StorageLimitReached):
-            quota.check_write(conn, service)
+        with pytest.raises(StorageLimitReached) as refused:
+            run_steps(conn, service, guard.before_commit(700 * KB))
+        assert "so it was rolled back and nothing was changed" in refused.value.message
+        conn.execute("ROLLBACK")
+        assert quota.cached_usage(service) is None  # the next write measures again
+        count = conn.execute(
+            sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(service, "Post"))
+        ).fetchone()
+        assert count == (50,)
+
+
+def run_steps(conn: psycopg.Connection, schema: str, steps) -> list[str]:
+    """Drive storage-guard steps on a connection; the statements they ran."""
+    ran: list[str] = []
+    result = None
+    while True:
+        try:
+            command = steps.send(result)
+        except StopIteration:
+            return ran
+        ran.append(command.query)
+        cur = conn.execute(bind_schema(command.query, schema_sql(schema)), command.params)
+        result = Result(cur.fetchall() if cur.description else [], cur.rowcount)
 
 
 def test_writes_from_other_processes_are_seen_when_the_measure_expires(
