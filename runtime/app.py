@@ -28,7 +28,7 @@ from psycopg import Connection
 from redis.asyncio import Redis
 
 from runtime import envelope, ndf, private, store
-from runtime.auth import verify_service
+from runtime.auth import management_grants, verify_service
 from runtime.config import RuntimeConfig, ServerConfig
 from runtime.datamodel import Schema
 from runtime.directory import ServiceDirectory, ServiceEntry
@@ -60,6 +60,10 @@ MAX_QUERY_TOKENS = 20_000
 # Data requests up to this size may run on the event loop; planning a bigger one (a mutation with
 # thousands of nested rows) could hold the loop for milliseconds, so it goes to a worker thread.
 LOOP_BODY_BYTES = 64 * 1024
+# A secured management API reads at most this much of a request without a token: the CLI's
+# unauthenticated probes (`serverInfo`, `listProjects`) are a few dozen bytes, and a stranger
+# must not make the server parse megabytes before it says no.
+UNAUTHENTICATED_MANAGEMENT_BYTES = 16 * 1024
 
 
 class BodyTooLarge(Exception):
@@ -158,9 +162,25 @@ class RuntimeApp:
                 send, 405, envelope.message_only("HTTP method not allowed"), request_id, cors=cors
             )
             return
+        body_limit = server.limits.request_bytes
+        if is_management:
+            refused = management_refusal(server, headers, request_id)
+            if refused is not None:
+                # A small body is read (never parsed) before answering: a connection closed
+                # with unread data is reset, and the client could lose the answer.
+                with contextlib.suppress(BodyTooLarge):
+                    await _read_body(receive, UNAUTHENTICATED_MANAGEMENT_BYTES)
+                await envelope.respond_json(send, *refused, request_id, cors=False)
+                return
+            if not server.auth.is_open and not headers.get("authorization"):
+                body_limit = min(body_limit, UNAUTHENTICATED_MANAGEMENT_BYTES)
         try:
-            body = await _read_body(receive, server.limits.request_bytes)
+            body = await _read_body(receive, body_limit)
         except BodyTooLarge:
+            if body_limit < server.limits.request_bytes:
+                answer = envelope.error(3015, UNAUTHENTICATED_TOO_LARGE, request_id)
+                await envelope.respond_json(send, 200, answer, request_id, cors=False)
+                return
             message = (
                 f"The request body is larger than this server's limit of "
                 f"{server.limits.request_bytes // (1024 * 1024)} MB."
@@ -181,8 +201,10 @@ class RuntimeApp:
         sandbox = self.sandboxes.get(server.name)
         if sandbox is not None and route is not None and route[2] in (None, "private"):
             # The data API and /private are throttled; management, import and export are not.
+            # Each operation of a JSON array counts as a request.
+            operations = len(payload) if isinstance(payload, list) else 1
             try:
-                delay_ms = await sandbox.admit(store.project_id(route[0], route[1]))
+                delay_ms = await sandbox.admit(store.project_id(route[0], route[1]), operations)
             except Throttled as exc:
                 await envelope.respond_json(
                     send, 200, exc.answer(request_id), request_id, [throttled_by(0)]
@@ -370,12 +392,14 @@ class RuntimeApp:
     def _limits(
         self, tenant: Tenant, service: ServiceEntry, sandbox: SandboxPolicy | None
     ) -> RequestLimits | None:
-        """What a data request may cost: its answer's size and, on a sandbox, its storage."""
+        """What a data request may cost: its answer's size and, on a sandbox, its storage and
+        the root fields of each operation."""
         response_bytes = tenant.config.limits.response_bytes
         if sandbox is None and response_bytes is None:
             return None
         guard = sandbox.guard(service.project_id, service.schema) if sandbox else None
-        return RequestLimits(response_bytes, guard)
+        root_fields = tenant.config.sandbox.root_fields if tenant.config.sandbox else None
+        return RequestLimits(response_bytes, guard, root_fields)
 
     def _data(
         self,
@@ -504,6 +528,38 @@ def _canceled(
             f" This server stops a statement after {server.limits.statement_timeout_ms / 1000:g} s."
         )
     return 200, envelope.error(1000, message, request_id)
+
+
+UNAUTHENTICATED_TOO_LARGE = (
+    "Authentication token is invalid: 'Authorization' header not provided (without a token, "
+    f"this server reads at most {UNAUTHENTICATED_MANAGEMENT_BYTES // 1024} KB of a request)"
+)
+NOT_JSON = (
+    "The management API accepts only JSON: send the request with `Content-Type: application/json`."
+)
+
+
+def management_refusal(
+    server: ServerConfig, headers: dict[str, str], request_id: str
+) -> tuple[int, dict[str, Any]] | None:
+    """What a management request is refused with before its body is read, or None.
+
+    - A body that is not declared JSON: a web page can send a form or `text/plain` to any
+      address without asking (a CORS "simple request"), but not `application/json`.
+    - A token that does not verify (signature, expiry, claims), answered as Prisma answers a
+      bad token, before the server spends anything on the body. Which services the token's
+      grants cover is checked per operation, as Prisma does.
+    """
+    content_type = headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if content_type != "application/json":
+        return 415, envelope.error(1001, NOT_JSON, request_id)
+    authorization = headers.get("authorization")
+    if authorization and not server.auth.is_open:
+        try:
+            management_grants(server.auth, authorization)
+        except PrismaError as exc:
+            return 200, envelope.error(exc.code, exc.message, request_id)
+    return None
 
 
 def service_route(path: str) -> tuple[str, str, str | None] | None:

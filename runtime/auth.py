@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 import warnings
 from datetime import UTC, datetime
+from typing import Any
 
 import jwt
 from jwt.warnings import InsecureKeyLengthWarning
@@ -50,6 +51,27 @@ def verify_management(
     """
     if auth.is_open:
         return
+    grants = management_grants(auth, authorization)
+    for grant in grants:
+        parts = _java_split(grant["target"], "/")
+        if len(parts) != 2:
+            raise InvalidToken(f"Contained invalid grant 'Vector({', '.join(parts)})'")
+        granted_service, granted_stage = parts
+        if not granted_service or not granted_stage:
+            raise InvalidToken(
+                "Both service and stage must be defined in grant "
+                f"'TokenGrant({grant['target']},{grant['action']})'"
+            )
+        if granted_service in ("*", service) and granted_stage in ("*", stage):
+            return
+    raise InvalidToken(f"Token contained {len(grants)} grants but none satisfied the request.")
+
+
+def management_grants(auth: AuthConfig, authorization: str | None) -> list[dict[str, Any]]:
+    """The grants of a valid management token: signature, expiry and the claims' shape checked,
+    or `InvalidToken` (code 3015). Needs nothing of the request but its header, so the app
+    checks a token before it reads the body; which service a grant covers is checked per
+    operation (`verify_management`)."""
     if not authorization:
         raise InvalidToken("'Authorization' header not provided")
     token = _bearer(authorization)
@@ -66,19 +88,7 @@ def verify_management(
         raise InvalidToken("Failed to parse token data")
     if isinstance(claims["exp"], int | float) and claims["exp"] < time.time():
         raise PrismaError(3016, "Authentication token is expired")
-    for grant in grants:
-        parts = _java_split(grant["target"], "/")
-        if len(parts) != 2:
-            raise InvalidToken(f"Contained invalid grant 'Vector({', '.join(parts)})'")
-        granted_service, granted_stage = parts
-        if not granted_service or not granted_stage:
-            raise InvalidToken(
-                "Both service and stage must be defined in grant "
-                f"'TokenGrant({grant['target']},{grant['action']})'"
-            )
-        if granted_service in ("*", service) and granted_stage in ("*", stage):
-            return
-    raise InvalidToken(f"Token contained {len(grants)} grants but none satisfied the request.")
+    return grants
 
 
 def _decode(auth: AuthConfig, token: str) -> dict:

@@ -70,6 +70,9 @@ class SandboxLimits:
     per_seconds: float = 10.0
     max_waiting: int = 25
     storage_bytes: int = 100 * 1024 * 1024
+    # Root fields a document may select (fragments expanded): each is a statement, and a
+    # document is one request to the throttle.
+    root_fields: int = 25
 
 
 # A sandbox's defaults for the data API's cost limits (a server without `sandbox` has none).
@@ -180,7 +183,10 @@ def parse_config(data: dict[str, Any], env: dict[str, str] | os._Environ[str]) -
             per_seconds=float(sandbox_data.get("perSeconds", SandboxLimits.per_seconds)),
             max_waiting=_int(sandbox_data, "maxWaiting", SandboxLimits.max_waiting),
             storage_bytes=round(_number(sandbox_data, "storageMb", 100) * 1024 * 1024),
+            root_fields=_int(sandbox_data, "rootFields", SandboxLimits.root_fields),
         )
+        if sandbox.root_fields < 1:
+            raise ConfigError("Unable to load Prisma config: `rootFields` must be at least 1")
         if not data.get("redisUrl"):
             raise ConfigError(
                 "Unable to load Prisma config: `sandbox` needs `redisUrl` (every runtime "

@@ -54,9 +54,10 @@ class SandboxPolicy:
         await throttle.load()  # an unreachable Redis fails the start, not a request
         return cls(throttle, StorageQuota.from_sandbox(server.sandbox), ServiceSlots(shares or {}))
 
-    async def admit(self, project_id: str) -> int:
-        """Wait for the service's throttle slot; the delay in ms (raises `Throttled`)."""
-        return await self.throttle.acquire(project_id)
+    async def admit(self, project_id: str, operations: int = 1) -> int:
+        """Wait for the service's throttle slots, one per operation of the request (a JSON array
+        counts each of its operations); the delay in ms (raises `Throttled`)."""
+        return await self.throttle.acquire(project_id, operations=operations)
 
     def connections(
         self, project_id: str, path: str

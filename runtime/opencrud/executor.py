@@ -18,7 +18,9 @@ from graphql import (
     DocumentNode,
     FieldNode,
     FragmentDefinitionNode,
+    FragmentSpreadNode,
     GraphQLSyntaxError,
+    InlineFragmentNode,
     OperationDefinitionNode,
     OperationType,
     SelectionSetNode,
@@ -88,11 +90,53 @@ def execute(
     return Answer(*drive(steps, conn, schema_sql(schema_name, service.version)))
 
 
+@dataclass(frozen=True)
+class _Roots:
+    """An operation's root fields with its fragments expanded: how many response keys it
+    selects (each one a statement) and the names of the fields."""
+
+    count: int
+    names: tuple[str, ...]
+
+
 @dataclass
 class _Document:
     document: DocumentNode | None = None
     errors: list[dict[str, Any]] | None = None
     syntax_error: str | None = None
+    roots: dict[str | None, _Roots] | None = None  # by operation name
+
+
+def _roots(document: DocumentNode) -> dict[str | None, _Roots]:
+    """Each operation's root fields, counted after fragments are expanded, so `{ ...F }` with
+    a fragment of a thousand aliases counts a thousand. Each fragment is expanded once per
+    operation (spreading it again selects the same keys), so this is linear in the document
+    whatever its fragments spread."""
+    fragments = {
+        d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
+    }
+    roots: dict[str | None, _Roots] = {}
+    for definition in document.definitions:
+        if not isinstance(definition, OperationDefinitionNode):
+            continue
+        fields: list[FieldNode] = []
+        pending = [definition.selection_set]
+        expanded: set[str] = set()
+        while pending:
+            for node in pending.pop().selections:
+                if isinstance(node, FieldNode):
+                    fields.append(node)
+                elif isinstance(node, InlineFragmentNode):
+                    pending.append(node.selection_set)
+                elif isinstance(node, FragmentSpreadNode):
+                    name = node.name.value
+                    if name in fragments and name not in expanded:
+                        expanded.add(name)
+                        pending.append(fragments[name].selection_set)
+        keys = {(f.alias or f.name).value for f in fields if f.name.value != "__typename"}
+        name = definition.name.value if definition.name else None
+        roots[name] = _Roots(len(keys), tuple(f.name.value for f in fields))
+    return roots
 
 
 def _load(service: ServiceApi, text: str) -> _Document:
@@ -117,25 +161,27 @@ def _load(service: ServiceApi, text: str) -> _Document:
         loaded = _Document(errors=[graphql_error(e) for e in problems] or None)
         if not problems:
             loaded.document = document
+            loaded.roots = _roots(document)
     return service.documents.remember(text, loaded)
 
 
 def mutation_fields(service: ServiceApi, payload: Any) -> list[str]:
     """The root fields of the valid mutations in a request (a batch included); [] otherwise.
 
-    Uses the same cached parse as `execute`, so a document is still parsed once.
+    Uses the same cached parse as `execute`, so a document is still parsed once. Fragments
+    are expanded: `mutation { ...F }` writes as much as the fields of `F`.
     """
     roots: list[str] = []
     for item in payload if isinstance(payload, list) else [payload]:
         query = item.get("query") if isinstance(item, dict) else None
         if not isinstance(query, str):
             continue
-        document = _load(service, query).document
+        loaded = _load(service, query)
+        document = loaded.document
         operation = get_operation_ast(document, item.get("operationName")) if document else None
         if operation is not None and operation.operation == OperationType.MUTATION:
-            roots += [
-                s.name.value for s in operation.selection_set.selections if isinstance(s, FieldNode)
-            ]
+            assert loaded.roots is not None
+            roots += loaded.roots[operation.name.value if operation.name else None].names
     return roots
 
 
@@ -159,7 +205,12 @@ class _Request:
 
 
 def _request(
-    service: ServiceApi, payload: Any, request_id: str, *, cached_only: bool = False
+    service: ServiceApi,
+    payload: Any,
+    request_id: str,
+    *,
+    cached_only: bool = False,
+    max_root_fields: int | None = None,
 ) -> _Request | tuple[int, bytes] | None:
     """The request's operation and variables, or the answer to a request that fails before
     running (an error). With `cached_only`, None for a document not parsed yet."""
@@ -186,6 +237,13 @@ def _request(
             else "Must provide operation name if query contains multiple operations."
         )
         return 200, dump({"data": None, "errors": [{"message": message}]})
+    if max_root_fields is not None:
+        assert loaded.roots is not None
+        selected = loaded.roots[operation.name.value if operation.name else None].count
+        if selected > max_root_fields:
+            return 200, error_body(
+                1001, _too_many_root_fields(selected, max_root_fields), request_id
+            )
     raw = payload.get("variables")
     if isinstance(raw, str):
         try:
@@ -202,6 +260,14 @@ def _request(
     if isinstance(values, list):
         return 200, dump({"data": None, "errors": [graphql_error(e) for e in values]})
     return _Request(text, loaded.document, operation, operation_name, values.coerced)
+
+
+def _too_many_root_fields(selected: int, limit: int) -> str:
+    return (
+        f"This operation selects {selected} root fields (aliases and fragments included); this "
+        f"server runs at most {limit} per operation, as each is a statement of its own. Split "
+        f"it into several requests."
+    )
 
 
 def _read(
@@ -270,7 +336,8 @@ def plan(
     request that needs more (a document seen for the first time, introspection) gives None.
 
     `limits` (one object for the whole request, a batch included) hold the answer to its
-    response budget and, on a sandbox, the mutations to the storage cap.
+    response budget and, on a sandbox, the mutations to the storage cap; an operation selecting
+    more root fields than `limits.root_fields` is answered with an error and runs nothing.
     """
     if isinstance(payload, list):
         items = [
@@ -280,7 +347,13 @@ def plan(
         if any(item is None for item in items):
             return None
         return _batch(items)  # type: ignore[arg-type]
-    request = _request(service, payload, request_id, cached_only=cached_only)
+    request = _request(
+        service,
+        payload,
+        request_id,
+        cached_only=cached_only,
+        max_root_fields=limits.root_fields if limits is not None else None,
+    )
     if request is None:
         return None
     if not isinstance(request, _Request):

@@ -35,6 +35,7 @@ class StorageCheck(Protocol):
 class RequestLimits:
     response_bytes: int | None = None
     storage: StorageCheck | None = None
+    root_fields: int | None = None  # per operation, fragments expanded (a sandbox's `rootFields`)
     answered_bytes: int = 0
 
     def room(self) -> int:

@@ -355,8 +355,8 @@ def test_service_endpoints_route_and_check_the_service_token(
     assert datamodel.body == TODO
 
 
-def test_a_body_over_the_request_limit_is_413(runtime: Runtime) -> None:
-    response = runtime.post("/management", None, raw=b" " * (17 * 1024 * 1024))
+def test_a_body_over_the_request_limit_is_413(runtime: Runtime, token: str) -> None:
+    response = runtime.post("/management", None, token=token, raw=b" " * (17 * 1024 * 1024))
     assert response.status == 413
     assert "larger than this server's limit" in response.body["errors"][0]["message"]
 
