@@ -167,9 +167,13 @@ class RuntimeApp:
             refused = management_refusal(server, headers, request_id)
             if refused is not None:
                 # A small body is read (never parsed) before answering: a connection closed
-                # with unread data is reset, and the client could lose the answer.
-                with contextlib.suppress(BodyTooLarge):
-                    await _read_body(receive, UNAUTHENTICATED_MANAGEMENT_BYTES)
+                # with unread data is reset, and the client could lose the answer. A large one
+                # is not waited for.
+                if headers.get("content-length", "").isdigit() and (
+                    int(headers["content-length"]) <= UNAUTHENTICATED_MANAGEMENT_BYTES
+                ):
+                    with contextlib.suppress(BodyTooLarge):
+                        await _read_body(receive, UNAUTHENTICATED_MANAGEMENT_BYTES)
                 await envelope.respond_json(send, *refused, request_id, cors=False)
                 return
             if not server.auth.is_open and not headers.get("authorization"):

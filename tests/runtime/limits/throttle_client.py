@@ -1,8 +1,13 @@
 """A runtime-like process for the throttle tests: `python throttle_client.py '<json>'`.
 
 It uses `runtime.throttle` exactly as a runtime process would, against the same Redis as the
-test, and prints one JSON line per request (`burst` mode) or `ready` once its requests wait
-(`hold` mode, for a process that the test kills mid-wait).
+test, but on a `ManualClock` standing still at `options["now"]`, so every process computes its
+slots from the same instant. Modes:
+
+- `burst`: a sleep returns at once; one JSON line per request says which sleep it was given
+  (its slot) or that it was refused;
+- `hold`: sleeps never end; prints `ready` once every request has started or is waiting (a
+  process that the test kills mid-wait).
 """
 
 from __future__ import annotations
@@ -10,43 +15,50 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-import time
 from typing import Any
 
 from redis.asyncio import Redis
 
 from runtime.throttle import Throttle, Throttled, ThrottleRate
+from tests.runtime.limits.clock import ManualClock, until
 
 
-async def one(throttle: Throttle, service: str) -> dict[str, Any]:
-    called_at = time.time()
+async def one(throttle: Throttle, service: str, slept: list[float]) -> dict[str, Any]:
+    asked = len(slept)
     try:
-        delay_ms = await throttle.acquire(service)
-        outcome: Any = delay_ms
+        await throttle.acquire(service)
         refused = None
     except Throttled as exc:
-        outcome, refused = None, exc.code  # apart: a delay of 1004 ms is not a refusal
-    return {
-        "called_at": called_at,
-        "started_at": time.time(),
-        "outcome": outcome,
-        "refused": refused,
-    }
+        refused = exc.code
+    return {"slept": slept[asked] if len(slept) > asked else None, "refused": refused}
 
 
 async def main(options: dict[str, Any]) -> None:
     redis = Redis.from_url(options["redis_url"])
-    throttle = Throttle(redis, ThrottleRate(**options["rate"]), prefix=options["prefix"])
-    # Load the scripts before the start time, so both processes begin with one round trip.
+    clock = ManualClock(options["now"])
+    slept: list[float] = []
+
+    async def record(seconds: float) -> None:
+        slept.append(seconds)
+
+    hold = options["mode"] == "hold"
+    throttle = Throttle(
+        redis,
+        ThrottleRate(**options["rate"]),
+        prefix=options["prefix"],
+        clock=clock,
+        sleep=clock.sleep if hold else record,
+    )
     await throttle.load()
-    await asyncio.sleep(max(0.0, options.get("start_at", 0) - time.time()))
-    tasks = [asyncio.create_task(one(throttle, options["service"])) for _ in range(options["n"])]
-    if options["mode"] == "hold":
-        await asyncio.sleep(0.2)
+    n = options["n"]
+    if hold:
+        tasks = [asyncio.create_task(throttle.acquire(options["service"])) for _ in range(n)]
+        await until(lambda: sum(t.done() for t in tasks) + clock.sleeping == n, "all wait")
         print("ready", flush=True)
         await asyncio.sleep(3600)
-    for result in await asyncio.gather(*tasks):
-        print(json.dumps(result), flush=True)
+    # One at a time: each `slept` entry then belongs to the request that asked for it.
+    for _ in range(n):
+        print(json.dumps(await one(throttle, options["service"], slept)), flush=True)
     await redis.aclose()
 
 
