@@ -36,3 +36,9 @@ lock: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .data .pytest_cache .ruff_cache
+
+# The dev runtime's management API secret (made once, kept in .data/), for the Prisma CLI:
+#   export PRISMA_MANAGEMENT_API_SECRET=$(make -s management-secret)
+.PHONY: management-secret
+management-secret: $(STAMP)
+	@$(VENV)/bin/python -m cloud.devstack management-secret

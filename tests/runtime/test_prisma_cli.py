@@ -43,13 +43,15 @@ class Project:
     def datamodel(self, text: str) -> None:
         (self.dir / "datamodel.prisma").write_text(text)
 
-    def run(self, *args: str) -> subprocess.CompletedProcess[str]:
+    def run(
+        self, *args: str, management_secret: str = MANAGEMENT_SECRET
+    ) -> subprocess.CompletedProcess[str]:
         return run_prisma(
             list(args),
             home=self.home,
             cwd=self.dir,
             env={
-                "PRISMA_MANAGEMENT_API_SECRET": MANAGEMENT_SECRET,
+                "PRISMA_MANAGEMENT_API_SECRET": management_secret,
                 # The CLI asks the cloud who is logged in on every deploy: keep it on loopback,
                 # and let no other host name resolve (Sentry reports on errors).
                 "CLOUD_API_ENDPOINT": "http://127.0.0.1:9/",
@@ -129,3 +131,15 @@ def test_a_bad_datamodel_is_reported_by_the_cli_and_changes_nothing(
     assert result.returncode != 0
     assert "there's no type or enum declaration with that name" in output(result)
     assert database.tables(f"{service_name}$dev") == set()
+
+
+def test_a_wrong_management_secret_gets_the_clis_own_explanation(
+    cli: Path, runtime: Runtime, database: Database, tmp_path: Path, service_name: str
+) -> None:
+    """The runtime refuses a bad token before reading the body, in the answer the CLI knows."""
+    project = Project(tmp_path, runtime, service_name)
+    project.datamodel(USER)
+    result = project.run("deploy", management_secret="not-the-runtime-secret-0123456789")
+    assert result.returncode != 0
+    assert "PRISMA_MANAGEMENT_API_SECRET environment variable is set incorrectly" in output(result)
+    assert f"{service_name}$dev" not in database.schemas()
