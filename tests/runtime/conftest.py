@@ -95,7 +95,7 @@ class Database:
 def database() -> Iterator[Database]:
     url = os.environ.get("DATABASE_URL")
     if not url:
-        pytest.skip("DATABASE_URL is not set (make test sets it)")
+        pytest.fail("DATABASE_URL is not set (make test sets it)")
     params = conninfo_to_dict(url)
     base = Database(
         host=str(params.get("host") or "localhost"),

@@ -18,7 +18,7 @@ import redis
 def redis_url() -> str:
     url = os.environ.get("REDIS_URL")
     if not url:
-        pytest.skip("REDIS_URL is not set (make test sets it)")
+        pytest.fail("REDIS_URL is not set (make test sets it)")
     return url
 
 

@@ -32,7 +32,7 @@ HERE = Path(__file__).resolve().parent
 @pytest.fixture(scope="session")
 def node_modules() -> Path:
     if shutil.which("node") is None:
-        pytest.skip("node is not installed")
+        pytest.fail("node is not installed")
     prisma_cli()
     return CACHE / "node_modules"
 
