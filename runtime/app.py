@@ -37,7 +37,7 @@ from runtime.errors import PrismaError
 from runtime.ids import cuid
 from runtime.management.context import ManagementContext
 from runtime.management.schema import build_management_schema
-from runtime.opencrud.executor import ServiceApi, execute, mutation_fields, plan
+from runtime.opencrud.executor import ServiceApi, execute, mutation_fields, plan, root_fields
 from runtime.opencrud.limits import RequestLimits
 from runtime.opencrud.steps import Steps, drive_async
 from runtime.quota import StorageGuard, StorageLimitReached
@@ -63,7 +63,12 @@ LOOP_BODY_BYTES = 64 * 1024
 # A secured management API reads at most this much of a request without a token: the CLI's
 # unauthenticated probes (`serverInfo`, `listProjects`) are a few dozen bytes, and a stranger
 # must not make the server parse megabytes before it says no.
-UNAUTHENTICATED_MANAGEMENT_BYTES = 16 * 1024
+UNAUTHENTICATED_MANAGEMENT_BYTES = 4 * 1024
+# Validating and running a management operation costs a millisecond or more, and validation
+# grows with the square of a document's root fields; the CLI sends one operation with one root
+# field at a time. Bounds on both keep one request's cost small, with a token or without.
+MAX_MANAGEMENT_OPERATIONS = 10
+MAX_MANAGEMENT_ROOT_FIELDS = 10
 
 
 class BodyTooLarge(Exception):
@@ -252,6 +257,12 @@ class RuntimeApp:
         self.directory.forget(tenant)  # deploys, deletions and new secrets apply at once here
         context = ManagementContext(tenant, authorization, request_id)
         if isinstance(payload, list):
+            if len(payload) > MAX_MANAGEMENT_OPERATIONS:
+                message = (
+                    f"This request holds {len(payload)} operations; the management API runs at "
+                    f"most {MAX_MANAGEMENT_OPERATIONS} per request."
+                )
+                return 200, envelope.error(1001, message, request_id)
             return 200, [self._execute_or_report(context, item)[1] for item in payload]
         return self._execute_or_report(context, payload)
 
@@ -267,6 +278,13 @@ class RuntimeApp:
         if not isinstance(payload, dict) or not isinstance(payload.get("query"), str):
             return envelope.message_only("The request needs a GraphQL `query` string.")
         document = parse(payload["query"], max_tokens=MAX_QUERY_TOKENS)
+        selected = max((r.count for r in root_fields(document).values()), default=0)
+        if selected > MAX_MANAGEMENT_ROOT_FIELDS:
+            message = (
+                f"This operation selects {selected} root fields; the management API runs at "
+                f"most {MAX_MANAGEMENT_ROOT_FIELDS} per operation."
+            )
+            return envelope.error(1001, message, context.request_id)
         validation = validate(self.management_schema, document)
         if validation:
             return {

@@ -54,6 +54,7 @@ __all__ = [
     "execute",
     "mutation_fields",
     "plan",
+    "root_fields",
     "service_api",
 ]
 
@@ -91,7 +92,7 @@ def execute(
 
 
 @dataclass(frozen=True)
-class _Roots:
+class RootFields:
     """An operation's root fields with its fragments expanded: how many response keys it
     selects (each one a statement) and the names of the fields."""
 
@@ -104,10 +105,10 @@ class _Document:
     document: DocumentNode | None = None
     errors: list[dict[str, Any]] | None = None
     syntax_error: str | None = None
-    roots: dict[str | None, _Roots] | None = None  # by operation name
+    roots: dict[str | None, RootFields] | None = None  # by operation name
 
 
-def _roots(document: DocumentNode) -> dict[str | None, _Roots]:
+def root_fields(document: DocumentNode) -> dict[str | None, RootFields]:
     """Each operation's root fields, counted after fragments are expanded, so `{ ...F }` with
     a fragment of a thousand aliases counts a thousand. Each fragment is expanded once per
     operation (spreading it again selects the same keys), so this is linear in the document
@@ -115,7 +116,7 @@ def _roots(document: DocumentNode) -> dict[str | None, _Roots]:
     fragments = {
         d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
     }
-    roots: dict[str | None, _Roots] = {}
+    roots: dict[str | None, RootFields] = {}
     for definition in document.definitions:
         if not isinstance(definition, OperationDefinitionNode):
             continue
@@ -135,7 +136,7 @@ def _roots(document: DocumentNode) -> dict[str | None, _Roots]:
                         pending.append(fragments[name].selection_set)
         keys = {(f.alias or f.name).value for f in fields if f.name.value != "__typename"}
         name = definition.name.value if definition.name else None
-        roots[name] = _Roots(len(keys), tuple(f.name.value for f in fields))
+        roots[name] = RootFields(len(keys), tuple(f.name.value for f in fields))
     return roots
 
 
@@ -161,7 +162,7 @@ def _load(service: ServiceApi, text: str) -> _Document:
         loaded = _Document(errors=[graphql_error(e) for e in problems] or None)
         if not problems:
             loaded.document = document
-            loaded.roots = _roots(document)
+            loaded.roots = root_fields(document)
     return service.documents.remember(text, loaded)
 
 

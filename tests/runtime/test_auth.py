@@ -200,14 +200,14 @@ def test_a_bad_token_is_refused_before_the_body_is_read(runtime: Runtime) -> Non
 
 def test_without_a_token_a_secured_server_reads_only_a_small_body(runtime: Runtime) -> None:
     status, _, body = answer_json(
-        raw_request(runtime, management_head(FIFTEEN_MB), b"[" + b" " * (16 * 1024 + 1))
+        raw_request(runtime, management_head(FIFTEEN_MB), b"[" + b" " * (4 * 1024 + 1))
     )
     assert status == 200
     (error,) = body["errors"]
     assert error["code"] == 3015
     assert error["message"] == (
         "Authentication token is invalid: 'Authorization' header not provided (without a "
-        "token, this server reads at most 16 KB of a request)"
+        "token, this server reads at most 4 KB of a request)"
     )
     # The CLI's probes are small and still answered without a token.
     assert runtime.management("{ serverInfo { version } }")["data"]["serverInfo"]["version"]
@@ -293,3 +293,26 @@ def test_the_management_api_answers_no_cross_origin_request(open_runtime: Runtim
         open_runtime, "/nothing/dev", {**origin, "Content-Type": "application/json"}, b"{}"
     )
     assert service.headers["access-control-allow-origin"] == "*"
+
+
+def test_one_request_runs_at_most_10_operations_of_10_root_fields(
+    runtime: Runtime, token: str
+) -> None:
+    info = {"query": "{ serverInfo { version } }"}
+    ten = runtime.post("/management", [info] * 10, token=token)
+    assert len(ten.body) == 10 and all(a["data"]["serverInfo"] for a in ten.body)
+    for who in (token, None):
+        eleven = runtime.post("/management", [info] * 11, token=who)
+        (error,) = eleven.body["errors"]
+        assert error["code"] == 1001
+        assert error["message"] == (
+            "This request holds 11 operations; the management API runs at most 10 per request."
+        )
+    aliases = " ".join(f"a{i}: serverInfo {{ version }}" for i in range(11))
+    for query in (f"{{ {aliases} }}", f"{{ ...F ...F }} fragment F on Query {{ {aliases} }}"):
+        (error,) = runtime.management(query, token=token)["errors"]
+        assert error["code"] == 1001
+        assert error["message"] == (
+            "This operation selects 11 root fields; the management API runs at most 10 per "
+            "operation."
+        )
