@@ -23,8 +23,9 @@ def selection_depth(document: DocumentNode) -> int:
     fragments = {
         d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
     }
+    known: dict[str, int] = {}
     depths = [
-        _depth(d.selection_set, fragments, frozenset())
+        _depth(d.selection_set, fragments, frozenset(), known)
         for d in document.definitions
         if isinstance(d, OperationDefinitionNode)
     ]
@@ -35,7 +36,10 @@ def _depth(
     selection_set: SelectionSetNode | None,
     fragments: dict[str, FragmentDefinitionNode],
     seen: frozenset[str],
+    known: dict[str, int],
 ) -> int:
+    """`known` holds each fragment's depth once measured: a fragment spread twice at every level
+    of a chain would otherwise be measured 2**n times."""
     if selection_set is None:
         return 0
     deepest = 0
@@ -43,14 +47,16 @@ def _depth(
         if isinstance(node, FieldNode):
             if node.name.value.startswith("__"):
                 continue  # introspection nests by design and is not compiled to SQL
-            deepest = max(deepest, 1 + _depth(node.selection_set, fragments, seen))
+            deepest = max(deepest, 1 + _depth(node.selection_set, fragments, seen, known))
             if deepest > MAX_DEPTH:
                 return deepest
         elif isinstance(node, InlineFragmentNode):
-            deepest = max(deepest, _depth(node.selection_set, fragments, seen))
+            deepest = max(deepest, _depth(node.selection_set, fragments, seen, known))
         elif isinstance(node, FragmentSpreadNode):
             name = node.name.value
             if name in fragments and name not in seen:
-                fragment = fragments[name]
-                deepest = max(deepest, _depth(fragment.selection_set, fragments, seen | {name}))
+                if name not in known:
+                    fragment = fragments[name]
+                    known[name] = _depth(fragment.selection_set, fragments, seen | {name}, known)
+                deepest = max(deepest, known[name])
     return deepest

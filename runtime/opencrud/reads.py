@@ -77,10 +77,17 @@ class ReadCompiler:
     # Selections ---------------------------------------------------------------------------
 
     def collect(self, selection_sets: list[SelectionSetNode], type_name: str) -> Fields:
-        """Fields by response key, with fragments, `@skip` and `@include` applied."""
+        """Fields by response key, with fragments, `@skip` and `@include` applied.
+
+        Each fragment is expanded once per collection, as the spec's CollectFields does
+        (`visitedFragments`): spreading it again selects the same keys. Tracking only the
+        fragments on the current path would expand `...F ...F` twice at every level, and a
+        700-byte chain of such fragments would take the compiler seconds, doubling with each
+        link."""
         fields: Fields = {}
+        visited: set[str] = set()
         for selection_set in selection_sets:
-            self._collect(selection_set, type_name, fields, set())
+            self._collect(selection_set, type_name, fields, visited)
         return fields
 
     def _collect(self, sel: SelectionSetNode, type_name: str, out: Fields, seen: set[str]) -> None:
@@ -99,8 +106,9 @@ class ReadCompiler:
                 fragment = self.fragments.get(name)
                 if fragment is None or name in seen:
                     continue
+                seen.add(name)
                 if self._applies(fragment.type_condition.name.value, type_name):
-                    self._collect(fragment.selection_set, type_name, out, seen | {name})
+                    self._collect(fragment.selection_set, type_name, out, seen)
 
     def _applies(self, condition: str | None, type_name: str) -> bool:
         if condition is None or condition == type_name:

@@ -337,3 +337,12 @@ def test_fragments_on_connection_types(service: Service) -> None:
     assert data == {
         "usersConnection": {"edges": [{"node": {"id": "u1"}}], "pageInfo": {"hasNextPage": True}}
     }
+
+
+def test_a_fragment_spread_again_is_expanded_once(service: Service) -> None:
+    """A chain of fragments each spreading the next twice: 2**40 expansions if every spread is
+    followed, so this only finishes when each fragment is expanded once per selection."""
+    chain = " ".join(f"fragment F{i} on User {{ ...F{i + 1} ...F{i + 1} }}" for i in range(40))
+    last = "fragment F40 on User { id name }"
+    data = service.data(f'{{ user(where: {{id: "u2"}}) {{ ...F0 }} }} {chain} {last}')
+    assert data == {"user": {"id": "u2", "name": "Bob"}}
