@@ -50,7 +50,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -149,11 +149,13 @@ class StorageQuota:
         cap_bytes: int = DEFAULT_CAP_BYTES,
         *,
         max_age: float = 2.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if cap_bytes < 0 or max_age < 0:
             raise ValueError("a storage cap and its max_age must not be negative")
         self.cap_bytes = cap_bytes
         self.max_age = max_age
+        self.clock = clock  # a test's clock, moved by hand, decides when a measure expires
         self._lock = threading.Lock()
         self._measures: dict[str, _Measure] = {}
 
@@ -209,7 +211,7 @@ class StorageQuota:
     def remember(self, schema: str, usage: StorageUsage) -> None:
         """Keep a measure taken elsewhere (inside a write's transaction)."""
         with self._lock:
-            self._measures[schema] = _Measure(usage, time.monotonic())
+            self._measures[schema] = _Measure(usage, self.clock())
 
     def record_write(self, schema: str) -> None:
         """Note a write that was not measured or bounded: the next check measures again."""
@@ -225,7 +227,7 @@ class StorageQuota:
             self._measures.pop(schema, None)
 
     def _trusted(self, measure: _Measure) -> bool:
-        if time.monotonic() - measure.measured_at >= self.max_age:
+        if self.clock() - measure.measured_at >= self.max_age:
             return False
         if measure.usage.over:
             # A refusal holds until it expires or a delete drops it: refused writes change nothing.

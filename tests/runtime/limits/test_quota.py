@@ -7,7 +7,6 @@ cuid-sized id) and fills it with incompressible text, so sizes are what the byte
 from __future__ import annotations
 
 import secrets
-import time
 from collections.abc import Iterator
 
 import psycopg
@@ -169,11 +168,14 @@ def run_steps(conn: psycopg.Connection, schema: str, steps) -> list[str]:
 def test_writes_from_other_processes_are_seen_when_the_measure_expires(
     database: Database, service: str
 ) -> None:
-    quota = StorageQuota(256 * KB, max_age=0.2)
+    now = [0.0]
+    quota = StorageQuota(256 * KB, max_age=2.0, clock=lambda: now[0])
     with database.connect() as conn, database.connect() as other_process:
         assert not quota.check_write(conn, service).over
         add_posts(other_process, service, 400, 1000)  # this quota is not told
-        time.sleep(0.25)
+        now[0] = 1.999
+        assert not quota.check_write(conn, service).over, "the measure is still trusted"
+        now[0] = 2.0
         with pytest.raises(StorageLimitReached):
             quota.check_write(conn, service)
 
