@@ -9,7 +9,7 @@ run: $(STAMP)
 	$(VENV)/bin/python -m cloud.devstack run
 
 test: $(STAMP)
-	$(VENV)/bin/python -m cloud.devstack test $(ARGS)
+	$(VENV)/bin/python -m cloud.devstack test -- $(ARGS)
 
 # Any command with the stack's environment, e.g. `make exec CMD="python manage.py createsuperuser"`.
 exec: $(STAMP)

@@ -20,6 +20,19 @@ from accounts.models import Membership, Role, User, Workspace
 
 pytest_plugins = ["tests.support.browser"]  # Chromium fixtures: browser, new_page
 
+# The tiers of pyproject's markers: `browser`, `node` and `multiprocess` are set by the modules
+# that need them; `pg` here, for every test that asks for a database. A fast loop:
+#   make test ARGS="-m 'not browser and not node'"
+PG_FIXTURES = frozenset({"db", "transactional_db", "django_db_setup", "database", "live_server"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        uses_pg = PG_FIXTURES.intersection(getattr(item, "fixturenames", ()))
+        if uses_pg or item.get_closest_marker("django_db") is not None:
+            item.add_marker(pytest.mark.pg)
+
+
 PASSWORD = "correct horse battery staple"
 
 

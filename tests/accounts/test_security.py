@@ -3,10 +3,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from django.test import Client
 from django.urls import reverse
 
 from accounts.models import Workspace
+
+pytestmark = [pytest.mark.multiprocess]
 
 ROOT = Path(__file__).resolve().parents[2]
 

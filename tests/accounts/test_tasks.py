@@ -8,6 +8,8 @@ from django.utils import timezone
 from accounts.tasks import purge_expired
 from tests.support.worker import celery_worker, wait_until
 
+pytestmark = [pytest.mark.multiprocess]
+
 
 def make_sessions() -> tuple[str, str]:
     expired, live = SessionStore(), SessionStore()

@@ -28,6 +28,8 @@ from tests.runtime.conftest import (
     management_token,
 )
 
+pytestmark = [pytest.mark.multiprocess]
+
 
 def test_the_secret_is_made_once_and_readable_by_its_owner_only(tmp_path: Path) -> None:
     path = tmp_path / "data" / "management-secret"

@@ -14,7 +14,12 @@ from accounts import cli_login
 from accounts.models import CliLoginRequest, SessionKey
 from tests.support.prisma_cli import prisma_cli, run_prisma
 
-pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+pytestmark = [
+    pytest.mark.multiprocess,
+    pytest.mark.node,
+    pytest.mark.browser,
+    pytest.mark.django_db(transaction=True),
+]
 
 
 @pytest.fixture

@@ -26,6 +26,8 @@ from tests.runtime.conftest import (
     run_runtime,
 )
 
+pytestmark = [pytest.mark.multiprocess]
+
 PROJECT = "query($n: String!, $s: String!) { project(name: $n, stage: $s) { name } }"
 ADD = 'mutation($n: String!) { addProject(input: {name: $n, stage: "dev"}) { project { name } } }'
 

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import jwt
+import pytest
 
 from tests.runtime.conftest import Runtime
-from tests.runtime.test_management_api import add, deploy
+from tests.runtime.management.test_management_api import add, deploy
+
+pytestmark = [pytest.mark.multiprocess]
 
 SECRET = "data-api-secret-0123456789-0123456789-ab"
 DATAMODEL = """

@@ -20,6 +20,8 @@ from psycopg import sql
 
 from tests.runtime.conftest import Database, Runtime, run_runtime
 
+pytestmark = [pytest.mark.multiprocess]
+
 SECRET = "loop-path-secret-0123456789-0123456789"
 DATAMODEL = """
 type User {

@@ -21,7 +21,9 @@ from typing import Any
 import pytest
 
 from tests.runtime.conftest import Database, Runtime, run_runtime
-from tests.runtime.test_management_api import add, deploy
+from tests.runtime.management.test_management_api import add, deploy
+
+pytestmark = [pytest.mark.multiprocess]
 
 DATAMODEL = """
 type User {

@@ -6,9 +6,13 @@ import json
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from tests.runtime.conftest import Runtime
 from tests.runtime.test_prisma_cli import Project, output
 from tests.support.prisma_cli import CACHE
+
+pytestmark = [pytest.mark.multiprocess, pytest.mark.node]
 
 DATAMODEL = """
 type User {

@@ -11,6 +11,8 @@ import pytest
 from tests.runtime.conftest import MANAGEMENT_SECRET, Database, Runtime
 from tests.support.prisma_cli import prisma_cli, run_prisma
 
+pytestmark = [pytest.mark.multiprocess, pytest.mark.node]
+
 OFFLINE = Path(__file__).with_name("offline.js")
 SERVICE_SECRET = "cli-service-secret-0123456789-0123456789"
 USER = "type User {\n  id: ID! @id\n  name: String!\n}\n"

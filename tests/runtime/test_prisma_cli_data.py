@@ -5,9 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import jwt
+import pytest
 
 from tests.runtime.conftest import Runtime
 from tests.runtime.test_prisma_cli import SERVICE_SECRET, Project, output
+
+pytestmark = [pytest.mark.multiprocess, pytest.mark.node]
 
 DATAMODEL = """
 type Author { id: ID! @id  name: String!  books: [Book] }

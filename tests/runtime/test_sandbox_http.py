@@ -20,7 +20,9 @@ from typing import Any
 import pytest
 
 from tests.runtime.conftest import Database, Response, Runtime, run_runtime
-from tests.runtime.test_management_api import add, deploy
+from tests.runtime.management.test_management_api import add, deploy
+
+pytestmark = [pytest.mark.multiprocess]
 
 RATE = 4  # per second: a slot every 250 ms, a burst of 4
 MAX_WAITING = 5

@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 import psycopg
 
 from tests.runtime.conftest import Database, Runtime
-from tests.runtime.test_management_api import add, deploy
+from tests.runtime.management.test_management_api import add, deploy
 
 SIDE = 40
 DATAMODEL = """

@@ -27,6 +27,8 @@ from tests.runtime.limits.cost_support import (
     wait_for,
 )
 
+pytestmark = [pytest.mark.multiprocess]
+
 GENEROUS = 300_000  # ms: far longer than any test waits for a statement to stop
 
 
@@ -77,7 +79,7 @@ def test_the_management_api_is_not_held_to_the_data_timeout(
         for i in range(30)
     )
     with runtime_with(database, tmp_path, {"statementTimeoutMs": 1}) as runtime:
-        from tests.runtime.test_management_api import add, deploy
+        from tests.runtime.management.test_management_api import add, deploy
 
         add(runtime, "", service_name)
         deploy(runtime, "", service_name, types)  # 30 tables, 30 link tables: well over 1 ms

@@ -16,7 +16,9 @@ from psycopg import sql
 
 from runtime.quota import measure_usage
 from tests.runtime.conftest import Database, Runtime, run_runtime
-from tests.runtime.test_management_api import add, deploy
+from tests.runtime.management.test_management_api import add, deploy
+
+pytestmark = [pytest.mark.multiprocess]
 
 CAP = 1024 * 1024
 DATAMODEL = "type User { id: ID! @id  name: String!  text: String }"

@@ -32,6 +32,8 @@ from runtime.throttle import (
 )
 from tests.runtime.limits.clock import ManualClock, until
 
+pytestmark = [pytest.mark.multiprocess]
+
 ROOT = Path(__file__).resolve().parents[3]
 CLIENT = Path(__file__).with_name("throttle_client.py")
 T = TypeVar("T")

@@ -23,6 +23,8 @@ from runtime.opencrud.sdl import opencrud_sdl
 from tests.runtime.opencrud.schema_diff import schema_differences
 from tests.support.prisma_cli import CACHE, prisma_cli
 
+pytestmark = [pytest.mark.node]
+
 DATAMODELS = Path(__file__).parent / "datamodels"
 # Our copy of the oracle runner: the checkout must not depend on folders beside it.
 GEN_SCHEMA = Path(__file__).resolve().parents[2] / "support" / "gen_schema.js"

@@ -5,8 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import jwt
+import pytest
 
 from tests.runtime.conftest import Database, Runtime
+
+pytestmark = [pytest.mark.multiprocess]
 
 ADD = """mutation($name: String! $stage: String! $secrets: [String!]) {
   addProject(input: {name: $name, stage: $stage, secrets: $secrets}) { project { name stage } }

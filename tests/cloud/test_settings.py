@@ -5,7 +5,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+import pytest
+
+pytestmark = [pytest.mark.multiprocess]
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def check_without(*names: str) -> subprocess.CompletedProcess[str]:

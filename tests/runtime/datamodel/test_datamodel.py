@@ -7,7 +7,7 @@ from pathlib import Path
 from runtime.datamodel import SchemaError, parse_datamodel
 
 # The sample datamodel of shared/reference, kept in the checkout.
-SAMPLE = Path(__file__).resolve().parent / "opencrud" / "datamodels" / "sample.prisma"
+SAMPLE = Path(__file__).resolve().parents[1] / "opencrud" / "datamodels" / "sample.prisma"
 SAMPLE_TEXT = """
 type User {
   id: ID! @id
