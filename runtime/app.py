@@ -224,7 +224,11 @@ class RuntimeApp:
         try:
             on_loop = None
             if route is not None and route[2] is None and len(body) <= LOOP_BODY_BYTES:
-                on_loop = self._loop_request(tenant, route, payload, authorization, request_id)
+                service = await self._service_on_loop(tenant, store.project_id(*route[:2]))
+                if service is not None:
+                    on_loop = self._loop_request(
+                        tenant, service, payload, authorization, request_id
+                    )
             if on_loop is not None:
                 async with _share(sandbox, route, "loop"):
                     status, answer = await self._run_on_loop(tenant, on_loop, watch)
@@ -344,10 +348,27 @@ class RuntimeApp:
                 return 200, envelope.error(3016, f"Project not found: '{pid}'", request_id)
             return self._data(conn, tenant, service, service.api, payload, request_id)
 
+    async def _service_on_loop(self, tenant: Tenant, pid: str) -> ServiceEntry | None:
+        """The service's entry for the event loop's path: the cached one, or an expired one read
+        again on a loop connection. None sends the request to the worker threads."""
+        pool = tenant.loop_pool
+        if pool is None:
+            return None
+        service = self.directory.cached(tenant, pid)
+        if service is not None or not self.directory.renewable(tenant, pid):
+            return service
+        conn = await pool.get()
+        try:
+            return await self.directory.revalidate(pool.cursor(conn), tenant, pid)
+        except psycopg.OperationalError:
+            return None  # the thread path retries on a checked connection
+        finally:
+            pool.put(conn)
+
     def _loop_request(
         self,
         tenant: Tenant,
-        route: tuple[str, str, str | None],
+        service: ServiceEntry,
         payload: Any,
         authorization: str | None,
         request_id: str,
@@ -356,10 +377,7 @@ class RuntimeApp:
         document's plan are cached, the request is authorised and, on a sandbox, the storage
         cap's measure is fresh. None otherwise: the worker-thread path then answers, with every
         check and error in one place."""
-        if tenant.loop_pool is None:
-            return None
-        service = self.directory.cached(tenant, store.project_id(route[0], route[1]))
-        if service is None or service.state is None or service.api is None:
+        if service.state is None or service.api is None:
             return None
         try:
             verify_service(service.state.secrets, authorization)

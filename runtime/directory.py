@@ -18,9 +18,10 @@ the service the entry was loaded for.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Any
 
-from psycopg import Connection
+from psycopg import AsyncCursor, Connection
 
 from runtime import store
 from runtime.lru import Lru
@@ -101,6 +102,31 @@ class ServiceDirectory:
             loaded_at=self._services.clock(),
         )
         return self._services.remember(key, entry)
+
+    def renewable(self, tenant: Tenant, pid: str) -> bool:
+        """Whether `revalidate` could renew the service's entry (it has one with an API)."""
+        entry = self._services.lookup((tenant.config.name, pid))
+        return entry is not None and entry.api is not None and entry.state is not None
+
+    async def revalidate(
+        self, cursor: AsyncCursor[Any], tenant: Tenant, pid: str
+    ) -> ServiceEntry | None:
+        """Read an expired entry's state again on the event loop (one query on the loop's own
+        connection), keeping its API when the deployed revision is unchanged. None when there
+        is nothing to keep (no entry, no API, a new revision, a deleted service): the worker
+        threads then load the service as `load` does.
+
+        A runtime serving many services meets expired entries all the time (each is trusted for
+        a second only); without this, each would take a trip through a worker thread."""
+        previous = self._services.lookup((tenant.config.name, pid))
+        if previous is None or previous.api is None or previous.state is None:
+            return None
+        await cursor.execute(store.service_state_query(tenant.management_schema), [pid])
+        state = store.service_state_of(await cursor.fetchone())
+        if state is None or state.revision != previous.state.revision:
+            return None
+        entry = replace(previous, state=state, loaded_at=self._services.clock())
+        return self._services.remember((tenant.config.name, pid), entry)
 
     def forget(self, tenant: Tenant) -> None:
         """Forget the server's services (its management API ran: deploys, deletions and new

@@ -125,21 +125,26 @@ class ServiceState:
     revision: int | None
 
 
-def service_state(conn: Connection, schema: str, pid: str) -> ServiceState | None:
-    """One small query per request; the schema itself is fetched only when its revision is
-    new to this process (see `migration_schema`)."""
-    row = conn.execute(
-        _q(
-            'SELECT p."secrets", (SELECT max(m."revision") FROM {s}."Migration" m '
-            """WHERE m."projectId" = p."id" AND m."status" = 'SUCCESS') """
-            'FROM {s}."Project" p WHERE p."id" = %s',
-            schema,
-        ),
-        [pid],
-    ).fetchone()
+def service_state_query(schema: str) -> sql.Composed:
+    """The query behind `service_state` (one parameter: the project id), for any driver."""
+    return _q(
+        'SELECT p."secrets", (SELECT max(m."revision") FROM {s}."Migration" m '
+        """WHERE m."projectId" = p."id" AND m."status" = 'SUCCESS') """
+        'FROM {s}."Project" p WHERE p."id" = %s',
+        schema,
+    )
+
+
+def service_state_of(row: tuple[Any, ...] | None) -> ServiceState | None:
     if row is None:
         return None
     return ServiceState(secrets=json.loads(row[0] or "[]"), revision=row[1])
+
+
+def service_state(conn: Connection, schema: str, pid: str) -> ServiceState | None:
+    """One small query per request; the schema itself is fetched only when its revision is
+    new to this process (see `migration_schema`)."""
+    return service_state_of(conn.execute(service_state_query(schema), [pid]).fetchone())
 
 
 def migration_schema(conn: Connection, schema: str, pid: str, revision: int) -> str:
