@@ -153,6 +153,8 @@ CSRF_COOKIE_SAMESITE = "Lax"
 CSRF_COOKIE_HTTPONLY = True
 
 INVITATION_TTL = timedelta(days=7)
+# How long an email verification link works; a signed-in user can ask for a new one.
+EMAIL_VERIFICATION_TTL = timedelta(seconds=env_int("EMAIL_VERIFICATION_TTL", 3 * 24 * 3600))
 
 # CLI session keys (JWTs). Signed with a key derived from SECRET_KEY unless one is given.
 SESSION_KEY_SIGNING_KEY = env_secret("SESSION_KEY_SIGNING_KEY", "")

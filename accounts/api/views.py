@@ -18,6 +18,7 @@ from accounts.api.serializers import (
     SessionKeySerializer,
 )
 from accounts.models import SessionKey
+from accounts.verification import EmailNotVerified
 from cloud.api import BaseAPIView, error_body
 
 
@@ -34,24 +35,32 @@ def _current_key(request: Request) -> SessionKey | None:
 class SessionKeyListView(BaseAPIView):
     @extend_schema(responses=SessionKeySerializer(many=True), summary="List your session keys")
     def get(self, request: Request) -> Response:
-        keys = SessionKey.objects.filter(user=request.user, revoked_at__isnull=True)
+        keys = SessionKey.objects.live().filter(user=request.user)
         context = {"current_key": _current_key(request)}
         return Response(SessionKeySerializer(keys, many=True, context=context).data)
 
     @extend_schema(
         request=SessionKeyCreateSerializer,
-        responses={201: CreatedSessionKeySerializer},
+        responses={
+            201: CreatedSessionKeySerializer,
+            403: OpenApiResponse(description="`email_unverified`: verify the address first"),
+        },
         summary="Create a key (for CI); the key is in the answer, once",
     )
     def post(self, request: Request) -> Response:
         serializer = SessionKeyCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        key, token = session_keys.issue(
-            request.user,
-            name=serializer.validated_data["name"],
-            origin=SessionKey.Origin.API,
-            request=request,
-        )
+        try:
+            key, token = session_keys.issue(
+                request.user,
+                name=serializer.validated_data["name"],
+                origin=SessionKey.Origin.API,
+                request=request,
+            )
+        except EmailNotVerified as refusal:
+            return Response(
+                error_body(refusal.code, str(refusal)), status=status.HTTP_403_FORBIDDEN
+            )
         key.key = token
         return Response(CreatedSessionKeySerializer(key).data, status=status.HTTP_201_CREATED)
 
@@ -59,7 +68,7 @@ class SessionKeyListView(BaseAPIView):
 class SessionKeyDetailView(BaseAPIView):
     @extend_schema(responses={204: None}, summary="Revoke one of your keys")
     def delete(self, request: Request, key_id: str) -> Response:
-        key = get_object_or_404(SessionKey, pk=key_id, user=request.user, revoked_at__isnull=True)
+        key = get_object_or_404(SessionKey.objects.live(), pk=key_id, user=request.user)
         session_keys.revoke(key, request=request)
         return Response(status=status.HTTP_204_NO_CONTENT)
 

@@ -5,8 +5,8 @@ from django.contrib.sessions.models import Session
 from django.test import Client
 from django.urls import reverse
 
-from accounts.forms import GENERIC_SIGN_IN_ERROR
 from accounts.models import AuditAction, AuditEvent
+from accounts.services import GENERIC_SIGN_IN_ERROR
 
 URL = reverse("accounts:sign-in")
 
