@@ -243,6 +243,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "DESCRIPTION": "Accounts, workspaces, servers, services and CLI session keys.",
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "cloud.api.document_errors",
+    ],
     "VERSION": "1",
 }
 
@@ -270,11 +274,10 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "filters": {"no_4xx_traceback": {"()": "cloud.log_filters.ClientErrorsWithoutTraceback"}},
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "filters": ["no_4xx_traceback"]}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     "loggers": {
         "django.db.backends": {"level": "WARNING"},
         "django.request": {"filters": ["no_4xx_traceback"]},
-        "django.security": {"filters": ["no_4xx_traceback"]},
     },
 }

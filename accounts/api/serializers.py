@@ -1,3 +1,4 @@
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from accounts import cli_login
@@ -42,8 +43,20 @@ class SessionKeySerializer(serializers.ModelSerializer):
         return current is not None and current.pk == key.pk
 
 
+@extend_schema_field(
+    # What the field accepts, said exactly: blank or all-whitespace names (trimmed to nothing)
+    # and NUL characters are refused, so the schema must not promise them.
+    {"type": "string", "minLength": 1, "maxLength": 200, "pattern": r"^[^\x00]*\S[^\x00]*$"}
+)
+class KeyNameField(serializers.CharField):
+    def to_internal_value(self, data: object) -> str:
+        if not isinstance(data, str):  # DRF would quietly turn 0 or true into a name
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
 class SessionKeyCreateSerializer(serializers.Serializer):
-    name = serializers.CharField(max_length=200, trim_whitespace=True)
+    name = KeyNameField(max_length=200, trim_whitespace=True)
 
 
 class CreatedSessionKeySerializer(SessionKeySerializer):

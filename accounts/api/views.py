@@ -1,8 +1,8 @@
 from django.conf import settings
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
-from drf_spectacular.utils import OpenApiResponse, extend_schema
-from rest_framework import permissions, status
+from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
+from rest_framework import permissions, serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -74,7 +74,13 @@ class SessionKeyDetailView(BaseAPIView):
 
 
 class CurrentSessionKeyView(BaseAPIView):
-    @extend_schema(responses={204: None}, summary="Revoke the key making this request (logout)")
+    @extend_schema(
+        responses={
+            204: None,
+            400: OpenApiResponse(description="`no_session_key`: not made with a session key"),
+        },
+        summary="Revoke the key making this request (logout)",
+    )
     def delete(self, request: Request) -> Response:
         key = _current_key(request)
         if key is None:
@@ -87,7 +93,11 @@ class CurrentSessionKeyView(BaseAPIView):
 
 
 class RevokeAllSessionKeysView(BaseAPIView):
-    @extend_schema(request=None, responses={200: None}, summary="Revoke all of your keys")
+    @extend_schema(
+        request=None,
+        responses={200: inline_serializer("RevokedKeys", {"revoked": serializers.IntegerField()})},
+        summary="Revoke all of your keys",
+    )
     def post(self, request: Request) -> Response:
         count = session_keys.revoke_all(request.user, request=request)
         return Response({"revoked": count})
