@@ -3,6 +3,7 @@
 import time
 from urllib.parse import urlencode
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login, logout, update_session_auth_hash
 from django.contrib.auth import views as auth_views
@@ -95,7 +96,12 @@ def sign_up(request: HttpRequest) -> HttpResponse:
 
 def sign_up_done(request: HttpRequest) -> HttpResponse:
     return render(
-        request, "accounts/sign_up_done.html", {"email": request.session.get(SIGN_UP_EMAIL, "")}
+        request,
+        "accounts/sign_up_done.html",
+        {
+            "email": request.session.get(SIGN_UP_EMAIL, ""),
+            "ttl_days": settings.EMAIL_VERIFICATION_TTL.days or 1,
+        },
     )
 
 
