@@ -254,3 +254,14 @@ def test_unknown_api_paths_answer_json_with_a_code(client, owner_key):
         assert response.status_code == 404, path
         assert response["Content-Type"].startswith("application/json"), path
         assert response.json()["code"] == "not_found", path
+
+
+@pytest.mark.parametrize("name", [0, True, "", "   ", "a\x00b", None])
+def test_a_key_name_must_be_real_text(owner_client, name):
+    response = owner_client.post(
+        "/api/v1/session-keys", {"name": name}, content_type="application/json"
+    )
+
+    assert response.status_code == 400
+    assert response.json()["code"] == "invalid"
+    assert not SessionKey.objects.exists()
