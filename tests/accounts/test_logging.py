@@ -4,6 +4,7 @@ import logging
 import subprocess
 import sys
 
+import pytest
 from django.conf import settings
 from django.contrib.staticfiles import finders
 from django.urls import reverse
@@ -47,6 +48,7 @@ print(app.conf.accept_content, [str(w.message) for w in caught])
 """
 
 
+@pytest.mark.multiprocess
 def test_the_worker_says_nothing_about_root_when_it_accepts_only_json():
     """The dev stack and CI run as root: Celery's pickle warning does not apply to us."""
     result = subprocess.run(
