@@ -170,6 +170,12 @@ def client_is_waiting(login: CliLoginRequest, now: datetime | None = None) -> bo
 @transaction.atomic
 def approve(login: CliLoginRequest, user: User, *, request: HttpRequest | None = None) -> None:
     """Bind the request to `user` and mint its key; the CLI picks it up on its next poll."""
+    if not user.is_verified:  # a key would outlive the real owner's password reset
+        raise LoginRequestError(
+            "email_unverified",
+            "Verify your email address before you authorize a CLI: follow the link we emailed"
+            " you, or send a new one from the banner at the top of the page.",
+        )
     login = _claim_pending(login.pk)
     if not client_is_waiting(login):
         # Minting a key nobody will pick up, and saying "authorized", would both be lies.

@@ -4,8 +4,6 @@ from django.contrib.auth.forms import PasswordChangeForm as DjangoPasswordChange
 
 from accounts.models import Role, User
 
-GENERIC_SIGN_IN_ERROR = "That email and password do not match an account. Check both and try again."
-
 
 class SignUpForm(forms.Form):
     name = forms.CharField(max_length=100, strip=True)
@@ -18,12 +16,8 @@ class SignUpForm(forms.Form):
     )
 
     def clean_email(self) -> str:
-        email = self.cleaned_data["email"].strip().lower()
-        if User.objects.filter(email=email).exists():
-            raise forms.ValidationError(
-                "An account with this email already exists. Sign in, or reset your password."
-            )
-        return email
+        # Whether the address has an account is not said here: see `services.sign_up`.
+        return self.cleaned_data["email"].strip().lower()
 
     def clean(self) -> dict:
         data = super().clean()
@@ -46,6 +40,14 @@ class SignInForm(forms.Form):
     )
 
 
+class VerifySignInForm(forms.Form):
+    password = forms.CharField(
+        max_length=128,
+        strip=False,
+        widget=forms.PasswordInput(attrs={"autocomplete": "current-password", "autofocus": True}),
+    )
+
+
 class ProfileForm(forms.ModelForm):
     class Meta:
         model = User
@@ -57,7 +59,11 @@ class WorkspaceForm(forms.Form):
     slug = forms.CharField(
         max_length=40,
         strip=True,
-        help_text="Lower-case letters, digits and hyphens. Used in URLs and sandbox endpoints.",
+        required=False,
+        # refract.js fills it in from the name as you type, until you edit it yourself.
+        widget=forms.TextInput(attrs={"data-slug-from": "id_name", "autocomplete": "off"}),
+        help_text="Lower-case letters, digits and hyphens. Used in URLs and sandbox endpoints;"
+        " it cannot change later. Left empty, it is made from the name.",
     )
 
 
@@ -68,6 +74,8 @@ class RenameWorkspaceForm(forms.Form):
 class InviteForm(forms.Form):
     email = forms.EmailField(max_length=254)
     role = forms.ChoiceField(choices=Role.choices, initial=Role.MEMBER)
+    # Set once the inviter has seen that a pending invitation with another role is replaced.
+    replace = forms.BooleanField(required=False, widget=forms.HiddenInput)
 
 
 class RoleForm(forms.Form):

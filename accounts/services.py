@@ -2,8 +2,11 @@
 
 import re
 import secrets
+from dataclasses import dataclass
+from datetime import timedelta
 
 from django.conf import settings
+from django.contrib.auth import authenticate
 from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
 from django.http import HttpRequest
@@ -12,7 +15,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.text import slugify
 
-from accounts import audit
+from accounts import audit, session_keys, throttle, verification
 from accounts.models import (
     AuditAction,
     Invitation,
@@ -22,6 +25,12 @@ from accounts.models import (
     Workspace,
     hash_token,
 )
+
+# Verification mails: at most one a minute and five an hour per account, so the resend button
+# cannot be used to flood someone's mailbox. Sign-up attempts on an existing address mail its
+# owner at most three times an hour.
+VERIFICATION_MAIL_LIMITS = ((1, timedelta(minutes=1)), (5, timedelta(hours=1)))
+EXISTING_ACCOUNT_MAIL_LIMIT = (3, timedelta(hours=1))
 
 # Slugs become URL segments and sandbox endpoint segments (`/<workspace>/<service>/<stage>`).
 SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{1,38}[a-z0-9])$")
@@ -57,9 +66,53 @@ def suggest_slug(text: str) -> str:
     return candidate
 
 
+def seconds_phrase(seconds: int) -> str:
+    return f"{seconds} second{'' if seconds == 1 else 's'}"
+
+
+def _absolute(path: str, request: HttpRequest | None) -> str:
+    return request.build_absolute_uri(path) if request else f"{settings.SITE_URL}{path}"
+
+
+def _mail_on_commit(*, to: str, subject: str, template: str, context: dict) -> None:
+    """Mail once the transaction commits: a rolled-back workflow sends nothing."""
+    transaction.on_commit(
+        lambda: send_mail(
+            subject=subject,
+            message=render_to_string(template, context),
+            from_email=None,
+            recipient_list=[to],
+        )
+    )
+
+
 @transaction.atomic
-def sign_up(*, email: str, name: str, password: str, request: HttpRequest | None = None) -> User:
-    user = User.objects.create_user(email=email, password=password, name=name)
+def sign_up(
+    *,
+    email: str,
+    name: str,
+    password: str,
+    request: HttpRequest | None = None,
+    next_path: str = "",
+) -> User | None:
+    """Create an unverified account and mail its verification link.
+
+    For an address that already has an account nothing is created and its owner is mailed
+    instead; the caller answers the same either way, so sign-up does not tell who has an
+    account. Returns the new user, or None for an existing address.
+    """
+    email = User.objects.normalize_email(email).strip().lower()
+    existing = User.objects.filter(email=email).first()
+    if existing is None:
+        try:
+            with transaction.atomic():
+                user = User.objects.create_user(email=email, password=password, name=name)
+        except IntegrityError:  # the same address signed up a moment ago
+            existing = User.objects.get(email=email)
+    if existing is not None:
+        User().set_password(password)  # the same hashing work as a new account
+        _existing_account_attempt(existing, request)
+        return None
     workspace = Workspace.objects.create(
         name=f"{name or user.email}'s workspace"[:64],
         slug=suggest_slug(name if len(slugify(name)) >= 3 else user.email),
@@ -72,7 +125,128 @@ def sign_up(*, email: str, name: str, password: str, request: HttpRequest | None
         AuditAction.WORKSPACE_CREATED, request=request, actor=user, workspace=workspace,
         slug=workspace.slug,
     )  # fmt: skip
+    _mail_verification(user, request, next_path)
     return user
+
+
+def _existing_account_attempt(user: User, request: HttpRequest | None) -> None:
+    audit.record(AuditAction.SIGN_UP_EXISTING, request=request, user=user)
+    limit, window = EXISTING_ACCOUNT_MAIL_LIMIT
+    name = f"signup-existing:{user.pk}"
+    if not throttle.check_counter(name, limit, window).allowed:
+        return
+    throttle.count(name, window)
+    _mail_on_commit(
+        to=user.email,
+        subject="Someone tried to create a Refract account with your address",
+        template="accounts/email/account_exists.txt",
+        context={
+            "user": user,
+            "sign_in": _absolute(reverse("accounts:sign-in"), request),
+            "reset": _absolute(reverse("accounts:password-reset"), request),
+        },
+    )
+
+
+def verification_link(user: User, request: HttpRequest | None = None, next_path: str = "") -> str:
+    token = verification.make_token(user, next_path)
+    return _absolute(reverse("accounts:verify-email", args=[token]), request)
+
+
+def _mail_verification(user: User, request: HttpRequest | None, next_path: str = "") -> None:
+    for _limit, window in VERIFICATION_MAIL_LIMITS:
+        throttle.count(f"verify-mail:{user.pk}:{window.total_seconds():.0f}", window)
+    _mail_on_commit(
+        to=user.email,
+        subject="Verify your email address for Refract",
+        template="accounts/email/verify_email.txt",
+        context={
+            "user": user,
+            "link": verification_link(user, request, next_path),
+            "ttl_days": settings.EMAIL_VERIFICATION_TTL.days or 1,
+        },
+    )
+
+
+def resend_verification(
+    user: User, *, request: HttpRequest | None = None, next_path: str = ""
+) -> throttle.Verdict:
+    """Mail a fresh link, unless one went out too recently (the verdict says how long to wait)."""
+    if user.is_verified:
+        return throttle.Verdict(True)
+    for limit, window in VERIFICATION_MAIL_LIMITS:
+        verdict = throttle.check_counter(
+            f"verify-mail:{user.pk}:{window.total_seconds():.0f}", limit, window
+        )
+        if not verdict.allowed:
+            return verdict
+    with transaction.atomic():
+        _mail_verification(user, request, next_path)
+    return throttle.Verdict(True)
+
+
+@transaction.atomic
+def verify_email(user: User, *, request: HttpRequest | None = None) -> bool:
+    """Mark the address as proven; False when it already was (the link may be followed twice)."""
+    now = timezone.now()
+    updated = User.objects.filter(pk=user.pk, email_verified_at__isnull=True).update(
+        email_verified_at=now
+    )
+    if updated:
+        user.email_verified_at = now
+        audit.record(AuditAction.EMAIL_VERIFIED, request=request, user=user)
+    return bool(updated)
+
+
+@dataclass(frozen=True)
+class SignIn:
+    """The outcome of a sign-in attempt: a user, or an error to show (with a wait if throttled)."""
+
+    user: User | None
+    error: str = ""
+    retry_after: int = 0
+
+
+GENERIC_SIGN_IN_ERROR = "That email and password do not match an account. Check both and try again."
+
+
+def sign_in(*, email: str, password: str, request: HttpRequest | None) -> SignIn:
+    """Throttle, authenticate and audit one attempt; the caller starts its own session."""
+    email = email.strip().lower()
+    address = audit.client_address(request)
+    verdict = throttle.check(email, address)
+    if not verdict.allowed:
+        wait = seconds_phrase(verdict.retry_after)
+        return SignIn(
+            None, f"Too many failed attempts. Wait {wait} and try again.", verdict.retry_after
+        )
+    user = authenticate(request, email=email, password=password)
+    if user is None:
+        throttle.record_failure(email, address)
+        audit.record(
+            AuditAction.SIGN_IN_FAILED,
+            request=request,
+            user=User.objects.filter(email=email).first(),
+            email=email,
+        )
+        return SignIn(None, GENERIC_SIGN_IN_ERROR)
+    throttle.record_success(email)
+    audit.record(AuditAction.SIGN_IN, request=request, user=user)
+    return SignIn(user)
+
+
+@transaction.atomic
+def complete_password_reset(user: User, *, request: HttpRequest | None = None) -> int:
+    """After a reset by emailed link: revoke every key and record it; returns the keys revoked.
+
+    The new password already ends every browser session (Django checks a hash of the password
+    on each request). The link proved the mailbox, so the address counts as verified: a real
+    owner who resets takes the account back from whoever signed up with their address.
+    """
+    count = session_keys.revoke_all(user, request=request)
+    audit.record(AuditAction.PASSWORD_RESET, request=request, user=user, keys_revoked=count)
+    verify_email(user, request=request)
+    return count
 
 
 @transaction.atomic
@@ -134,11 +308,41 @@ def _other_owners(memberships: list[Membership], target: Membership) -> int:
     return sum(1 for m in memberships if m.role == Role.OWNER and m.pk != target.pk)
 
 
+class InvitationPending(WorkspaceError):
+    """The address has a pending invitation with another role: ask before replacing it."""
+
+    def __init__(self, pending: Invitation) -> None:
+        self.pending = pending
+        super().__init__(
+            f"{pending.email} already has a pending invitation as"
+            f" {pending.get_role_display().lower()}, sent {pending.created_at:%Y-%m-%d %H:%M} UTC."
+            " Sending a new one replaces it (the earlier link stops working): check the role"
+            " and send again."
+        )
+
+
+@dataclass(frozen=True)
+class SentInvitation:
+    invitation: Invitation
+    token: str
+    replaced: Invitation | None
+
+
 @transaction.atomic
 def invite(
-    membership: Membership, *, email: str, role: Role, request: HttpRequest | None = None
-) -> tuple[Invitation, str]:
-    """Create an invitation and email its link. Returns the invitation and its raw token."""
+    membership: Membership,
+    *,
+    email: str,
+    role: Role,
+    replace: bool = False,
+    request: HttpRequest | None = None,
+) -> SentInvitation:
+    """Create an invitation and email its link.
+
+    A pending invitation for the same address is replaced (its link stops working) when the
+    role is the same, or when the caller confirmed the change (`replace`); otherwise
+    `InvitationPending` asks, so that resending never quietly changes someone's role.
+    """
     if not membership.has_role(Role.ADMIN):
         raise WorkspaceError("Only owners and admins can invite people.")
     if role == Role.OWNER and not membership.has_role(Role.OWNER):
@@ -147,7 +351,9 @@ def invite(
     email = email.strip().lower()
     if Membership.objects.filter(workspace=workspace, user__email=email).exists():
         raise WorkspaceError(f"{email} is already a member of this workspace.")
-    # A new invitation replaces any pending one for the same address.
+    pending = workspace.invitations.pending().select_for_update().filter(email=email).first()
+    if pending is not None and pending.role != role and not replace:
+        raise InvitationPending(pending)
     workspace.invitations.pending().filter(email=email).update(revoked_at=timezone.now())
     token = Invitation.new_token()
     now = timezone.now()
@@ -162,19 +368,19 @@ def invite(
     )
     audit.record(
         AuditAction.INVITATION_SENT, request=request, actor=membership.user, workspace=workspace,
-        email=email, role=role,
+        email=email, role=role, replaced=str(pending.id) if pending else None,
     )  # fmt: skip
-    link = invitation_link(token, request)
-    context = {"invitation": invitation, "link": link, "inviter": membership.user}
-    transaction.on_commit(
-        lambda: send_mail(
-            subject=f"{membership.user.name} invited you to {workspace.name} on Refract",
-            message=render_to_string("accounts/email/invitation.txt", context),
-            from_email=None,
-            recipient_list=[email],
-        )
+    _mail_on_commit(
+        to=email,
+        subject=f"{membership.user.name} invited you to {workspace.name} on Refract",
+        template="accounts/email/invitation.txt",
+        context={
+            "invitation": invitation,
+            "link": invitation_link(token, request),
+            "inviter": membership.user,
+        },
     )
-    return invitation, token
+    return SentInvitation(invitation, token, pending)
 
 
 @transaction.atomic
@@ -195,8 +401,7 @@ def revoke_invitation(
 
 
 def invitation_link(token: str, request: HttpRequest | None = None) -> str:
-    path = reverse("accounts:invitation", args=[token])
-    return request.build_absolute_uri(path) if request else f"{settings.SITE_URL}{path}"
+    return _absolute(reverse("accounts:invitation", args=[token]), request)
 
 
 def find_invitation(token: str) -> Invitation | None:
@@ -211,6 +416,7 @@ def find_invitation(token: str) -> Invitation | None:
 
 
 def _claim_invitation(token: str, user: User) -> Invitation:
+    verification.require_verified(user, "answer an invitation")
     invitation = (
         Invitation.objects.select_for_update()
         .select_related("workspace")

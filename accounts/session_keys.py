@@ -17,7 +17,7 @@ from django.db import transaction
 from django.http import HttpRequest
 from django.utils import timezone
 
-from accounts import audit
+from accounts import audit, verification
 from accounts.models import AuditAction, SessionKey, User
 
 ALGORITHM = "HS256"
@@ -55,7 +55,12 @@ def issue(
     origin: SessionKey.Origin,
     request: HttpRequest | None = None,
 ) -> tuple[SessionKey, str]:
-    """Create a key and return it with its token, which is shown once."""
+    """Create a key and return it with its token, which is shown once.
+
+    Only a verified account may: a key outlives a password reset's sessions, so minting one
+    must first prove the address (see `accounts.verification`).
+    """
+    verification.require_verified(user, "create a session key")
     now = timezone.now().replace(microsecond=0)
     key = SessionKey.objects.create(
         user=user,
@@ -125,9 +130,8 @@ def revoke(key: SessionKey, *, request: HttpRequest | None = None) -> bool:
 
 @transaction.atomic
 def revoke_all(user: User, *, request: HttpRequest | None = None) -> int:
-    count = SessionKey.objects.filter(user=user, revoked_at__isnull=True).update(
-        revoked_at=timezone.now()
-    )
+    """Revoke every live key; returns how many (expired keys are dead already)."""
+    count = SessionKey.objects.live().filter(user=user).update(revoked_at=timezone.now())
     audit.record(AuditAction.SESSION_KEYS_REVOKED, request=request, user=user, count=count)
     return count
 

@@ -31,3 +31,27 @@ class RequestSizeLimitMiddleware:
                 render_to_string("413.html", {"message": message}, request=request), status=413
             )
         return self.get_response(request)
+
+
+class ApiNotFoundMiddleware:
+    """An unknown path under /api/ answers the API's JSON error, not the console's HTML page.
+
+    DRF views already answer their own 404s in JSON; this catches what no API route matched
+    (Django's resolver), whatever app the path would have belonged to.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        if (
+            response.status_code == 404
+            and request.path.startswith("/api/")
+            and not response.get("Content-Type", "").startswith("application/json")
+        ):
+            return JsonResponse(
+                {"code": "not_found", "detail": f"No API endpoint at {request.path}."},
+                status=404,
+            )
+        return response

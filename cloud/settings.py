@@ -62,6 +62,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "cloud.middleware.RequestSizeLimitMiddleware",
+    "cloud.middleware.ApiNotFoundMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -153,6 +154,8 @@ CSRF_COOKIE_SAMESITE = "Lax"
 CSRF_COOKIE_HTTPONLY = True
 
 INVITATION_TTL = timedelta(days=7)
+# How long an email verification link works; a signed-in user can ask for a new one.
+EMAIL_VERIFICATION_TTL = timedelta(seconds=env_int("EMAIL_VERIFICATION_TTL", 3 * 24 * 3600))
 
 # CLI session keys (JWTs). Signed with a key derived from SECRET_KEY unless one is given.
 SESSION_KEY_SIGNING_KEY = env_secret("SESSION_KEY_SIGNING_KEY", "")
@@ -240,6 +243,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "DESCRIPTION": "Accounts, workspaces, servers, services and CLI session keys.",
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "cloud.api.document_errors",
+    ],
     "VERSION": "1",
 }
 
@@ -266,7 +273,11 @@ CELERY_BEAT_SCHEDULE = {
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "filters": {"no_4xx_traceback": {"()": "cloud.log_filters.ClientErrorsWithoutTraceback"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "filters": ["no_4xx_traceback"]}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        "django.request": {"filters": ["no_4xx_traceback"]},
+    },
 }

@@ -62,9 +62,20 @@ class Persona:
         return self.user.email
 
 
-def make_user(email: str | None = None, name: str = "Test User", password: str = PASSWORD) -> User:
+def make_user(
+    email: str | None = None,
+    name: str = "Test User",
+    password: str = PASSWORD,
+    *,
+    verified: bool = True,
+) -> User:
+    """Sign up through the real workflow; `verified` then proves the address, as its link does."""
     email = email or f"user-{secrets.token_hex(4)}@example.com"
-    return services.sign_up(email=email, name=name, password=password)
+    user = services.sign_up(email=email, name=name, password=password)
+    assert user is not None, f"{email} already has an account"
+    if verified:
+        services.verify_email(user)
+    return user
 
 
 @pytest.fixture

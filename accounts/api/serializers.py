@@ -1,3 +1,4 @@
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from accounts import cli_login
@@ -42,8 +43,27 @@ class SessionKeySerializer(serializers.ModelSerializer):
         return current is not None and current.pk == key.pk
 
 
+class StrictCharField(serializers.CharField):
+    """A string field that takes only strings: DRF would quietly turn 0 or true into text,
+    which the schema (type: string) says is refused. Found by the Schemathesis fuzz test."""
+
+    def to_internal_value(self, data: object) -> str:
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+@extend_schema_field(
+    # What the field accepts, said exactly: blank or all-whitespace names (trimmed to nothing)
+    # and NUL characters are refused, so the schema must not promise them.
+    {"type": "string", "minLength": 1, "maxLength": 200, "pattern": r"^[^\x00]*\S[^\x00]*$"}
+)
+class KeyNameField(StrictCharField):
+    pass
+
+
 class SessionKeyCreateSerializer(serializers.Serializer):
-    name = serializers.CharField(max_length=200, trim_whitespace=True)
+    name = KeyNameField(max_length=200, trim_whitespace=True)
 
 
 class CreatedSessionKeySerializer(SessionKeySerializer):
@@ -55,8 +75,8 @@ class CreatedSessionKeySerializer(SessionKeySerializer):
 
 
 class CliLoginStartSerializer(serializers.Serializer):
-    client_name = serializers.CharField(max_length=100, default="CLI")
-    host = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
+    client_name = StrictCharField(max_length=100, default="CLI")
+    host = StrictCharField(max_length=200, required=False, allow_blank=True, default="")
 
     def validate_client_name(self, value: str) -> str:
         # The approval page shows no user code for the Prisma CLI (it prints none); a device

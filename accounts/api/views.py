@@ -1,8 +1,8 @@
 from django.conf import settings
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
-from drf_spectacular.utils import OpenApiResponse, extend_schema
-from rest_framework import permissions, status
+from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
+from rest_framework import permissions, serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -18,6 +18,7 @@ from accounts.api.serializers import (
     SessionKeySerializer,
 )
 from accounts.models import SessionKey
+from accounts.verification import EmailNotVerified
 from cloud.api import BaseAPIView, error_body
 
 
@@ -34,24 +35,32 @@ def _current_key(request: Request) -> SessionKey | None:
 class SessionKeyListView(BaseAPIView):
     @extend_schema(responses=SessionKeySerializer(many=True), summary="List your session keys")
     def get(self, request: Request) -> Response:
-        keys = SessionKey.objects.filter(user=request.user, revoked_at__isnull=True)
+        keys = SessionKey.objects.live().filter(user=request.user)
         context = {"current_key": _current_key(request)}
         return Response(SessionKeySerializer(keys, many=True, context=context).data)
 
     @extend_schema(
         request=SessionKeyCreateSerializer,
-        responses={201: CreatedSessionKeySerializer},
+        responses={
+            201: CreatedSessionKeySerializer,
+            403: OpenApiResponse(description="`email_unverified`: verify the address first"),
+        },
         summary="Create a key (for CI); the key is in the answer, once",
     )
     def post(self, request: Request) -> Response:
         serializer = SessionKeyCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        key, token = session_keys.issue(
-            request.user,
-            name=serializer.validated_data["name"],
-            origin=SessionKey.Origin.API,
-            request=request,
-        )
+        try:
+            key, token = session_keys.issue(
+                request.user,
+                name=serializer.validated_data["name"],
+                origin=SessionKey.Origin.API,
+                request=request,
+            )
+        except EmailNotVerified as refusal:
+            return Response(
+                error_body(refusal.code, str(refusal)), status=status.HTTP_403_FORBIDDEN
+            )
         key.key = token
         return Response(CreatedSessionKeySerializer(key).data, status=status.HTTP_201_CREATED)
 
@@ -59,13 +68,19 @@ class SessionKeyListView(BaseAPIView):
 class SessionKeyDetailView(BaseAPIView):
     @extend_schema(responses={204: None}, summary="Revoke one of your keys")
     def delete(self, request: Request, key_id: str) -> Response:
-        key = get_object_or_404(SessionKey, pk=key_id, user=request.user, revoked_at__isnull=True)
+        key = get_object_or_404(SessionKey.objects.live(), pk=key_id, user=request.user)
         session_keys.revoke(key, request=request)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 class CurrentSessionKeyView(BaseAPIView):
-    @extend_schema(responses={204: None}, summary="Revoke the key making this request (logout)")
+    @extend_schema(
+        responses={
+            204: None,
+            400: OpenApiResponse(description="`no_session_key`: not made with a session key"),
+        },
+        summary="Revoke the key making this request (logout)",
+    )
     def delete(self, request: Request) -> Response:
         key = _current_key(request)
         if key is None:
@@ -78,7 +93,11 @@ class CurrentSessionKeyView(BaseAPIView):
 
 
 class RevokeAllSessionKeysView(BaseAPIView):
-    @extend_schema(request=None, responses={200: None}, summary="Revoke all of your keys")
+    @extend_schema(
+        request=None,
+        responses={200: inline_serializer("RevokedKeys", {"revoked": serializers.IntegerField()})},
+        summary="Revoke all of your keys",
+    )
     def post(self, request: Request) -> Response:
         count = session_keys.revoke_all(request.user, request=request)
         return Response({"revoked": count})

@@ -24,6 +24,7 @@ from accounts.models import (
     Role,
     get_membership,
 )
+from accounts.verification import EmailNotVerified
 
 WorkspaceView = Callable[..., HttpResponse]
 
@@ -65,7 +66,7 @@ def workspace_create(request: HttpRequest) -> HttpResponse:
             workspace = services.create_workspace(
                 user=request.user,
                 name=form.cleaned_data["name"],
-                slug=form.cleaned_data["slug"],
+                slug=form.cleaned_data["slug"] or services.suggest_slug(form.cleaned_data["name"]),
                 request=request,
             )
         except services.WorkspaceError as error:
@@ -112,29 +113,36 @@ def workspace_services(request: HttpRequest, membership: Membership) -> HttpResp
 def workspace_members(request: HttpRequest, membership: Membership) -> HttpResponse:
     workspace = membership.workspace
     form = InviteForm(request.POST or None)
+    sent = None
+    status = 200
     if request.method == "POST":
         if not membership.has_role(Role.ADMIN):
             raise PermissionDenied("Only owners and admins can invite people.")
+        status = 400
         if form.is_valid():
             try:
-                invitation, token = services.invite(
+                sent = services.invite(
                     membership,
                     email=form.cleaned_data["email"],
                     role=Role(form.cleaned_data["role"]),
+                    replace=form.cleaned_data["replace"],
                     request=request,
                 )
+            except services.InvitationPending as pending:
+                # Ask, showing the role it has now; sending again confirms the replacement.
+                form = InviteForm(
+                    initial={"email": pending.pending.email, "role": pending.pending.role,
+                             "replace": True}
+                )  # fmt: skip
+                messages.warning(request, str(pending))
+                status = 409
             except services.WorkspaceError as error:
                 form.add_error("email", str(error))
             else:
-                link = services.invitation_link(token, request)
-                messages.success(
-                    request,
-                    f"Invitation sent to {invitation.email}. The link (shown only now): {link}",
-                )
-                return redirect("accounts:members", slug=workspace.slug)
-        status = 400
-    else:
-        status = 200
+                # The link is rendered into this answer only, never stored (not even in a
+                # message cookie): a redirect would have to carry it somewhere.
+                form = InviteForm()
+                status = 200
     members = workspace.memberships.select_related("user").order_by("created_at")
     context = {
         "membership": membership,
@@ -142,6 +150,8 @@ def workspace_members(request: HttpRequest, membership: Membership) -> HttpRespo
         "members": members,
         "invitations": workspace.invitations.pending().select_related("invited_by"),
         "form": form,
+        "sent": sent,
+        "sent_link": services.invitation_link(sent.token, request) if sent else "",
         "roles": Role.choices,
         "can_manage": membership.has_role(Role.ADMIN),
         "is_owner": membership.has_role(Role.OWNER),
@@ -288,7 +298,7 @@ def invitation(request: HttpRequest, token: str) -> HttpResponse:
                 membership = services.accept_invitation(token, request.user, request=request)
             else:
                 services.decline_invitation(token, request.user, request=request)
-        except services.WorkspaceError as error:
+        except (services.WorkspaceError, EmailNotVerified) as error:
             messages.error(request, str(error))
             return redirect("accounts:invitation", token=token)
         if accept:

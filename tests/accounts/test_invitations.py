@@ -20,7 +20,8 @@ def invite(django_capture_on_commit_callbacks):
         mail.outbox.clear()
         with django_capture_on_commit_callbacks(execute=True):
             response = client.post(MEMBERS, {"email": email, "role": role})
-        assert response.status_code == 302, response.content
+        assert response.status_code == 200, response.content
+        assert b"Invitation sent to" in response.content
         (message,) = mail.outbox
         assert message.to == [email.lower()]
         return re.search(r"/invitations/[^/\s]+/", message.body).group(0)
@@ -111,25 +112,55 @@ def test_an_unknown_link_is_a_404(db):
     assert response.status_code == 404
 
 
-def test_a_signed_out_visitor_is_asked_to_sign_in_and_comes_back(owner_client, team, invite):
+def test_a_signed_out_visitor_signs_up_verifies_and_comes_back(
+    owner_client, team, invite, django_capture_on_commit_callbacks
+):
     path = invite(owner_client, "fresh@example.com")
     visitor = Client()
 
     page = visitor.get(path)
-    assert b"Create an account" in page.content
-    signed_up = visitor.post(
-        f"{reverse('accounts:sign-up')}?next={path}",
-        {
-            "name": "Fresh",
-            "email": "fresh@example.com",
-            "password": "fresh passphrase 42",
-            "next": path,
-        },
-    )
-    assert signed_up["Location"] == path
-    visitor.post(path, {"action": "accept"})
+    sign_up_link = re.search(rb'href="(/sign-up/[^"]+)"', page.content).group(1).decode()
+    form = visitor.get(sign_up_link.replace("&amp;", "&"))
+    assert b'value="fresh@example.com"' in form.content  # the invited address, pre-filled
+    mail.outbox.clear()
+    with django_capture_on_commit_callbacks(execute=True):
+        signed_up = visitor.post(
+            sign_up_link.replace("&amp;", "&"),
+            {
+                "name": "Fresh",
+                "email": "fresh@example.com",
+                "password": "fresh passphrase 42",
+                "next": path,
+            },
+        )
+    assert signed_up["Location"] == reverse("accounts:sign-up-done")
+    (message,) = mail.outbox
+    verify = re.search(r"/verify-email/[^/\s]+/", message.body).group(0)
+    verified = visitor.post(verify, {"password": "fresh passphrase 42"}, follow=True)
 
+    assert verified.redirect_chain[-1][0] == path  # straight back to the invitation
+    assert b"Join Acme" in verified.content
+    assert b"personal workspace" not in verified.content
+    visitor.post(path, {"action": "accept"})
     assert team.memberships.filter(user__email="fresh@example.com").exists()
+
+
+def test_the_invitation_mail_is_plain_text_not_html_escaped(
+    owner, owner_client, django_capture_on_commit_callbacks
+):
+    personal = owner.user.memberships.get(workspace__is_personal=True).workspace
+    assert personal.name == "Olivia Owner's workspace"
+    mail.outbox.clear()
+    with django_capture_on_commit_callbacks(execute=True):
+        owner_client.post(
+            reverse("accounts:members", args=[personal.slug]),
+            {"email": "ada@example.com", "role": "member"},
+        )
+
+    (message,) = mail.outbox
+    assert '"Olivia Owner\'s workspace"' in message.body
+    assert "&#x27;" not in message.body and "&quot;" not in message.body
+    assert message.subject == "Olivia Owner invited you to Olivia Owner's workspace on Refract"
 
 
 def test_members_cannot_invite(member_client, team):
@@ -157,6 +188,45 @@ def test_inviting_an_existing_member_or_a_bad_address_is_refused(owner_client, t
     assert b"Enter a valid email address" in bad.content
     assert huge.status_code == 400
     assert not Invitation.objects.exists()
+
+
+def test_a_new_invitation_with_the_same_role_replaces_the_pending_one_and_says_so(
+    owner_client, newcomer, team, invite
+):
+    invite(owner_client, newcomer.email, "admin")
+    response = owner_client.post(MEMBERS, {"email": newcomer.email, "role": "admin"})
+
+    assert b"It replaces the invitation sent on" in response.content
+    assert team.invitations.pending().get().role == Role.ADMIN
+
+
+def test_inviting_again_with_another_role_asks_first_and_keeps_the_role(
+    owner_client, newcomer, team, invite
+):
+    first = invite(owner_client, newcomer.email, "admin")
+
+    asked = owner_client.post(MEMBERS, {"email": newcomer.email, "role": "member"})
+
+    assert asked.status_code == 409
+    assert b"already has a pending invitation as admin" in asked.content
+    assert b'name="replace" value="True"' in asked.content
+    assert re.search(rb'<option value="admin"\s+selected', asked.content)
+    pending = team.invitations.pending().get()
+    assert pending.role == Role.ADMIN  # nothing changed yet, the first link still works
+    client_for(newcomer).post(first, {"action": "accept"})
+    assert Membership.objects.get(workspace=team, user=newcomer.user).role == Role.ADMIN
+
+
+def test_inviting_again_with_another_role_after_confirming_replaces(
+    owner_client, newcomer, team, invite
+):
+    first = invite(owner_client, newcomer.email, "admin")
+
+    owner_client.post(MEMBERS, {"email": newcomer.email, "role": "member", "replace": "True"})
+
+    assert team.invitations.pending().get().role == Role.MEMBER
+    client_for(newcomer).post(first, {"action": "accept"})
+    assert not Membership.objects.filter(workspace=team, user=newcomer.user).exists()
 
 
 def test_a_new_invitation_replaces_the_pending_one(owner_client, newcomer, team, invite):

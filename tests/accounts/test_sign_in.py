@@ -5,8 +5,9 @@ from django.contrib.sessions.models import Session
 from django.test import Client
 from django.urls import reverse
 
-from accounts.forms import GENERIC_SIGN_IN_ERROR
+from accounts import services
 from accounts.models import AuditAction, AuditEvent
+from accounts.services import GENERIC_SIGN_IN_ERROR
 
 URL = reverse("accounts:sign-in")
 
@@ -156,3 +157,21 @@ def test_pages_need_a_signed_in_user_and_come_back_after(client, owner):
     assert sign_in(client, owner.email, owner.password, next="/workspaces/")["Location"] == (
         "/workspaces/"
     )
+
+
+def test_the_wait_is_said_in_good_english():
+    assert services.seconds_phrase(1) == "1 second"
+    assert services.seconds_phrase(0) == "0 seconds"
+    assert services.seconds_phrase(42) == "42 seconds"
+
+
+def test_a_throttled_sign_in_says_how_long_to_wait(client, owner, settings):
+    settings.SIGN_IN_BACKOFF_AFTER = 1000
+    settings.SIGN_IN_MAX_FAILURES_PER_ACCOUNT = 2
+    for _ in range(2):
+        sign_in(client, owner.email, "wrong")
+
+    response = sign_in(client, owner.email, owner.password)
+
+    wait = int(response["Retry-After"])
+    assert f"Wait {services.seconds_phrase(wait)} and try again.".encode() in response.content

@@ -1,5 +1,7 @@
 import pytest
 from django.contrib.auth.hashers import make_password
+from django.core import mail
+from django.test import Client
 from django.urls import reverse
 
 from accounts.models import AuditAction, AuditEvent, Membership, Role, User, Workspace
@@ -17,33 +19,75 @@ def sign_up(client, **overrides):
     return client.post(URL, data)
 
 
+@pytest.fixture
+def outbox(django_capture_on_commit_callbacks):
+    """Run sign-up's on-commit mail, as a real request's commit would."""
+
+    def post(client, **overrides):
+        mail.outbox.clear()
+        with django_capture_on_commit_callbacks(execute=True):
+            response = sign_up(client, **overrides)
+        return response, list(mail.outbox)
+
+    return post
+
+
 @pytest.mark.django_db
-def test_sign_up_creates_the_account_a_personal_workspace_and_signs_in(client):
-    response = sign_up(client, email="Ada@Example.COM")
+def test_sign_up_creates_an_unverified_account_and_mails_the_link(client, outbox):
+    response, sent = outbox(client, email="Ada@Example.COM")
 
     user = User.objects.get()
     assert user.email == "ada@example.com"
+    assert not user.is_verified
     membership = Membership.objects.get(user=user)
     assert membership.role == Role.OWNER
     assert membership.workspace.is_personal
     assert response.status_code == 302
-    assert response["Location"] == reverse("accounts:home")
-    assert client.get(reverse("accounts:settings")).status_code == 200
+    assert response["Location"] == reverse("accounts:sign-up-done")
+    (message,) = sent
+    assert message.to == ["ada@example.com"]
+    assert "/verify-email/" in message.body
+    page = client.get(response["Location"])
+    assert b"Verify your email" in page.content and b"ada@example.com" in page.content
     actions = set(AuditEvent.objects.values_list("action", flat=True))
     assert {AuditAction.SIGN_UP, AuditAction.WORKSPACE_CREATED} <= actions
 
 
 @pytest.mark.django_db
-def test_sign_up_with_an_existing_email_in_any_case_is_refused_and_changes_nothing(client):
-    sign_up(client)
-    client.logout()
+def test_sign_up_does_not_tell_whether_an_address_has_an_account(client, outbox):
+    first, _ = outbox(client)
+    again, again_mail = outbox(Client(), email="ADA@example.com", name="Impostor")
 
-    response = sign_up(client, email="ADA@example.com", name="Impostor")
-
-    assert response.status_code == 200
-    assert b"An account with this email already exists" in response.content
+    # The same answer, the same page, and no session for either.
+    assert (first.status_code, first["Location"]) == (again.status_code, again["Location"])
+    assert "_auth_user_id" not in client.session
     assert User.objects.count() == 1
     assert Workspace.objects.count() == 1
+    assert User.objects.get().name == "Ada Lovelace"
+    # The owner is told instead, and nothing in that mail lets the impostor in.
+    (notice,) = again_mail
+    assert notice.to == ["ada@example.com"]
+    assert "already has one" in notice.body
+    assert "/verify-email/" not in notice.body
+    assert AuditEvent.objects.filter(action=AuditAction.SIGN_UP_EXISTING).count() == 1
+
+
+@pytest.mark.django_db
+def test_repeated_sign_ups_on_an_existing_address_mail_its_owner_at_most_three_times(
+    client, outbox
+):
+    outbox(client)
+    sent = [outbox(Client())[1] for _ in range(5)]
+
+    assert [len(batch) for batch in sent] == [1, 1, 1, 0, 0]
+
+
+@pytest.mark.django_db
+def test_the_sign_up_form_is_prefilled_with_the_address_it_is_given(client):
+    page = client.get(URL, {"email": "nina@example.com", "next": "/invitations/abc/"})
+
+    assert b'value="nina@example.com"' in page.content
+    assert b'name="next" value="/invitations/abc/"' in page.content
 
 
 @pytest.mark.django_db
@@ -94,7 +138,6 @@ def test_passwords_are_hashed_with_argon2id(settings):
 @pytest.mark.django_db
 def test_the_personal_workspace_slug_is_unique_and_valid(client):
     sign_up(client, email="a@example.com", name="Ada")
-    client.logout()
     sign_up(client, email="b@example.com", name="Ada")
 
     slugs = list(Workspace.objects.values_list("slug", flat=True))

@@ -1,3 +1,5 @@
+import re
+
 import pytest
 from django.urls import reverse
 
@@ -31,7 +33,6 @@ def test_a_user_creates_a_workspace_and_owns_it(owner_client, owner):
         ("api", b"is reserved"),
         ("acme", b"That slug is taken"),
         ("s" * 41, b"at most 40 characters"),
-        ("", b"This field is required"),
     ],
 )
 def test_invalid_slugs_are_refused_with_a_clear_message(owner_client, slug, message):
@@ -211,3 +212,22 @@ def test_the_members_page_lists_members_without_n_plus_one(
 
     assert response.status_code == 200
     assert response.content.count(b"data-email=") == 13
+
+
+def test_a_workspace_left_without_a_slug_gets_one_made_from_its_name(owner_client, team):
+    page = owner_client.get(reverse("accounts:workspace-create"))
+    assert b'data-slug-from="id_name"' in page.content  # refract.js suggests it as you type
+
+    response = owner_client.post(
+        reverse("accounts:workspace-create"), {"name": "Acme Data Platform", "slug": ""}
+    )
+
+    assert response["Location"] == reverse("accounts:workspace", args=["acme-data-platform"])
+    assert Workspace.objects.filter(slug="acme-data-platform", name="Acme Data Platform").exists()
+
+
+def test_the_settings_page_names_each_section_once(owner_client, team):
+    page = owner_client.get(reverse("accounts:workspace-settings", args=["acme"])).content.decode()
+
+    headings_and_labels = re.findall(r"<(?:h2|label)[^>]*>([^<]+)<", page)
+    assert headings_and_labels.count("Name") == 1

@@ -12,11 +12,18 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
 def sign_up(page: Page, name: str, email: str, password: str) -> None:
+    """Sign up, then verify the address through the emailed link, as a new user does."""
+    mail.outbox.clear()
     page.goto("/sign-up/")
     page.get_by_label("Name").fill(name)
     page.get_by_label("Email").fill(email)
     page.get_by_label("Password").fill(password)
     page.get_by_role("button", name="Create account").click()
+    expect(page.get_by_role("heading", name="Verify your email")).to_be_visible()
+    (message,) = mail.outbox
+    page.goto(re.search(r"https?://\S+/verify-email/\S+/", message.body).group(0))
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Verify my email").click()
 
 
 def sign_in(page: Page, email: str, password: str) -> None:
@@ -70,10 +77,15 @@ def test_a_team_invites_a_member_who_cannot_remove_the_owner(new_page):
     member.goto(link)
     expect(member.get_by_role("heading", name="Join Acme")).to_be_visible()
     member.get_by_role("link", name="Create an account").click()
+    expect(member.get_by_label("Email")).to_have_value("milo@example.com")
+    mail.outbox.clear()
     member.get_by_label("Name").fill("Milo Member")
-    member.get_by_label("Email").fill("milo@example.com")
     member.get_by_label("Password").fill("member passphrase 2026")
     member.get_by_role("button", name="Create account").click()
+    (verification,) = mail.outbox
+    member.goto(re.search(r"https?://\S+/verify-email/\S+/", verification.body).group(0))
+    member.get_by_label("Password").fill("member passphrase 2026")
+    member.get_by_role("button", name="Verify my email").click()
     member.get_by_role("button", name="Accept invitation").click()
 
     expect(member.get_by_text("You joined Acme.")).to_be_visible()

@@ -126,6 +126,7 @@ def test_login_with_a_console_key_then_logout_and_revocation(owner, new_page, cl
 
     run_prisma(["login", "--key", key], home=tmp_path, env=cli_env)
     page.goto("/settings/keys/")  # not a reload: that would post the create form again
+    page.once("dialog", lambda dialog: dialog.accept())  # "Revoke “CI deploy”?"
     page.locator("tr", has_text="CI deploy").get_by_role("button", name="Revoke").click()
     expect(page.get_by_text("It stops working immediately")).to_be_visible()
 

@@ -1,3 +1,4 @@
+import re
 from datetime import timedelta
 
 import jwt
@@ -224,3 +225,43 @@ def test_the_openapi_schema_and_docs_are_served(client, db):
     assert b"/api/v1/session-keys" in schema.content
     assert docs.status_code == 200
     assert b"swagger" in docs.content.lower()
+
+
+def test_the_api_and_the_console_agree_on_which_keys_are_live(owner):
+    """One definition of a live key: an expired key is listed nowhere and revoked nowhere."""
+    session_keys.issue(owner.user, name="live", origin=SessionKey.Origin.API)
+    expired, _ = session_keys.issue(owner.user, name="expired", origin=SessionKey.Origin.API)
+    session_keys.issue(owner.user, name="revoked", origin=SessionKey.Origin.API)
+    SessionKey.objects.filter(pk=expired.pk).update(
+        expires_at=timezone.now() - timedelta(seconds=1)
+    )
+    SessionKey.objects.filter(name="revoked").update(revoked_at=timezone.now())
+    client = client_for(owner)
+
+    listed = [key["name"] for key in client.get("/api/v1/session-keys").json()]
+    page = client.get("/settings/keys/").content.decode()
+
+    assert listed == ["live"]
+    assert re.findall(r"<td>(\w+) <span", page) == ["live"]
+    assert client.delete(f"/api/v1/session-keys/{expired.pk}").status_code == 404
+    assert client.post("/api/v1/session-keys/revoke-all").json() == {"revoked": 1}
+
+
+def test_unknown_api_paths_answer_json_with_a_code(client, owner_key):
+    for path in ("/api/v1/nope", "/api/v1/session-keys/not-a-uuid", "/api/v1/", "/api/nothing"):
+        response = client.get(path, **bearer(owner_key))
+
+        assert response.status_code == 404, path
+        assert response["Content-Type"].startswith("application/json"), path
+        assert response.json()["code"] == "not_found", path
+
+
+@pytest.mark.parametrize("name", [0, True, "", "   ", "a\x00b", None])
+def test_a_key_name_must_be_real_text(owner_client, name):
+    response = owner_client.post(
+        "/api/v1/session-keys", {"name": name}, content_type="application/json"
+    )
+
+    assert response.status_code == 400
+    assert response.json()["code"] == "invalid"
+    assert not SessionKey.objects.exists()

@@ -1,0 +1,66 @@
+/* Refract console: a few progressive enhancements, no dependencies, nothing from a CDN. */
+(function () {
+  "use strict";
+
+  /* Copy buttons: <button data-copy="#element-id">. The one-time secret stays selectable. */
+  function copyText(text) {
+    if (navigator.clipboard && window.isSecureContext) {
+      return navigator.clipboard.writeText(text);
+    }
+    return new Promise(function (resolve, reject) {
+      var area = document.createElement("textarea");
+      area.value = text;
+      area.setAttribute("readonly", "");
+      area.style.position = "fixed";
+      area.style.opacity = "0";
+      document.body.appendChild(area);
+      area.select();
+      var ok = document.execCommand("copy");
+      document.body.removeChild(area);
+      if (ok) { resolve(); } else { reject(new Error("copy refused")); }
+    });
+  }
+
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest("[data-copy]");
+    if (!button) { return; }
+    var source = document.querySelector(button.getAttribute("data-copy"));
+    if (!source) { return; }
+    var text = ("value" in source ? source.value : source.textContent).trim();
+    var status = button.parentElement.querySelector(".copy-status");
+    copyText(text).then(function () {
+      if (status) { status.textContent = "Copied"; }
+    }, function () {
+      source.focus();
+      if (source.select) { source.select(); }
+      if (status) { status.textContent = "Press Ctrl+C"; }
+    });
+  });
+
+  /* <form data-confirm="Question?">: ask before a destructive action. */
+  document.addEventListener("submit", function (event) {
+    var form = event.target;
+    var question = form.getAttribute && form.getAttribute("data-confirm");
+    if (question && !window.confirm(question)) {
+      event.preventDefault();
+    }
+  });
+
+  /* <input data-slug-from="id_name">: suggest a slug from the name until the user edits it. */
+  function slugify(text) {
+    return text.normalize("NFKD").replace(/[\u0300-\u036f]/g, "").toLowerCase()
+      .replace(/[^a-z0-9]+/g, "-").replace(/^-+|-+$/g, "").slice(0, 40).replace(/-+$/g, "");
+  }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    document.querySelectorAll("input[data-slug-from]").forEach(function (slug) {
+      var name = document.getElementById(slug.getAttribute("data-slug-from"));
+      if (!name) { return; }
+      var edited = slug.value !== "" && slug.value !== slugify(name.value);
+      slug.addEventListener("input", function () { edited = slug.value !== ""; });
+      name.addEventListener("input", function () {
+        if (!edited) { slug.value = slugify(name.value); }
+      });
+    });
+  });
+})();
