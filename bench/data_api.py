@@ -182,6 +182,11 @@ def run_wrk(url: str, body: str, seconds: int, connections: int) -> dict[str, fl
         check=True,
     ).stdout
     os.unlink(script.name)
+    return wrk_figures(output, url)
+
+
+def wrk_figures(output: str, url: str) -> dict[str, float]:
+    """Requests per second, p50 and p99 (ms) and the request count from wrk's output."""
     if "Non-2xx" in output:
         raise SystemExit(f"bench: errors from {url}:\n{output}")
 
@@ -193,7 +198,21 @@ def run_wrk(url: str, body: str, seconds: int, connections: int) -> dict[str, fl
         return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
 
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))  # type: ignore[union-attr]
-    return {"rps": rps, "p50": latency("50%"), "p99": latency("99%")}
+    requests = int(re.search(r"(\d+) requests in", output).group(1))  # type: ignore[union-attr]
+    return {"rps": rps, "p50": latency("50%"), "p99": latency("99%"), "requests": requests}
+
+
+def runtime_config(params: dict, port: int, connections: int) -> dict:
+    """A Prisma config for our runtime on the scratch database (no sandbox limits)."""
+    return {
+        "port": port,
+        "databases": {"default": {
+            "connector": "postgres", "host": params.get("host") or "localhost",
+            "port": int(params.get("port") or 5432), "user": params.get("user") or "postgres",
+            "password": params.get("password") or "", "database": params["dbname"],
+            "connectionLimit": connections,
+        }},
+    }  # fmt: skip
 
 
 def compiled_sql(conninfo: str, schema_json: str, query: str) -> str:
@@ -254,15 +273,7 @@ def main() -> None:
     with devstack.services("refract") as env, scratch_database(env["DATABASE_URL"]) as params:
         conninfo = make_conninfo(**{k: v for k, v in params.items() if v})
         ours_port, theirs_port = devstack.free_port(), devstack.free_port()
-        config = {
-            "port": ours_port,
-            "databases": {"default": {
-                "connector": "postgres", "host": params.get("host") or "localhost",
-                "port": int(params.get("port") or 5432), "user": params.get("user") or "postgres",
-                "password": params.get("password") or "", "database": params["dbname"],
-                "connectionLimit": args.connections,
-            }},
-        }  # fmt: skip
+        config = runtime_config(params, ours_port, args.connections)
         runtime_env = {**env, "PRISMA_CONFIG": yaml.safe_dump(config)}
         command = [sys.executable, "-m", "runtime", "--host", "127.0.0.1", "--log-level", "warning",
                    "--workers", str(args.workers)]  # fmt: skip

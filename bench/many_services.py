@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import subprocess
 import sys
 import tempfile
@@ -32,7 +31,15 @@ from psycopg.conninfo import make_conninfo
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.data_api import post, process, require, scratch_database, wait_http  # noqa: E402
+from bench.data_api import (  # noqa: E402
+    post,
+    process,
+    require,
+    runtime_config,
+    scratch_database,
+    wait_http,
+    wrk_figures,
+)
 from cloud import devstack  # noqa: E402
 
 TYPES = 10
@@ -140,23 +147,8 @@ def run_wrk(
     ).stdout
     os.unlink(script.name)
     cpu = cpu_seconds(pid) - cpu_before
-    if "Non-2xx" in output:
-        raise SystemExit(f"bench: errors:\n{output}")
-
-    def latency(label: str) -> float:
-        match = re.search(rf"^\s*{label}\s+([\d.]+)(us|ms|s)\s*$", output, re.M)
-        assert match is not None, output
-        value, unit = float(match.group(1)), match.group(2)
-        return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
-
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))  # type: ignore[union-attr]
-    requests = int(re.search(r"(\d+) requests in", output).group(1))  # type: ignore[union-attr]
-    return {
-        "rps": rps,
-        "p50": latency("50%"),
-        "p99": latency("99%"),
-        "cpu_us": cpu / max(requests, 1) * 1e6,
-    }
+    figures = wrk_figures(output, base)
+    return {**figures, "cpu_us": cpu / max(figures["requests"], 1) * 1e6}
 
 
 def first_request_ms(url: str) -> float:
@@ -178,15 +170,7 @@ def main() -> None:
     with devstack.services("refract") as env, scratch_database(env["DATABASE_URL"]) as params:
         conninfo = make_conninfo(**{k: v for k, v in params.items() if v})
         port = devstack.free_port()
-        config = {
-            "port": port,
-            "databases": {"default": {
-                "connector": "postgres", "host": params.get("host") or "localhost",
-                "port": int(params.get("port") or 5432), "user": params.get("user") or "postgres",
-                "password": params.get("password") or "", "database": params["dbname"],
-                "connectionLimit": args.connections,
-            }},
-        }  # fmt: skip
+        config = runtime_config(params, port, args.connections)
         runtime_env = {**env, "PRISMA_CONFIG": yaml.safe_dump(config)}
         command = [sys.executable, "-m", "runtime", "--host", "127.0.0.1", "--log-level",
                    "warning"]  # fmt: skip
