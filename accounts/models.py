@@ -224,6 +224,8 @@ class AuditAction(models.TextChoices):
     SESSION_KEY_CREATED = "session_key.created", "Created a session key"
     SESSION_KEY_REVOKED = "session_key.revoked", "Revoked a session key"
     SESSION_KEYS_REVOKED = "session_key.revoked_all", "Revoked all session keys"
+    SERVER_CREATED = "server.created", "Created a server"
+    SERVER_STATUS_CHANGED = "server.status_changed", "Server status changed"
 
 
 AUTH_ACTIONS = [

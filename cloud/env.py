@@ -12,6 +12,7 @@ __all__ = [
     "env_bool",
     "env_int",
     "env_list",
+    "env_origins",
     "env_secret",
     "env_str",
 ]
@@ -51,6 +52,33 @@ def env_list(name: str, default: list[str]) -> list[str]:
     if raw is None:
         return default
     return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+def env_origins(name: str) -> dict[str, str]:
+    """`name=origin` pairs separated by commas (`eu1=https://eu1.example.com`), each origin a
+    bare `http(s)://host[:port]` without path, query or credentials."""
+    origins: dict[str, str] = {}
+    for item in env_list(name, []):
+        key, _, origin = item.partition("=")
+        key, origin = key.strip(), origin.strip().rstrip("/")
+        parts = urlsplit(origin)
+        if not key or not key.replace("-", "").isalnum() or key != key.lower():
+            raise ImproperlyConfigured(f"{name}: {key!r} is not a lower-case name (a-z, 0-9, -)")
+        if (
+            parts.scheme not in {"http", "https"}
+            or not parts.hostname
+            or parts.path
+            or parts.query
+            or parts.fragment
+            or parts.username
+        ):
+            raise ImproperlyConfigured(
+                f"{name}: {origin!r} is not an origin like https://host:port"
+            )
+        if key in origins:
+            raise ImproperlyConfigured(f"{name}: {key!r} appears twice")
+        origins[key] = origin
+    return origins
 
 
 def env_secret(name: str, default: str | None) -> str:

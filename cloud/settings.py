@@ -6,16 +6,20 @@ that matter (`SECRET_KEY`, `ALLOWED_HOSTS`, `DATABASE_URL`, `REDIS_URL`); the de
 `DEBUG=true`, which brings development defaults.
 """
 
+import base64
+import hashlib
 import re
 from datetime import timedelta
 from pathlib import Path
 
+from cloud.crypto import parse_keys as parse_encryption_keys
 from cloud.env import (
     ImproperlyConfigured,
     database_from_url,
     env_bool,
     env_int,
     env_list,
+    env_origins,
     env_secret,
     env_str,
 )
@@ -34,6 +38,16 @@ if not DEBUG and (SECRET_KEY == _DEV_SECRET_KEY or len(SECRET_KEY) < 50):
         "SECRET_KEY must be set to at least 50 random characters in production"
     )
 
+# Encryption at rest (servers' private keys and management secrets): comma-separated Fernet
+# keys, the first encrypts, all decrypt. Rotation: see README. Development derives one from
+# the (development) SECRET_KEY; production must set it.
+_DEV_ENCRYPTION_KEY = base64.urlsafe_b64encode(
+    hashlib.sha256(b"refract-dev-encryption:" + SECRET_KEY.encode()).digest()
+).decode()
+ENCRYPTION_KEYS = parse_encryption_keys(
+    env_secret("ENCRYPTION_KEYS", _DEV_ENCRYPTION_KEY if DEBUG else None)
+)
+
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"] if DEBUG else [])
 if not DEBUG and not ALLOWED_HOSTS:
     raise ImproperlyConfigured("ALLOWED_HOSTS must name the console's host names in production")
@@ -46,6 +60,7 @@ TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0)
 SITE_URL = env_str("SITE_URL", "http://localhost:3000").rstrip("/")
 
 INSTALLED_APPS = [
+    "django.contrib.admin",  # for operators (staff): sandbox servers and the like
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -173,6 +188,17 @@ if not re.fullmatch(r"[1-9][0-9]*/(s|sec|m|min|h|hour|d|day)", CLI_LOGIN_START_R
     raise ImproperlyConfigured("CLI_LOGIN_START_RATE must look like 20/min (count/s|min|h|day)")
 CLOUD_API_RATE_PER_MINUTE = env_int("CLOUD_API_RATE_PER_MINUTE", 600)
 
+# Sandbox regions: `name=origin` pairs (`eu1=https://eu1.sandbox.example.com,...`), each a
+# runtime whose `managementPublicKey` is the platform's public key; the platform's private key
+# (PEM, `PLATFORM_PRIVATE_KEY` or `PLATFORM_PRIVATE_KEY_FILE`) signs their management tokens.
+SANDBOX_REGIONS = env_origins("SANDBOX_REGIONS")
+PLATFORM_PRIVATE_KEY = env_secret("PLATFORM_PRIVATE_KEY", "")
+# Calls to servers' management APIs; provisioning runs whose heartbeat is older than
+# SERVER_STALE_SECONDS are retried by the reaper, up to SERVER_PROVISION_ATTEMPTS claims.
+SERVER_MANAGEMENT_TIMEOUT = env_int("SERVER_MANAGEMENT_TIMEOUT", 10)
+SERVER_STALE_SECONDS = env_int("SERVER_STALE_SECONDS", 120)
+SERVER_PROVISION_ATTEMPTS = env_int("SERVER_PROVISION_ATTEMPTS", 3)
+
 # Request size limits: forms are small; anything bigger is refused with 413.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 1024 * 1024)
 DATA_UPLOAD_MAX_NUMBER_FIELDS = 200
@@ -268,6 +294,7 @@ CELERY_BEAT_SCHEDULE = {
         "task": "accounts.revoke_uncollected_cli_keys",
         "schedule": timedelta(minutes=1),
     },
+    "reap-stale-servers": {"task": "servers.reap_stale", "schedule": timedelta(minutes=1)},
 }
 
 LOGGING = {

@@ -1,1 +1,162 @@
-"""Servers, key pairs, services and deploys arrive with the servers issue."""
+"""Servers: a workspace's sandbox on a region, its private servers and self-hosted ones.
+
+Every lookup from a request goes through `Server.objects.for_user` or `get_server`: a server
+of a workspace the user is not a member of does not exist for them (404).
+"""
+
+from __future__ import annotations
+
+import uuid
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.db.models import Q
+from django.http import Http404
+from django.utils import timezone
+
+from accounts.models import User, Workspace, get_membership
+from cloud import crypto
+
+
+def validate_origin(value: str) -> None:
+    """An endpoint is an origin: `http(s)://host[:port]`, no path, query, fragment or password."""
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError:
+        raise ValidationError("Enter an origin such as https://prisma.example.com:4466.") from None
+    if (
+        parts.scheme not in {"http", "https"}
+        or not parts.hostname
+        or parts.path not in {""}
+        or parts.query
+        or parts.fragment
+        or parts.username
+        or parts.password
+        or value != value.strip()
+    ):
+        raise ValidationError(
+            "Enter an origin such as https://prisma.example.com:4466 (no path, query or"
+            " credentials)."
+        )
+
+
+class ServerQuerySet(models.QuerySet["Server"]):
+    def for_user(self, user: User) -> ServerQuerySet:
+        """Servers of the workspaces the user belongs to: the only way requests reach them."""
+        if not user.is_authenticated:
+            return self.none()
+        return self.filter(workspace__memberships__user=user)
+
+
+class Server(models.Model):
+    class Kind(models.TextChoices):
+        SANDBOX = "sandbox", "Sandbox"
+        PRIVATE = "private", "Private"
+        SELF_HOSTED = "self_hosted", "Self-hosted"
+
+    class Status(models.TextChoices):
+        PROVISIONING = "provisioning", "Provisioning"
+        HEALTHY = "healthy", "Healthy"
+        UNREACHABLE = "unreachable", "Unreachable"
+        FAILED = "failed", "Failed"
+        DELETING = "deleting", "Deleting"
+
+    # Which moves `transition` allows; a claimed provisioning run ends healthy or failed, a
+    # failed sandbox may be provisioned again, a periodic check moves healthy and unreachable.
+    TRANSITIONS: dict[str, set[str]] = {
+        Status.PROVISIONING: {Status.HEALTHY, Status.FAILED, Status.DELETING},
+        Status.HEALTHY: {Status.UNREACHABLE, Status.DELETING},
+        Status.UNREACHABLE: {Status.HEALTHY, Status.FAILED, Status.DELETING},
+        Status.FAILED: {Status.PROVISIONING, Status.DELETING},
+        Status.DELETING: set(),
+    }
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="servers")
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    name = models.SlugField(max_length=40)
+    endpoint = models.CharField(max_length=200, validators=[validate_origin])
+    region = models.CharField(max_length=40, blank=True)  # sandboxes: a SANDBOX_REGIONS name
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PROVISIONING)
+    status_reason = models.TextField(blank=True)
+    version = models.CharField(max_length=40, blank=True)
+    last_seen_at = models.DateTimeField(null=True, blank=True)
+    # Credentials: the public half is what the server is configured with; the private half and
+    # a management secret are Fernet tokens (cloud.crypto), never plaintext.
+    public_key_pem = models.TextField(blank=True)
+    private_key = crypto.EncryptedTextField(blank=True)
+    management_secret = crypto.EncryptedTextField(blank=True)
+    # The provisioning run: who holds it (claim), when it last showed life (heartbeat), and
+    # how many times a worker claimed it (the reaper gives up after SERVER_PROVISION_ATTEMPTS).
+    claim_id = models.UUIDField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = ServerQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(fields=["workspace", "name"], name="server_name_unique"),
+            models.UniqueConstraint(
+                fields=["workspace", "region"],
+                condition=Q(kind="sandbox"),
+                name="one_sandbox_per_region",
+            ),
+            models.CheckConstraint(
+                condition=~Q(kind="sandbox") | ~Q(region=""), name="sandbox_has_region"
+            ),
+        ]
+        indexes = [models.Index(fields=["status", "heartbeat_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.get_kind_display()}) in {self.workspace}"
+
+    @property
+    def private_key_pem(self) -> str:
+        return crypto.decrypt(self.private_key) if self.private_key else ""
+
+    def set_private_key(self, pem: str) -> None:
+        self.private_key = crypto.encrypt(pem)
+
+    @property
+    def management_secret_value(self) -> str:
+        return crypto.decrypt(self.management_secret) if self.management_secret else ""
+
+    def set_management_secret(self, secret: str) -> None:
+        self.management_secret = crypto.encrypt(secret)
+
+    @property
+    def service_origin(self) -> str:
+        """Where its services live: a sandbox is the workspace's slice of its region."""
+        if self.kind == self.Kind.SANDBOX:
+            return f"{self.endpoint}/{self.workspace.slug}"
+        return self.endpoint
+
+    def project_name(self, service: str) -> str:
+        """The project name on the server: `<workspace>~<service>` on a sandbox."""
+        if self.kind == self.Kind.SANDBOX:
+            return f"{self.workspace.slug}~{service}"
+        return service
+
+    def can_move_to(self, status: str) -> bool:
+        return status in self.TRANSITIONS[self.Status(self.status)]
+
+
+def get_server(user: User, workspace_slug: str, server_id: uuid.UUID | str) -> Server:
+    """A server of one of the user's workspaces, or 404 (as for a server that does not exist)."""
+    membership = get_membership(user, workspace_slug)
+    try:
+        return Server.objects.select_related("workspace").get(
+            workspace=membership.workspace, id=server_id
+        )
+    except (Server.DoesNotExist, ValidationError, ValueError):
+        raise Http404("No such server") from None

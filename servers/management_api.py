@@ -1,0 +1,178 @@
+"""The one client of servers' management APIs (DESIGN invariant 1): every HTTP call the control
+plane makes to a Prisma server, ours or a real one, goes through `ManagementClient`.
+
+Errors come in two kinds, so callers can tell "try again later" from "the server said no":
+`ServerUnreachable` (connection refused, timeout, a proxy's 502, an answer that is not the
+management API's JSON) and `PrismaError` (a GraphQL error with Prisma's `code`, e.g. 3015 for a
+refused token, 4000 for an unknown service).
+
+(The module is `management_api`, not `management`: `servers/management/` is Django's folder for
+`manage.py` commands.)
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+
+MAX_ANSWER_BYTES = 8 * 1024 * 1024
+
+_STEP_SELECTION = """
+  type
+  __typename
+  ... on CreateEnum { name ce_values: values }
+  ... on CreateField { model name cf_typeName: typeName cf_isRequired: isRequired
+                       cf_isList: isList cf_isUnique: unique cf_relation: relation
+                       cf_defaultValue: default cf_enum: enum }
+  ... on CreateModel { name }
+  ... on CreateRelation { name leftModel rightModel }
+  ... on DeleteEnum { name }
+  ... on DeleteField { model name }
+  ... on DeleteModel { name }
+  ... on DeleteRelation { name }
+  ... on UpdateEnum { name newName values }
+  ... on UpdateField { model name newName typeName isRequired isList isUnique: unique
+                       relation default enum }
+  ... on UpdateModel { name um_newName: newName }
+"""
+
+DEPLOY = (
+    """
+mutation($name: String!, $stage: String!, $types: String!, $dryRun: Boolean,
+         $secrets: [String!], $force: Boolean) {
+  deploy(input: {name: $name, stage: $stage, types: $types, dryRun: $dryRun,
+                 secrets: $secrets, force: $force}) {
+    errors { type field description }
+    warnings { type field description }
+    migration { revision steps { ...Step } }
+    steps { ...Step }
+  }
+}
+fragment Step on MigrationStep {"""
+    + _STEP_SELECTION
+    + "}"
+)
+
+
+class ManagementError(Exception):
+    """A management call did not succeed."""
+
+
+class ServerUnreachable(ManagementError):
+    """The server could not be reached or did not answer as a management API (transient)."""
+
+
+class PrismaError(ManagementError):
+    """The server answered with GraphQL errors; `code` is Prisma's (3015, 4000, ...) or None."""
+
+    def __init__(self, errors: list[dict[str, Any]]) -> None:
+        self.errors = errors
+        first = errors[0] if errors else {}
+        self.code: int | None = first.get("code") if isinstance(first.get("code"), int) else None
+        message = str(first.get("message", "unknown error"))
+        super().__init__(f"{message} (code {self.code})" if self.code else message)
+
+
+@dataclass
+class ManagementClient:
+    """Calls one server's management API at `<origin>/management`, with `token` as Bearer."""
+
+    origin: str
+    token: str | None = None
+    timeout: float | None = None
+
+    def call(self, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
+        body = json.dumps({"query": query, "variables": variables or {}}).encode()
+        headers = {"Content-Type": "application/json", "Accept": "application/json"}
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
+        request = urllib.request.Request(  # noqa: S310 - the origin is validated http(s)
+            f"{self.origin}/management", data=body, headers=headers, method="POST"
+        )
+        timeout = self.timeout if self.timeout is not None else settings.SERVER_MANAGEMENT_TIMEOUT
+        where = f"{self.origin}/management"
+        try:
+            with urllib.request.urlopen(request, timeout=timeout) as answer:  # noqa: S310
+                status, raw = answer.status, answer.read(MAX_ANSWER_BYTES + 1)
+        except urllib.error.HTTPError as error:
+            # Prisma answers GraphQL errors with 200; other statuses may still carry them.
+            status, raw = error.code, error.read(MAX_ANSWER_BYTES + 1)
+        except TimeoutError:
+            raise ServerUnreachable(f"{where} did not answer within {timeout} s") from None
+        except urllib.error.URLError as error:
+            reason = error.reason
+            raise ServerUnreachable(f"cannot connect to {where}: {reason}") from None
+        except (OSError, ValueError) as error:
+            raise ServerUnreachable(f"cannot connect to {where}: {error}") from None
+        if len(raw) > MAX_ANSWER_BYTES:
+            raise ServerUnreachable(f"{where} answered more than {MAX_ANSWER_BYTES} bytes")
+        try:
+            document = json.loads(raw)
+        except ValueError:
+            raise ServerUnreachable(
+                f"{where} answered HTTP {status} with a body that is not JSON"
+            ) from None
+        if not isinstance(document, dict):
+            raise ServerUnreachable(f"{where} answered HTTP {status} without a GraphQL result")
+        errors = document.get("errors")
+        if errors:
+            raise PrismaError(errors if isinstance(errors, list) else [{"message": str(errors)}])
+        data = document.get("data")
+        if status >= 400 or not isinstance(data, dict):
+            raise ServerUnreachable(f"{where} answered HTTP {status} without data")
+        return data
+
+    def server_info(self) -> dict[str, Any]:
+        return self.call("{ serverInfo { version } }")["serverInfo"]
+
+    def list_projects(self) -> list[dict[str, str]]:
+        return self.call("{ listProjects { name stage } }")["listProjects"]
+
+    def add_project(self, name: str, stage: str, secrets: list[str] | None = None) -> None:
+        self.call(
+            "mutation($name: String!, $stage: String!, $secrets: [String!]) {"
+            " addProject(input: {name: $name, stage: $stage, secrets: $secrets})"
+            " { project { name stage } } }",
+            {"name": name, "stage": stage, "secrets": secrets},
+        )
+
+    def deploy(
+        self,
+        name: str,
+        stage: str,
+        types: str,
+        *,
+        secrets: list[str] | None = None,
+        dry_run: bool = False,
+        force: bool = False,
+    ) -> dict[str, Any]:
+        """The deploy payload: `errors`, `warnings`, `migration` (None when nothing changes)."""
+        variables = {"name": name, "stage": stage, "types": types, "secrets": secrets}
+        variables.update({"dryRun": dry_run, "force": force})
+        return self.call(DEPLOY, variables)["deploy"]
+
+    def migration_status(self, name: str, stage: str) -> dict[str, Any]:
+        return self.call(
+            "query($name: String!, $stage: String!) { migrationStatus(name: $name, stage: $stage)"
+            " { projectId revision status applied rolledBack errors } }",
+            {"name": name, "stage": stage},
+        )["migrationStatus"]
+
+    def list_migrations(self, name: str, stage: str) -> list[dict[str, Any]]:
+        return self.call(
+            "query($name: String!, $stage: String!) { listMigrations(name: $name, stage: $stage)"
+            " { revision status applied rolledBack errors startedAt finishedAt } }",
+            {"name": name, "stage": stage},
+        )["listMigrations"]
+
+    def delete_project(self, name: str, stage: str) -> None:
+        self.call(
+            "mutation($input: DeleteProjectInput!) { deleteProject(input: $input)"
+            " { clientMutationId } }",
+            {"input": {"name": name, "stage": stage}},
+        )

@@ -1,0 +1,233 @@
+"""Workflows of servers. Views, API and tasks call these and nothing else writes servers.
+
+Provisioning follows DESIGN invariant 5: the row is created first (status `provisioning`), the
+check is queued on commit, a worker claims the row with a conditional UPDATE (a fresh
+`claim_id`), keeps a heartbeat while it talks to the region, and ends it healthy or failed;
+only the holder of the claim may end it. `reap_stale` retries runs whose worker went away.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import IntegrityError, transaction
+from django.db.models import F, Q
+from django.http import HttpRequest
+from django.utils import timezone
+
+from accounts import audit
+from accounts.models import AuditAction, Role, User, Workspace, get_membership
+from servers import tokens
+from servers.management_api import ManagementClient, ManagementError, PrismaError
+from servers.models import Server
+
+log = logging.getLogger(__name__)
+
+
+def _enqueue_provisioning(server: Server) -> None:
+    from servers.tasks import provision_server  # the task module imports this one
+
+    server_id = str(server.id)
+    transaction.on_commit(lambda: provision_server.delay(server_id))
+
+
+@transaction.atomic
+def provision_sandbox(
+    user: User, workspace: Workspace, region: str, *, request: HttpRequest | None = None
+) -> Server:
+    """Create the workspace's sandbox on `region` (admins and owners) and queue its check.
+
+    A failed sandbox is provisioned again in place; any other existing one is refused.
+    """
+    membership = get_membership(user, workspace.slug)  # 404 for non-members
+    if not membership.has_role(Role.ADMIN):
+        raise PermissionDenied("Only admins and owners can create servers.")
+    origin = settings.SANDBOX_REGIONS.get(region)
+    if origin is None:
+        raise ValidationError(
+            {"region": f"No sandbox region named “{region}”."}
+            if settings.SANDBOX_REGIONS
+            else {"region": "No sandbox regions are configured (SANDBOX_REGIONS)."}
+        )
+    tokens.platform_private_key()  # a clear configuration error now, not a failed task later
+    existing = (
+        Server.objects.select_for_update()
+        .filter(workspace=workspace, kind=Server.Kind.SANDBOX, region=region)
+        .first()
+    )
+    if existing is not None:
+        if existing.status != Server.Status.FAILED:
+            raise ValidationError(
+                {"region": f"This workspace already has a sandbox on {region}."}
+            ) from None
+        _move(existing, Server.Status.PROVISIONING, "provisioning again", actor=user)
+        Server.objects.filter(id=existing.id).update(claim_id=None, heartbeat_at=None, attempts=0)
+        _enqueue_provisioning(existing)
+        return existing
+    key_pair = tokens.generate_key_pair()
+    server = Server(
+        workspace=workspace,
+        kind=Server.Kind.SANDBOX,
+        name=f"sandbox-{region}",
+        endpoint=origin,
+        region=region,
+        public_key_pem=key_pair.public_pem,
+        created_by=user,
+    )
+    server.set_private_key(key_pair.private_pem)
+    server.full_clean()
+    try:
+        with transaction.atomic():
+            server.save()
+    except IntegrityError:
+        raise ValidationError(
+            {"region": f"This workspace already has a sandbox on {region}."}
+        ) from None
+    audit.record(
+        AuditAction.SERVER_CREATED,
+        request=request,
+        actor=user,
+        workspace=workspace,
+        server=str(server.id),
+        name=server.name,
+        kind=server.kind,
+        region=region,
+    )
+    _enqueue_provisioning(server)
+    return server
+
+
+def _move(
+    server: Server, status: str, reason: str, *, actor: User | None = None, **fields: object
+) -> bool:
+    """One transition, refused when illegal; recorded in the audit trail. Only rows still in
+    the status the caller saw are moved (a conditional UPDATE), so racing workers cannot both
+    end a run."""
+    if not server.can_move_to(status):
+        raise ValueError(f"a server cannot go from {server.status} to {status}")
+    query = Q(id=server.id, status=server.status)
+    if "claim_id" in fields:  # the caller ends its own claim: nobody else's
+        query &= Q(claim_id=fields.pop("claim_id"))
+    moved = Server.objects.filter(query).update(
+        status=status, status_reason=reason[:2000], updated_at=timezone.now(), **fields
+    )
+    if moved:
+        audit.record(
+            AuditAction.SERVER_STATUS_CHANGED,
+            actor=actor,
+            workspace=server.workspace,
+            server=str(server.id),
+            name=server.name,
+            before=server.status,
+            after=status,
+            reason=reason[:2000],
+        )
+        server.status, server.status_reason = status, reason
+    return bool(moved)
+
+
+def claim(server_id: str, now: datetime | None = None) -> tuple[Server, uuid.UUID] | None:
+    """Take a provisioning run: only one worker at a time, and not a run someone holds alive."""
+    now = now or timezone.now()
+    claim_id = uuid.uuid4()
+    stale = now - timedelta(seconds=settings.SERVER_STALE_SECONDS)
+    taken = (
+        Server.objects.filter(id=server_id, status=Server.Status.PROVISIONING)
+        .filter(Q(heartbeat_at__isnull=True) | Q(heartbeat_at__lt=stale))
+        .update(claim_id=claim_id, heartbeat_at=now, attempts=F("attempts") + 1)
+    )
+    if not taken:
+        return None
+    return Server.objects.select_related("workspace").get(id=server_id), claim_id
+
+
+def heartbeat(server: Server, claim_id: uuid.UUID) -> bool:
+    return bool(
+        Server.objects.filter(
+            id=server.id, claim_id=claim_id, status=Server.Status.PROVISIONING
+        ).update(heartbeat_at=timezone.now())
+    )
+
+
+def check_sandbox(server: Server) -> str:
+    """Ask the region who it is and, with the workspace's token, for the workspace's services.
+
+    Returns the server's version; raises ManagementError with a reason a person can act on.
+    """
+    client = ManagementClient(server.endpoint, token=tokens.workspace_token(server))
+    info = client.server_info()
+    version = str(info.get("version") or "")
+    try:
+        projects = client.list_projects()
+    except PrismaError as error:
+        # A signature the region accepted but a grant it does not know (a runtime or Prisma
+        # server without workspace-wide grants): the key is right, the listing is unavailable.
+        if error.code == 3015 and "none satisfied" in str(error):
+            log.warning("region %s does not know workspace grants: %s", server.endpoint, error)
+            return version
+        raise ManagementError(f"the region refused the workspace's token: {error}") from None
+    prefix = f"{server.workspace.slug}~"
+    strangers = [p["name"] for p in projects if not str(p.get("name", "")).startswith(prefix)]
+    if strangers:
+        raise ManagementError(
+            "the region listed services of other workspaces to this workspace's token"
+        )
+    return version
+
+
+def run_provisioning(server_id: str) -> str:
+    """The provisioning task's body: idempotent (a finished or held run is left alone)."""
+    claimed = claim(server_id)
+    if claimed is None:
+        return "skipped"
+    server, claim_id = claimed
+    try:
+        version = check_sandbox(server)
+    except (ManagementError, tokens.PlatformKeyMissing) as error:
+        _move(server, Server.Status.FAILED, str(error), claim_id=claim_id, heartbeat_at=None)
+        return Server.Status.FAILED
+    heartbeat(server, claim_id)
+    ended = _move(
+        server,
+        Server.Status.HEALTHY,
+        "",
+        claim_id=claim_id,
+        version=version[:40],
+        last_seen_at=timezone.now(),
+        heartbeat_at=None,
+    )
+    return Server.Status.HEALTHY if ended else "lost claim"
+
+
+@transaction.atomic
+def reap_stale(now: datetime | None = None) -> int:
+    """Provisioning runs whose worker went away (no heartbeat for SERVER_STALE_SECONDS, or never
+    picked up): queue them again, or fail them after SERVER_PROVISION_ATTEMPTS claims."""
+    now = now or timezone.now()
+    stale = now - timedelta(seconds=settings.SERVER_STALE_SECONDS)
+    rows = (
+        Server.objects.select_for_update(skip_locked=True)
+        .select_related("workspace")
+        .filter(status=Server.Status.PROVISIONING)
+        .filter(Q(heartbeat_at__lt=stale) | Q(heartbeat_at__isnull=True, updated_at__lt=stale))
+    )
+    reaped = 0
+    for server in rows:
+        reaped += 1
+        if server.attempts >= settings.SERVER_PROVISION_ATTEMPTS:
+            _move(
+                server,
+                Server.Status.FAILED,
+                f"provisioning stopped after {server.attempts} attempts: the worker went away"
+                " without finishing",
+                claim_id=server.claim_id,
+                heartbeat_at=None,
+            )
+            continue
+        Server.objects.filter(id=server.id).update(claim_id=None, heartbeat_at=None, updated_at=now)
+        _enqueue_provisioning(server)
+    return reaped
