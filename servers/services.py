@@ -158,9 +158,12 @@ def check_sandbox(server: Server) -> str:
 
     Returns the server's version; raises ManagementError with a reason a person can act on.
     """
-    client = ManagementClient(server.endpoint, token=tokens.workspace_token(server))
-    info = client.server_info()
+    try:  # public, as the Prisma CLI asks it
+        info = ManagementClient(server.endpoint).server_info()
+    except PrismaError as error:
+        raise ManagementError(f"the region's serverInfo failed: {error}") from None
     version = str(info.get("version") or "")
+    client = ManagementClient(server.endpoint, token=tokens.workspace_token(server))
     try:
         projects = client.list_projects()
     except PrismaError as error:

@@ -52,6 +52,7 @@ PRODUCTION_ENV = {
     "DATABASE_URL": "postgres://refract:secret@db.example.com:5432/refract",
     "REDIS_URL": "redis://redis.example.com:6379/0",
     "SITE_URL": "https://refract.example.com",
+    "ENCRYPTION_KEYS": "mXWCNM3hmvJpcZ7DDA2vfTIUWAEmHIdrnV0XDH7Lz0c=",  # a Fernet key (test only)
 }
 
 

@@ -124,3 +124,12 @@ def test_a_sandbox_private_key_is_stored_encrypted(
     assert "PRIVATE KEY" not in private_key
     assert "BEGIN PRIVATE KEY" in Server.objects.get(id=server.id).private_key_pem
     assert "BEGIN PUBLIC KEY" in server.public_key_pem
+
+
+def test_reencrypting_with_a_missing_key_stops_with_the_row_named(settings, stored_server):
+    from django.core.management.base import CommandError
+
+    settings.ENCRYPTION_KEYS = [Fernet.generate_key().decode()]  # the old key dropped too early
+
+    with pytest.raises(CommandError, match=f"servers.Server {stored_server.pk}"):
+        call_command("reencrypt_secrets")

@@ -150,3 +150,17 @@ def test_a_worker_killed_mid_check_leaves_nothing_stuck(
     assert server.status == Server.Status.FAILED
     assert "cannot connect" in server.status_reason
     assert server.attempts == 2
+
+
+def test_a_region_that_refuses_the_platform_key_ends_failed(
+    regions, settings, team, owner, django_capture_on_commit_callbacks
+):
+    from servers.tokens import generate_key_pair
+
+    server = provision(owner, team, "local", django_capture_on_commit_callbacks)
+    settings.PLATFORM_PRIVATE_KEY = generate_key_pair().private_pem  # not the region's key
+
+    assert services.run_provisioning(str(server.id)) == Server.Status.FAILED
+    server.refresh_from_db()
+    assert "refused the workspace's token" in server.status_reason
+    assert "3015" in server.status_reason
