@@ -8,8 +8,10 @@ or wrong `PRISMA_MANAGEMENT_API_SECRET`.
 
 from __future__ import annotations
 
+import re
 import time
 import warnings
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -41,30 +43,95 @@ def _java_split(text: str, separator: str) -> list[str]:
     return parts
 
 
+# Refract's extension for shared sandboxes: `<workspace>~*` names every service of a workspace,
+# the projects `<workspace>~<service>` its routes lead to. A slug has no `~`, so `acme~*` never
+# reaches `acmecorp~...`.
+WORKSPACE_GRANT = re.compile(r"([a-z0-9-]+)~\*")
+
+
 def verify_management(
     auth: AuthConfig, authorization: str | None, service: str, stage: str
 ) -> None:
     """Allow the call for (service, stage) or raise `InvalidToken` (code 3015).
 
-    `("", "")` is what Prisma checks for server-wide calls (`listProjects`): only a `*/*` grant
-    passes, because an empty requested name equals no concrete grant.
+    `("", "")` is what Prisma checks for server-wide calls (`setCloudSecret`; `listProjects`
+    goes through `listing_filter`): only a `*/*` grant passes, because an empty requested name
+    equals no concrete grant and starts no workspace's `<workspace>~`.
     """
     if auth.is_open:
         return
     grants = management_grants(auth, authorization)
-    for grant in grants:
-        parts = _java_split(grant["target"], "/")
-        if len(parts) != 2:
-            raise InvalidToken(f"Contained invalid grant 'Vector({', '.join(parts)})'")
-        granted_service, granted_stage = parts
-        if not granted_service or not granted_stage:
-            raise InvalidToken(
-                "Both service and stage must be defined in grant "
-                f"'TokenGrant({grant['target']},{grant['action']})'"
-            )
-        if granted_service in ("*", service) and granted_stage in ("*", stage):
-            return
-    raise InvalidToken(f"Token contained {len(grants)} grants but none satisfied the request.")
+    if not any(_grant_matches(grant, service, stage) for grant in grants):
+        raise _none_satisfied(grants)
+
+
+@dataclass(frozen=True)
+class Listing:
+    """What `listProjects` shows a caller: everything, or the projects its grants allow."""
+
+    everything: bool
+    grants: tuple[dict[str, Any], ...] = ()
+
+    def allows(self, service: str, stage: str) -> bool:
+        return self.everything or any(_grant_matches(g, service, stage) for g in self.grants)
+
+
+def management_listing(auth: AuthConfig, authorization: str | None) -> Listing:
+    """Which projects `listProjects` shows the caller, or `InvalidToken` (code 3015).
+
+    As Prisma: open mode or a `*/*` grant lists everything, and a token without one is refused.
+    A token with workspace grants (`<workspace>~*/...`) lists what its grants allow instead,
+    so the console can list a workspace's services on a shared sandbox and no one else's.
+    """
+    if auth.is_open:
+        return Listing(everything=True)
+    grants = management_grants(auth, authorization)
+    # In order, as `verify_management` goes: an invalid grant before `*/*` is refused.
+    if any(_grant_matches(grant, "", "") for grant in grants):
+        return Listing(everything=True)
+    # No grant matched, so every one was checked and none is invalid.
+    if not any(WORKSPACE_GRANT.fullmatch(_target_parts(grant)[0]) for grant in grants):
+        raise _none_satisfied(grants)
+    return Listing(everything=False, grants=tuple(grants))
+
+
+def _target_parts(grant: dict[str, Any]) -> list[str]:
+    return _java_split(grant["target"], "/")
+
+
+def _grant_matches(grant: dict[str, Any], service: str, stage: str) -> bool:
+    """Prisma's test of one grant (exact or `*` for each part), plus workspace grants; raises
+    Prisma's `InvalidToken` for a grant of the wrong shape."""
+    parts = _target_parts(grant)
+    if len(parts) != 2:
+        raise _invalid_grant(parts)
+    granted_service, granted_stage = parts
+    if not granted_service or not granted_stage:
+        raise InvalidToken(
+            "Both service and stage must be defined in grant "
+            f"'TokenGrant({grant['target']},{grant['action']})'"
+        )
+    workspace = None
+    if granted_service.endswith("~*"):
+        # Refract's workspace form: a slug of the wrong shape is an invalid grant, whatever
+        # is asked for (Prisma would never match it: no service name holds a `*`).
+        found = WORKSPACE_GRANT.fullmatch(granted_service)
+        if found is None:
+            raise _invalid_grant(parts)
+        workspace = found.group(1)
+    if granted_stage not in ("*", stage):
+        return False
+    if workspace is not None:
+        return service.startswith(f"{workspace}~")
+    return granted_service in ("*", service)
+
+
+def _invalid_grant(parts: list[str]) -> InvalidToken:
+    return InvalidToken(f"Contained invalid grant 'Vector({', '.join(parts)})'")
+
+
+def _none_satisfied(grants: list[dict[str, Any]]) -> InvalidToken:
+    return InvalidToken(f"Token contained {len(grants)} grants but none satisfied the request.")
 
 
 def management_grants(auth: AuthConfig, authorization: str | None) -> list[dict[str, Any]]:

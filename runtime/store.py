@@ -277,13 +277,15 @@ def set_cloud_secret(conn: Connection, schema: str, secret: str | None) -> None:
         conn.execute(_q('INSERT INTO {s}."CloudSecret" ("secret") VALUES (%s)', schema), [secret])
 
 
-def project_datamodels(conn: Connection, schema: str) -> dict[str, str]:
-    """The datamodel of every project's newest successful migration, in one query."""
-    rows = conn.execute(
-        _q(
-            'SELECT DISTINCT ON ("projectId") "projectId", "datamodel" FROM {s}."Migration" '
-            'WHERE "status" = \'SUCCESS\' ORDER BY "projectId", "revision" DESC',
-            schema,
-        )
+def project_datamodels(
+    conn: Connection, schema: str, ids: list[str] | None = None
+) -> dict[str, str]:
+    """The datamodel of every project's newest successful migration (or of the projects `ids`),
+    in one query."""
+    newest = (
+        'SELECT DISTINCT ON ("projectId") "projectId", "datamodel" FROM {s}."Migration" '
+        'WHERE "status" = \'SUCCESS\' AND ("projectId" = ANY(%s) OR %s) '
+        'ORDER BY "projectId", "revision" DESC'
     )
+    rows = conn.execute(_q(newest, schema), [ids or [], ids is None])
     return {r[0]: r[1] or "" for r in rows}

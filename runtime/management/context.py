@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from graphql import GraphQLResolveInfo
 
-from runtime.auth import verify_management
+from runtime.auth import Listing, management_listing, verify_management
 from runtime.tenants import Tenant
 
 
@@ -18,6 +18,10 @@ class ManagementContext:
 
     def verify(self, name: str, stage: str) -> None:
         verify_management(self.tenant.config.auth, self.authorization, name, stage)
+
+    def listing(self) -> Listing:
+        """Which projects `listProjects` shows this caller (all with `*/*`)."""
+        return management_listing(self.tenant.config.auth, self.authorization)
 
 
 def context_of(info: GraphQLResolveInfo) -> ManagementContext:

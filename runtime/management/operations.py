@@ -68,14 +68,20 @@ def server_info(_: Any, info: GraphQLResolveInfo) -> dict[str, str]:
 
 
 def list_projects(_: Any, info: GraphQLResolveInfo) -> list[dict[str, Any]]:
+    """Every project for a `*/*` grant, as Prisma; a token with workspace grants sees the
+    projects its grants allow (`runtime.auth.management_listing`)."""
     ctx = context_of(info)
-    ctx.verify("", "")
+    listing = ctx.listing()
     schema = ctx.tenant.management_schema
     with ctx.tenant.pool.connection() as conn:
-        datamodels = store.project_datamodels(conn, schema)
-        return [
-            project_view(p, datamodels.get(p.id, "")) for p in store.list_projects(conn, schema)
-        ]
+        projects = store.list_projects(conn, schema)
+        if listing.everything:
+            datamodels = store.project_datamodels(conn, schema)
+        else:
+            # On a shared sandbox: read the datamodels of the caller's projects only.
+            projects = [p for p in projects if listing.allows(p.name, p.stage)]
+            datamodels = store.project_datamodels(conn, schema, [p.id for p in projects])
+        return [project_view(p, datamodels.get(p.id, "")) for p in projects]
 
 
 def project(_: Any, info: GraphQLResolveInfo, name: str, stage: str) -> dict[str, Any]:
