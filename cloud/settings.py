@@ -198,6 +198,10 @@ PLATFORM_PRIVATE_KEY = env_secret("PLATFORM_PRIVATE_KEY", "")
 SERVER_MANAGEMENT_TIMEOUT = env_int("SERVER_MANAGEMENT_TIMEOUT", 10)
 SERVER_STALE_SECONDS = env_int("SERVER_STALE_SECONDS", 120)
 SERVER_PROVISION_ATTEMPTS = env_int("SERVER_PROVISION_ATTEMPTS", 3)
+# The periodic status check (every minute): each server's serverInfo within this many seconds,
+# this many servers at a time.
+SERVER_HEALTH_TIMEOUT = env_int("SERVER_HEALTH_TIMEOUT", 5)
+SERVER_HEALTH_CONCURRENCY = env_int("SERVER_HEALTH_CONCURRENCY", 8)
 
 # Request size limits: forms are small; anything bigger is refused with 413.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 1024 * 1024)
@@ -295,6 +299,7 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": timedelta(minutes=1),
     },
     "reap-stale-servers": {"task": "servers.reap_stale", "schedule": timedelta(minutes=1)},
+    "check-servers": {"task": "servers.check_status", "schedule": timedelta(minutes=1)},
 }
 
 LOGGING = {

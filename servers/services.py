@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -234,3 +235,73 @@ def reap_stale(now: datetime | None = None) -> int:
         Server.objects.filter(id=server.id).update(claim_id=None, heartbeat_at=None, updated_at=now)
         _enqueue_provisioning(server)
     return reaped
+
+
+# Statuses the periodic check moves: a provisioning run owns its row until it ends, a failed
+# server waits for its owner to provision it again, a deleting one is on its way out.
+CHECKED_STATUSES = (Server.Status.HEALTHY, Server.Status.UNREACHABLE)
+
+
+def probe(server: Server) -> tuple[str | None, str]:
+    """Ask the server its `serverInfo` (public, as the Prisma CLI asks it), within
+    SERVER_HEALTH_TIMEOUT seconds per call: (version, "") when it answers, (None, reason) when
+    it does not."""
+    client = ManagementClient(server.endpoint, timeout=settings.SERVER_HEALTH_TIMEOUT)
+    try:
+        info = client.server_info()
+    except ManagementError as error:
+        return None, str(error)
+    except Exception as error:  # one odd answer must not stop the others
+        log.exception("serverInfo of server %s failed", server.id)
+        return None, f"serverInfo failed: {error}"
+    if not isinstance(info, dict):
+        return None, "serverInfo answered without a version"
+    return str(info.get("version") or ""), ""
+
+
+def record_health(server: Server, version: str | None, reason: str) -> str:
+    """Apply one probe's outcome: healthy (version, last seen) or unreachable (the reason).
+
+    Only a change of status is audited, once: the move is a conditional UPDATE on the status
+    the check read, so two overlapping checks cannot both record it, and a server that began
+    deleting meanwhile is left alone."""
+    now = timezone.now()
+    if version is not None:
+        if server.status == Server.Status.HEALTHY:
+            Server.objects.filter(id=server.id, status=Server.Status.HEALTHY).update(
+                version=version[:40], last_seen_at=now, updated_at=now
+            )
+            return "healthy"
+        moved = _move(server, Server.Status.HEALTHY, "", version=version[:40], last_seen_at=now)
+        return "recovered" if moved else "changed meanwhile"
+    if server.status == Server.Status.UNREACHABLE:
+        Server.objects.filter(id=server.id, status=Server.Status.UNREACHABLE).update(
+            status_reason=reason[:2000], updated_at=now
+        )
+        return "unreachable"
+    moved = _move(server, Server.Status.UNREACHABLE, reason)
+    return "lost" if moved else "changed meanwhile"
+
+
+def check_servers() -> dict[str, int]:
+    """The periodic status check (every minute by beat): every healthy or unreachable server is
+    asked its `serverInfo`, concurrently and within SERVER_HEALTH_TIMEOUT each, so one slow or
+    broken server neither delays the others much nor stops them. Idempotent.
+
+    Returns how many servers ended in each outcome (healthy, recovered, unreachable, lost,
+    changed meanwhile, error)."""
+    servers = list(Server.objects.select_related("workspace").filter(status__in=CHECKED_STATUSES))
+    outcomes: dict[str, int] = {}
+    if not servers:
+        return outcomes
+    workers = min(settings.SERVER_HEALTH_CONCURRENCY, len(servers))
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="server-health") as pool:
+        probes = pool.map(probe, servers)  # no database access in the threads
+        for server, (version, reason) in zip(servers, probes, strict=True):
+            try:
+                outcome = record_health(server, version, reason)
+            except Exception:  # one server failing never stops the others
+                log.exception("recording the status of server %s failed", server.id)
+                outcome = "error"
+            outcomes[outcome] = outcomes.get(outcome, 0) + 1
+    return outcomes
