@@ -28,7 +28,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / ".data"
 MANAGEMENT_SECRET = DATA / "management-secret"
+PLATFORM_KEY = DATA / "platform-key.pem"
 RUNTIME_PORT = 4466
+# The one sandbox region of the dev stack: the runtime started next to the console.
+SANDBOX_REGION = f"local=http://localhost:{RUNTIME_PORT}"
 PYTHON = sys.executable
 
 
@@ -143,9 +146,63 @@ def management_secret(path: Path = MANAGEMENT_SECRET) -> str:
     return secret
 
 
+def platform_key(path: Path = PLATFORM_KEY) -> tuple[Path, str]:
+    """The dev platform's RSA key pair: the private key (PEM) made on first use under `.data/`
+    (git-ignored, mode 0600), and its public half (PEM), derived from it on every start.
+
+    The console signs sandbox management tokens with the private key
+    (`PLATFORM_PRIVATE_KEY_FILE`); the runtime trusts the public key (`managementPublicKey`),
+    so its management API is closed in development too, as on a real region.
+    """
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        # O_EXCL: two commands starting at once cannot each write a key of their own.
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        path.chmod(0o600)
+        try:
+            key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+        except (ValueError, TypeError) as exc:
+            raise SystemExit(
+                f"refract: {path} is not a PEM private key ({exc}); delete it and a new one is made"
+            ) from None
+    else:
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        with os.fdopen(fd, "wb") as out:
+            out.write(
+                key.private_bytes(
+                    serialization.Encoding.PEM,
+                    serialization.PrivateFormat.PKCS8,
+                    serialization.NoEncryption(),
+                )
+            )
+    if not isinstance(key, rsa.RSAPrivateKey):
+        raise SystemExit(f"refract: {path} is not an RSA key; delete it and a new one is made")
+    public_pem = (
+        key.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
+    return path, public_pem
+
+
+def sandbox_env(env: dict[str, str], data: Path = DATA) -> dict[str, str]:
+    """The console's and the worker's view of the dev region: `SANDBOX_REGIONS` (unless the
+    developer set it) and the platform's private key, by file, never in the environment."""
+    key_path, _ = platform_key(data / PLATFORM_KEY.name)
+    env = {k: v for k, v in env.items() if k != "PLATFORM_PRIVATE_KEY"}
+    env["PLATFORM_PRIVATE_KEY_FILE"] = str(key_path)
+    env.setdefault("SANDBOX_REGIONS", SANDBOX_REGION)
+    return env
+
+
 def runtime_command(database_url: str, redis_url: str | None, data: Path = DATA) -> list[str]:
     """`python -m runtime` in sandbox mode on port 4466, against the stack's own database,
-    its management API secured with `management_secret()`.
+    its management API secured with `management_secret()` (for the Prisma CLI) and the
+    platform's public key (`platform_key()`, for the console's RS256 tokens).
 
     The Prisma-format config is written to `.data/runtime.yml` (git-ignored, mode 0600) rather
     than passed in the environment, so the other processes never see it.
@@ -157,6 +214,7 @@ def runtime_command(database_url: str, redis_url: str | None, data: Path = DATA)
     config = {
         "port": RUNTIME_PORT,
         "managementApiSecret": management_secret(data / MANAGEMENT_SECRET.name),
+        "managementPublicKey": platform_key(data / PLATFORM_KEY.name)[1],
         "databases": {
             "default": {
                 "connector": "postgres",
@@ -181,6 +239,7 @@ def runtime_command(database_url: str, redis_url: str | None, data: Path = DATA)
 def run_stack() -> int:
     port = int(os.environ.get("PORT", "3000"))
     with services("refract") as env:
+        env = sandbox_env(env)
         manage = [PYTHON, str(ROOT / "manage.py")]
         say("applying migrations")
         subprocess.run([*manage, "migrate", "--no-input"], env=env, check=True, cwd=ROOT)
@@ -207,7 +266,8 @@ def run_stack() -> int:
             wait_for_port(port, processes["console"], "the console")
             say(f"Refract is running: http://localhost:{port}/  (Ctrl-C stops everything)")
             say(
-                f"the sandbox Prisma server: http://localhost:{RUNTIME_PORT}/ ; for the Prisma "
+                f"the sandbox Prisma server (region {env['SANDBOX_REGIONS']}): "
+                f"http://localhost:{RUNTIME_PORT}/ ; for the Prisma "
                 f"CLI (also printed by `make management-secret`):\n\n"
                 f"    export PRISMA_MANAGEMENT_API_SECRET={management_secret()}\n"
             )

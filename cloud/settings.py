@@ -299,7 +299,11 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": timedelta(minutes=1),
     },
     "reap-stale-servers": {"task": "servers.reap_stale", "schedule": timedelta(minutes=1)},
-    "check-servers": {"task": "servers.check_status", "schedule": timedelta(minutes=1)},
+    "check-servers": {  # a check left queued past the next one is dropped, not piled up
+        "task": "servers.check_status",
+        "schedule": timedelta(minutes=1),
+        "options": {"expires": 50},
+    },
 }
 
 LOGGING = {

@@ -157,6 +157,7 @@ def test_beat_runs_the_check_every_minute():
     entry = django_settings.CELERY_BEAT_SCHEDULE["check-servers"]
     assert entry["task"] == check_servers_task.name == "servers.check_status"
     assert entry["schedule"].total_seconds() == 60
+    assert entry["options"]["expires"] < 60  # checks do not pile up while workers are away
 
 
 @pytest.mark.django_db(transaction=True)
