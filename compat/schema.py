@@ -1,16 +1,19 @@
 """The cloud API the Prisma 1 CLI talks to (`CLOUD_API_ENDPOINT`), as a real GraphQL schema.
 
-Resolvers are thin: they call the accounts services, as the REST API does. The façade owns no
-models. Field names and shapes follow shared/reference/prisma1-cli-protocol.md sections 2 and 9.
+Resolvers are thin: they call the accounts and servers services, as the REST API does. The
+façade owns no models. Field names and shapes follow
+shared/reference/prisma1-cli-protocol.md sections 2 and 9.
 """
 
 from dataclasses import dataclass
 
-from django.http import HttpRequest
+from django.http import Http404, HttpRequest
 from graphql import GraphQLError, GraphQLResolveInfo, build_schema
 
 from accounts import audit, cli_login, session_keys
 from accounts.models import Membership, SessionKey, User
+from servers import services as servers
+from servers.models import Server
 
 SDL = """
 type Query {
@@ -21,6 +24,18 @@ type Query {
 type Mutation {
   requestCloudToken: CloudTokenRequest!
   renewToken: String
+  generateClusterToken(input: GenerateClusterTokenRequest!): GenerateClusterTokenPayload
+}
+
+input GenerateClusterTokenRequest {
+  workspaceSlug: String
+  clusterName: String
+  serviceName: String
+  stageName: String
+}
+
+type GenerateClusterTokenPayload {
+  clusterToken: String!
 }
 
 type User {
@@ -95,6 +110,9 @@ def resolve_me(_: object, info: GraphQLResolveInfo) -> dict | None:
     if user is None:
         return None
     memberships = Membership.objects.filter(user=user).select_related("workspace")
+    clusters: dict[object, list[dict]] = {}
+    for server in servers.cluster_servers(user):
+        clusters.setdefault(server.workspace_id, []).append(cluster(server))
     return {
         "id": str(user.id),
         "name": user.name,
@@ -107,13 +125,26 @@ def resolve_me(_: object, info: GraphQLResolveInfo) -> dict | None:
                     "id": str(m.workspace.id),
                     "name": m.workspace.name,
                     "slug": m.workspace.slug,
-                    # Servers and services arrive with the servers issue.
-                    "clusters": [],
+                    "clusters": clusters.get(m.workspace.id, []),
+                    # Services arrive with the servers issue.
                     "services": [],
                 },
             }
             for m in memberships
         ],
+    }
+
+
+def cluster(server: Server) -> dict:
+    """A server as the CLI's cluster (protocol reference 2.5, 4.6): the CLI shows it as
+    `<workspace>/<name>`, matches endpoints to it by origin, so `connectInfo.endpoint` is the
+    server's origin (a sandbox's too: the workspace is in each service's path), and asks for
+    tokens with its name."""
+    return {
+        "id": str(server.id),
+        "name": server.name,
+        "connectInfo": {"endpoint": server.endpoint},
+        "customConnectionInfo": None,
     }
 
 
@@ -158,8 +189,44 @@ def resolve_renew_token(_: object, info: GraphQLResolveInfo) -> str:
     return session_keys.renew(key, request=info.context.request)
 
 
+def resolve_generate_cluster_token(_: object, info: GraphQLResolveInfo, **args: dict) -> dict:
+    """Section 2.7: the CLI sends `Bearer undefined` when logged out, and only a message with
+    `Not authorized` makes it log in again; a workspace the user is not a member of answers
+    the same. The CLI fills in `*` or null for a workspace it does not know."""
+    user = require_user(info)
+    given = args["input"]
+    workspace, name = given.get("workspaceSlug"), given.get("clusterName")
+    service, stage = given.get("serviceName"), given.get("stageName")
+    if not workspace or workspace == "*":
+        raise GraphQLError(
+            "Say which workspace the server belongs to: use an endpoint from your workspace's"
+            " cluster list, <server origin>/<workspace>/<service>/<stage>.",
+            extensions={"code": "workspace_required"},
+        )
+    if not (name and service and stage):
+        raise GraphQLError(
+            "clusterName, serviceName and stageName are required.",
+            extensions={"code": "invalid_input"},
+        )
+    try:
+        token = servers.cluster_token(user, workspace, name, service, stage)
+    except Http404:
+        raise GraphQLError(NOT_AUTHORIZED) from None
+    except servers.UnknownServer as unknown:
+        known = ", ".join(unknown.known) or "none yet"
+        raise GraphQLError(
+            f"The workspace “{workspace}” has no server named “{name}” to deploy to (its"
+            f" servers: {known}).",
+            extensions={"code": "unknown_cluster"},
+        ) from None
+    except ValueError as invalid:
+        raise GraphQLError(str(invalid), extensions={"code": "invalid_input"}) from None
+    return {"clusterToken": token}
+
+
 schema = build_schema(SDL)
 schema.query_type.fields["me"].resolve = resolve_me
 schema.query_type.fields["cloudTokenRequest"].resolve = resolve_cloud_token_request
 schema.mutation_type.fields["requestCloudToken"].resolve = resolve_request_cloud_token
 schema.mutation_type.fields["renewToken"].resolve = resolve_renew_token
+schema.mutation_type.fields["generateClusterToken"].resolve = resolve_generate_cluster_token

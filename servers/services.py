@@ -305,3 +305,47 @@ def check_servers() -> dict[str, int]:
                 outcome = "error"
             outcomes[outcome] = outcomes.get(outcome, 0) + 1
     return outcomes
+
+
+# Servers the Prisma CLI is offered as clusters and may get tokens for: configured and checked.
+# One that is still provisioning, failed or being deleted has no working endpoint to offer.
+CLUSTER_STATUSES = (Server.Status.HEALTHY, Server.Status.UNREACHABLE)
+
+
+class UnknownServer(LookupError):
+    def __init__(self, name: str, known: list[str]) -> None:
+        super().__init__(name)
+        self.name, self.known = name, known
+
+
+def cluster_servers(user: User) -> list[Server]:
+    """The servers of every workspace the user belongs to that the CLI may deploy to."""
+    return list(
+        Server.objects.for_user(user)
+        .filter(status__in=CLUSTER_STATUSES)
+        .select_related("workspace")
+        .order_by("workspace__slug", "name")
+    )
+
+
+def cluster_token(
+    user: User, workspace_slug: str, server_name: str, service: str, stage: str
+) -> str:
+    """A short-lived token for exactly one `service/stage` on a server of the user's workspace.
+
+    The name must be the server's own: the CLI sends the token to the endpoint it resolved
+    that name from (the cluster list, protocol reference 4.6). A name it made up from a host
+    it did not find there (`default`, `local`) gets no token, since that host may be anyone's.
+
+    Http404 when the user is not a member (as for a workspace that does not exist),
+    UnknownServer when the workspace has no such server to deploy to, ValueError for names
+    that are not a service or stage.
+    """
+    membership = get_membership(user, workspace_slug)
+    servers = Server.objects.select_related("workspace").filter(
+        workspace=membership.workspace, status__in=CLUSTER_STATUSES
+    )
+    server = next((s for s in servers if s.name == server_name), None)
+    if server is None:
+        raise UnknownServer(server_name, sorted(s.name for s in servers))
+    return tokens.cluster_token(server, service, stage)
