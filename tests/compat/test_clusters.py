@@ -1,7 +1,8 @@
 """The CLI's clusters: a workspace's servers in `prismaCliGetClusters`, and the cluster tokens
 `generateClusterToken` signs for one `service/stage` (protocol reference 2.5, 2.7, 4.6, 7.1).
 
-The region is our runtime as a real process that trusts only the platform's public key.
+The region is our runtime as a real process that trusts only the platform's public key; the
+last test runs the real `prisma1 deploy` against a self-hosted server it finds in the list.
 """
 
 import secrets
@@ -16,12 +17,14 @@ from servers import services, tokens
 from servers.management_api import ManagementClient, PrismaError
 from servers.models import Server
 from tests.compat.test_cloud_api import gql, key_for
+from tests.runtime.conftest import run_runtime
 from tests.servers.conftest import (  # noqa: F401 - the region's fixtures
     database,
     platform_keys,
     region,
     regions,
 )
+from tests.support.prisma_cli import run_prisma
 
 # Exactly as the CLI sends them (Environment.fetchClusters, Cluster.generateClusterToken).
 GET_CLUSTERS = """
@@ -259,3 +262,93 @@ def test_one_root_field_per_request_holds_for_cluster_tokens(sandboxes, owner):
 
     assert answer["status"] == 400
     assert answer["data"] is None
+
+
+# The CLI asks for the cluster list at a hard-coded `https://api.cloud.prisma.sh` (reference
+# 0.1, 2.5): the outside world, which the test points at the live console, as the reference's
+# research did with a DNS hook. `vm.test` is the self-hosted server's host name: not a local
+# one, so the CLI treats the server as private and resolves it through the cluster list (4.3).
+NODE_HOOK = """
+const dns = require('dns');
+const lookup = dns.lookup;
+dns.lookup = function (host, options, callback) {
+  if (host === 'vm.test') host = '127.0.0.1';
+  return lookup.call(this, host, options, callback);
+};
+const cloud = process.env.TEST_CLOUD_API;
+const realFetch = global.fetch;
+global.fetch = function (url, init) {
+  const text = typeof url === 'string' ? url : url.url || String(url);
+  if (text.startsWith('https://api.cloud.prisma.sh')) return realFetch(cloud, init);
+  return realFetch(url, init);
+};
+"""
+DATAMODEL = "type Post {\n  id: ID! @id\n  title: String!\n}\n"
+
+
+@pytest.mark.node
+@pytest.mark.multiprocess
+@pytest.mark.django_db(transaction=True)
+def test_prisma_deploy_resolves_the_workspaces_cluster_and_its_token(
+    owner,
+    outsider,
+    team,
+    live_server,
+    database,  # noqa: F811
+    tmp_path,
+):
+    keys = tokens.generate_key_pair()
+    config = {
+        "managementPublicKey": keys.public_pem,
+        "databases": {"default": database.prisma_config()},
+    }
+    with run_runtime(config, tmp_path) as vm:
+        server = Server(
+            workspace=team,
+            kind=Server.Kind.SELF_HOSTED,
+            name="vm",
+            endpoint=vm.url.replace("127.0.0.1", "vm.test"),
+            status=Server.Status.HEALTHY,
+        )
+        server.set_private_key(keys.private_pem)
+        server.save()
+        (tmp_path / "hook.js").write_text(NODE_HOOK)
+        env = {
+            "CLOUD_API_ENDPOINT": f"{live_server.url}/cloud-api",
+            "TEST_CLOUD_API": f"{live_server.url}/cloud-api",
+            "NODE_OPTIONS": f"--require {tmp_path / 'hook.js'}",
+        }
+        operator = ManagementClient(
+            vm.url, token=tokens.sign(server, [{"target": "*/*", "action": "*"}])
+        )
+        service = f"blog{secrets.token_hex(3)}"
+
+        # An outsider's CLI finds no such cluster in their list, and gets no token.
+        stranger = deploy_as(tmp_path / "outsider", key_for(outsider), server, service, env)
+        assert stranger.returncode != 0
+        assert "workspace" in stranger.stdout + stranger.stderr
+        with pytest.raises(PrismaError):
+            operator.call(PROJECT, {"n": service, "s": "dev"})
+
+        result = deploy_as(tmp_path / "owner", key_for(owner), server, service, env)
+
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert "Applying changes" in result.stdout
+        # The server knows the project: the CLI's token opened `<service>/dev` on it.
+        assert operator.call(PROJECT, {"n": service, "s": "dev"})["project"]["name"] == service
+        operator.delete_project(service, "dev")
+
+
+def deploy_as(folder, session_key: str, server: Server, service: str, env: dict):
+    home, project = folder / "home", folder / "project"
+    (home / ".prisma").mkdir(parents=True)
+    (home / ".prisma" / "config.yml").write_text(
+        f"cloudSessionKey: {session_key}\nclusters: {{}}\n"
+    )
+    project.mkdir()
+    (project / "datamodel.prisma").write_text(DATAMODEL)
+    # No workspace in the endpoint: the CLI takes it, and the cluster's name, from the list.
+    (project / "prisma.yml").write_text(
+        f"endpoint: {server.endpoint}/{service}/dev\ndatamodel: datamodel.prisma\n"
+    )
+    return run_prisma(["deploy"], home=home, cwd=project, env=env)
