@@ -2,6 +2,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import path
 
 from accounts.views import auth, cli, workspaces
+from servers import views as servers_views
 
 app_name = "accounts"
 
@@ -38,7 +39,7 @@ urlpatterns = [
     path("workspaces/", workspaces.workspaces, name="workspaces"),
     path("workspaces/new/", workspaces.workspace_create, name="workspace-create"),
     path("w/<slug:slug>/", workspaces.workspace_overview, name="workspace"),
-    path("w/<slug:slug>/servers/", workspaces.workspace_servers, name="servers"),
+    path("w/<slug:slug>/servers/", servers_views.server_list, name="servers"),
     path("w/<slug:slug>/services/", workspaces.workspace_services, name="services"),
     path("w/<slug:slug>/members/", workspaces.workspace_members, name="members"),
     path("w/<slug:slug>/members/role/", workspaces.member_role, name="member-role"),

@@ -63,4 +63,30 @@
       });
     });
   });
+
+  /* <div id="…" data-refresh="url">: while the attribute is there, fetch the url every second
+     and put the answer (the same element, updated) in its place. A server's status page uses
+     it while provisioning; the answer drops the attribute once the status is final. */
+  function refresh(element) {
+    var url = element.getAttribute("data-refresh");
+    window.setTimeout(function () {
+      fetch(url, { credentials: "same-origin", headers: { "Accept": "text/html" } })
+        .then(function (response) {
+          if (!response.ok) { throw new Error(response.status); }
+          return response.text();
+        })
+        .then(function (html) {
+          var holder = document.createElement("div");
+          holder.innerHTML = html.trim();
+          var updated = holder.firstElementChild;
+          if (!updated) { return; }
+          element.replaceWith(updated);
+          if (updated.hasAttribute("data-refresh")) { refresh(updated); }
+        }, function () { refresh(element); });  /* a network blip: try again */
+    }, 1000);
+  }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    document.querySelectorAll("[data-refresh]").forEach(refresh);
+  });
 })();

@@ -81,3 +81,13 @@ def silent_server():
     listener.close()
     for conn in held:
         conn.close()
+
+
+@pytest.fixture
+def two_regions(settings, platform_keys: KeyPair) -> dict[str, str]:
+    """Two configured regions where nothing listens: for pages and endpoints that only queue
+    the check (the unit tests' on-commit callbacks never run it)."""
+    configured = {"eu1": closed_port_origin(), "us1": closed_port_origin()}
+    settings.SANDBOX_REGIONS = configured
+    settings.PLATFORM_PRIVATE_KEY = platform_keys.private_pem
+    return configured
