@@ -1,5 +1,6 @@
 """Shared policy of every REST endpoint: authentication, throttling and the error format."""
 
+from django.core.exceptions import PermissionDenied
 from django.http import Http404
 from rest_framework import exceptions, permissions
 from rest_framework.authentication import SessionAuthentication
@@ -26,6 +27,8 @@ def api_exception_handler(exc: Exception, context: dict) -> Response | None:
     """Every error is JSON with a stable `code` a client can branch on."""
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
+    elif isinstance(exc, PermissionDenied):  # a service's refusal, with its reason
+        exc = exceptions.PermissionDenied(str(exc) or None)
     response = exception_handler(exc, context)
     if response is None:
         return None
