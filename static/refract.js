@@ -72,7 +72,7 @@
     window.setTimeout(function () {
       fetch(url, { credentials: "same-origin", headers: { "Accept": "text/html" } })
         .then(function (response) {
-          if (!response.ok) { throw new Error(response.status); }
+          if (!response.ok) { throw { status: response.status }; }
           return response.text();
         })
         .then(function (html) {
@@ -82,7 +82,10 @@
           if (!updated) { return; }
           element.replaceWith(updated);
           if (updated.hasAttribute("data-refresh")) { refresh(updated); }
-        }, function () { refresh(element); });  /* a network blip: try again */
+        }, function (error) {
+          /* A network blip or a server error: try again. A 4xx (signed out, gone) stops. */
+          if (!error.status || error.status >= 500) { refresh(element); }
+        });
     }, 1000);
   }
 
