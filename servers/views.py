@@ -48,8 +48,8 @@ def server_list(request: HttpRequest, membership: Membership) -> HttpResponse:
     )
 
 
+@workspace_view(min_role=Role.ADMIN)  # first: a stranger gets 404 whatever the method
 @require_POST
-@workspace_view(min_role=Role.ADMIN)
 def provision(request: HttpRequest, membership: Membership) -> HttpResponse:
     workspace = membership.workspace
     region = request.POST.get("region") or ""
