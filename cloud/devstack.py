@@ -346,11 +346,13 @@ def run_tests(pytest_args: list[str]) -> int:
     return 0
 
 
-def run_exec(command: list[str]) -> int:
+def run_exec(command: list[str], data: Path = DATA) -> int:
+    """A command with the stack's environment, the dev region included (so a `manage.py shell`
+    can provision a sandbox on the runtime `make run` starts)."""
     if not command:
         raise SystemExit("refract: exec needs a command")
     with services("refract") as env:
-        return subprocess.run(command, env=env, cwd=ROOT).returncode
+        return subprocess.run(command, env=sandbox_env(env, data), cwd=ROOT).returncode
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -235,3 +235,13 @@ def wait_until_up(runtime: Runtime) -> None:
         if time.monotonic() > deadline:
             pytest.fail(f"the dev runtime did not start:\n{runtime.log.read_text()}")
         time.sleep(0.1)
+
+
+def test_make_exec_gets_the_dev_region(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    show = (
+        "import os; print(os.environ['SANDBOX_REGIONS'], os.environ['PLATFORM_PRIVATE_KEY_FILE'])"
+    )
+    assert devstack.run_exec([devstack.PYTHON, "-c", show], data=tmp_path) == 0
+    regions, key_file = capfd.readouterr().out.split()
+    assert regions == os.environ.get("SANDBOX_REGIONS", devstack.SANDBOX_REGION)
+    assert key_file == str(tmp_path / devstack.PLATFORM_KEY.name)
