@@ -9,6 +9,8 @@ plaintext secret is never loaded by accident (the admin, `values()` and logs see
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
@@ -47,18 +49,17 @@ def encrypt(plaintext: str) -> str:
 
 
 def decrypt(token: str) -> str:
-    try:
-        return _fernet().decrypt(token.encode()).decode()
-    except InvalidToken:
-        raise DecryptionError(
-            "a stored secret cannot be decrypted with any key in ENCRYPTION_KEYS"
-        ) from None
+    return _opened(_fernet().decrypt, token)
 
 
 def rotate(token: str) -> str:
     """The same secret encrypted with the first key (what `reencrypt_secrets` writes back)."""
+    return _opened(_fernet().rotate, token)
+
+
+def _opened(operation: Callable[[bytes], bytes], token: str) -> str:
     try:
-        return _fernet().rotate(token.encode()).decode()
+        return operation(token.encode()).decode()
     except InvalidToken:
         raise DecryptionError(
             "a stored secret cannot be decrypted with any key in ENCRYPTION_KEYS"

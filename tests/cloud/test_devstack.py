@@ -8,6 +8,7 @@ Then it had no platform key: "provision a sandbox" could not work against the de
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import stat
@@ -15,6 +16,7 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import jwt
@@ -128,17 +130,7 @@ def test_the_dev_runtime_answers_only_requests_signed_with_the_secret(
     again = yaml.safe_load((data / "runtime.yml").read_text())
     assert again["managementPublicKey"] == config["managementPublicKey"]
 
-    port = free_port()
-    log = (tmp_path / "runtime.log").open("w")
-    process = subprocess.Popen(
-        [*command, "--port", str(port), "--log-level", "warning"],
-        cwd=ROOT,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    runtime = Runtime(f"http://127.0.0.1:{port}", process, tmp_path / "runtime.log")
-    try:
-        wait_until_up(runtime)
+    with started(command, tmp_path) as runtime:
         url = f"{runtime.url}/management"
         listing = {"query": "{ listProjects { name } }"}
         json_type = {"Content-Type": "application/json"}
@@ -163,6 +155,23 @@ def test_the_dev_runtime_answers_only_requests_signed_with_the_secret(
                 assert (status, answer) == expected
             else:
                 assert answer["errors"][0]["code"] == 3015
+
+
+@contextlib.contextmanager
+def started(command: list[str], tmp_path: Path) -> Iterator[Runtime]:
+    """The dev stack's runtime command, run on a free port until the block ends."""
+    port = free_port()
+    log = (tmp_path / "runtime.log").open("w")
+    process = subprocess.Popen(
+        [*command, "--port", str(port), "--log-level", "warning"],
+        cwd=ROOT,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    runtime = Runtime(f"http://127.0.0.1:{port}", process, tmp_path / "runtime.log")
+    try:
+        wait_until_up(runtime)
+        yield runtime
     finally:
         process.terminate()
         process.wait(timeout=15)
@@ -180,22 +189,8 @@ def dev_runtime(database: Database, tmp_path: Path):  # noqa: F811
     """The runtime exactly as `make run` configures it (on a free port), and its data folder."""
     data = tmp_path / "data"
     command = devstack.runtime_command(database.conninfo(), os.environ["REDIS_URL"], data)
-    port = free_port()
-    log = (tmp_path / "runtime.log").open("w")
-    process = subprocess.Popen(
-        [*command, "--port", str(port), "--log-level", "warning"],
-        cwd=ROOT,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    runtime = Runtime(f"http://127.0.0.1:{port}", process, tmp_path / "runtime.log")
-    try:
-        wait_until_up(runtime)
+    with started(command, tmp_path) as runtime:
         yield runtime, data
-    finally:
-        process.terminate()
-        process.wait(timeout=15)
-        log.close()
 
 
 def test_provisioning_a_sandbox_works_against_the_dev_stack(
