@@ -160,3 +160,169 @@ def get_server(user: User, workspace_slug: str, server_id: uuid.UUID | str) -> S
         )
     except (Server.DoesNotExist, ValidationError, ValueError):
         raise Http404("No such server") from None
+
+
+# Prisma's name rules (deploy/validation/NameConstraints.scala), as the runtime applies them.
+# The console adds the workspace prefix itself, so a service name here has no `~`.
+SERVICE_NAME_RE = r"^[a-zA-Z][a-zA-Z0-9\-_]*$"
+STAGE_NAME_RE = r"^[a-zA-Z][a-zA-Z0-9\-_]*$"
+RESERVED_NAMES = frozenset({"cluster", "management", "export", "import"})
+MAX_STAGE_LENGTH = 30
+MAX_SCHEMA_NAME_BYTES = 63  # PostgreSQL's NAMEDATALEN - 1: the schema is `<project>$<stage>`
+
+
+class ServiceQuerySet(models.QuerySet["Service"]):
+    def for_user(self, user: User) -> ServiceQuerySet:
+        if not user.is_authenticated:
+            return self.none()
+        return self.filter(server__workspace__memberships__user=user)
+
+
+class Service(models.Model):
+    """A Prisma service (`name/stage`) on a server; its project on the server is
+    `server.project_name(name)`, its endpoint `<server.service_origin>/<name>/<stage>`."""
+
+    class Status(models.TextChoices):
+        NEW = "new", "Not deployed yet"
+        LIVE = "live", "Live"
+        DELETING = "deleting", "Deleting"
+        DELETE_FAILED = "delete_failed", "Delete failed"
+
+    class Origin(models.TextChoices):
+        CONSOLE = "console", "Console"
+        API = "api", "API"
+        CLI = "cli", "Prisma CLI"
+        SERVER = "server", "Found on the server"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    server = models.ForeignKey(Server, on_delete=models.CASCADE, related_name="services")
+    name = models.CharField(max_length=63)
+    stage = models.CharField(max_length=MAX_STAGE_LENGTH)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.NEW)
+    status_reason = models.TextField(blank=True)
+    origin = models.CharField(max_length=16, choices=Origin.choices, default=Origin.CONSOLE)
+    # The service secret (`secret` of prisma.yml): signs service tokens; encrypted at rest.
+    secret = crypto.EncryptedTextField(blank=True)
+    # The datamodel and revision the server last reported applied (the truth, not a hope).
+    datamodel = models.TextField(blank=True)
+    revision = models.PositiveIntegerField(null=True, blank=True)
+    starter = models.CharField(max_length=32, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+    # Deleting runs in a task like a deploy: claim, heartbeat, attempts.
+    claim_id = models.UUIDField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+
+    objects = ServiceQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["name", "stage"]
+        constraints = [
+            models.UniqueConstraint(fields=["server", "name", "stage"], name="service_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name}/{self.stage} on {self.server.name}"
+
+    @property
+    def project(self) -> str:
+        return self.server.project_name(self.name)
+
+    @property
+    def endpoint(self) -> str:
+        return f"{self.server.service_origin}/{self.name}/{self.stage}"
+
+    @property
+    def secret_value(self) -> str:
+        return crypto.decrypt(self.secret) if self.secret else ""
+
+    def set_secret(self, value: str) -> None:
+        self.secret = crypto.encrypt(value) if value else ""
+
+
+def get_service(user: User, workspace_slug: str, service_id: uuid.UUID | str) -> Service:
+    """A service of one of the user's workspaces, or 404."""
+    membership = get_membership(user, workspace_slug)
+    try:
+        return Service.objects.select_related("server", "server__workspace").get(
+            server__workspace=membership.workspace, id=service_id
+        )
+    except (Service.DoesNotExist, ValidationError, ValueError):
+        raise Http404("No such service") from None
+
+
+class Deploy(models.Model):
+    """One deploy of a datamodel to a service, run by a worker (DESIGN invariant 5)."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+        CANCELLED = "cancelled", "Cancelled"
+
+    class Source(models.TextChoices):
+        CONSOLE = "console", "Console"
+        API = "api", "API"
+        CLI = "cli", "Prisma CLI"
+        SERVER = "server", "Found on the server"
+
+    FINAL = (Status.SUCCEEDED, Status.FAILED, Status.CANCELLED)
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    service = models.ForeignKey(Service, on_delete=models.CASCADE, related_name="deploys")
+    datamodel = models.TextField()
+    source = models.CharField(max_length=16, choices=Source.choices)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    dry_run = models.BooleanField(default=False)
+    force = models.BooleanField(default=False)
+    # "Redeploy this revision": the deploy whose datamodel this one brings back.
+    redeploy_of = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    reason = models.TextField(blank=True)  # why it failed or was cancelled, in words
+    # What the server answered: revision (None when nothing changed or not applied), the
+    # steps, and its errors and warnings as `{type, field, description}` lists.
+    revision = models.PositiveIntegerField(null=True, blank=True)
+    steps = models.JSONField(default=list, blank=True)
+    errors = models.JSONField(default=list, blank=True)
+    warnings = models.JSONField(default=list, blank=True)
+    # The server's own account of the migration (migrationStatus / listMigrations).
+    migration_status = models.CharField(max_length=24, blank=True)
+    applied = models.PositiveIntegerField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    # The run: task id, who holds it (claim), when it last showed life, how often claimed.
+    task_id = models.CharField(max_length=64, blank=True)
+    claim_id = models.UUIDField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    progress_at = models.DateTimeField(null=True, blank=True)  # last change on the server
+    attempts = models.PositiveSmallIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(fields=["service", "status"]),
+            models.Index(fields=["status", "heartbeat_at"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"deploy {self.id} of {self.service} ({self.status})"
+
+    @property
+    def is_final(self) -> bool:
+        return self.status in self.FINAL
+
+    @property
+    def duration(self) -> float | None:
+        if self.started_at and self.finished_at:
+            return (self.finished_at - self.started_at).total_seconds()
+        return None
