@@ -226,6 +226,10 @@ class AuditAction(models.TextChoices):
     SESSION_KEYS_REVOKED = "session_key.revoked_all", "Revoked all session keys"
     SERVER_CREATED = "server.created", "Created a server"
     SERVER_STATUS_CHANGED = "server.status_changed", "Server status changed"
+    SERVICE_CREATED = "service.created", "Created a service"
+    SERVICE_DELETED = "service.deleted", "Deleted a service"
+    DEPLOY_REQUESTED = "deploy.requested", "Requested a deploy"
+    DEPLOY_CANCELLED = "deploy.cancelled", "Cancelled a deploy"
 
 
 AUTH_ACTIONS = [

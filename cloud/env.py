@@ -47,6 +47,38 @@ def env_int(name: str, default: int) -> int:
         raise ImproperlyConfigured(f"{name} must be an integer, not {raw!r}") from None
 
 
+def env_float(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be a number, not {raw!r}") from None
+    if not value >= 0:
+        raise ImproperlyConfigured(f"{name} must be zero or more, not {raw!r}")
+    return value
+
+
+def env_floats(name: str, default: list[float]) -> list[float]:
+    """Comma-separated non-negative numbers (`1,2,4`); an empty value is an empty list."""
+    raw = os.environ.get(name)
+    if raw is None:
+        return default
+    values = []
+    for item in (part.strip() for part in raw.split(",")):
+        if not item:
+            continue
+        try:
+            value = float(item)
+        except ValueError:
+            raise ImproperlyConfigured(f"{name} must be numbers separated by commas") from None
+        if not value >= 0:
+            raise ImproperlyConfigured(f"{name}: {item} is negative")
+        values.append(value)
+    return values
+
+
 def env_list(name: str, default: list[str]) -> list[str]:
     raw = os.environ.get(name)
     if raw is None:

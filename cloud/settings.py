@@ -17,6 +17,8 @@ from cloud.env import (
     ImproperlyConfigured,
     database_from_url,
     env_bool,
+    env_float,
+    env_floats,
     env_int,
     env_list,
     env_origins,
@@ -202,6 +204,15 @@ SERVER_PROVISION_ATTEMPTS = env_int("SERVER_PROVISION_ATTEMPTS", 3)
 # this many servers at a time.
 SERVER_HEALTH_TIMEOUT = env_int("SERVER_HEALTH_TIMEOUT", 5)
 SERVER_HEALTH_CONCURRENCY = env_int("SERVER_HEALTH_CONCURRENCY", 8)
+# Deploys: a worker polls the server's migrationStatus every DEPLOY_POLL_SECONDS; a server that
+# cannot be reached is tried again after each of DEPLOY_RETRY_DELAYS (seconds), then the deploy
+# fails; a migration that does not move for DEPLOY_STALL_SECONDS fails as stuck; a run without
+# heartbeat for DEPLOY_STALE_SECONDS is retried by the reaper, up to DEPLOY_ATTEMPTS claims.
+DEPLOY_POLL_SECONDS = env_float("DEPLOY_POLL_SECONDS", 0.25)
+DEPLOY_RETRY_DELAYS = env_floats("DEPLOY_RETRY_DELAYS", [1, 2, 4, 8])
+DEPLOY_STALL_SECONDS = env_int("DEPLOY_STALL_SECONDS", 300)
+DEPLOY_STALE_SECONDS = env_int("DEPLOY_STALE_SECONDS", 60)
+DEPLOY_ATTEMPTS = env_int("DEPLOY_ATTEMPTS", 3)
 
 # Request size limits: forms are small; anything bigger is refused with 413.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 1024 * 1024)
@@ -299,6 +310,12 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": timedelta(minutes=1),
     },
     "reap-stale-servers": {"task": "servers.reap_stale", "schedule": timedelta(minutes=1)},
+    "reap-stale-deploys": {"task": "servers.reap_deploys", "schedule": timedelta(seconds=20)},
+    "reconcile-services": {  # deploys made by the Prisma CLI appear in the history
+        "task": "servers.reconcile",
+        "schedule": timedelta(minutes=1),
+        "options": {"expires": 50},
+    },
     "check-servers": {  # a check left queued past the next one is dropped, not piled up
         "task": "servers.check_status",
         "schedule": timedelta(minutes=1),

@@ -9,80 +9,182 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('servers', '0001_initial'),
+        ("servers", "0001_initial"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='Service',
+            name="Service",
             fields=[
-                ('id', models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False)),
-                ('name', models.CharField(max_length=63)),
-                ('stage', models.CharField(max_length=30)),
-                ('status', models.CharField(choices=[('new', 'Not deployed yet'), ('live', 'Live'), ('deleting', 'Deleting'), ('delete_failed', 'Delete failed')], default='new', max_length=16)),
-                ('status_reason', models.TextField(blank=True)),
-                ('origin', models.CharField(choices=[('console', 'Console'), ('api', 'API'), ('cli', 'Prisma CLI'), ('server', 'Found on the server')], default='console', max_length=16)),
-                ('secret', cloud.crypto.EncryptedTextField(blank=True)),
-                ('datamodel', models.TextField(blank=True)),
-                ('revision', models.PositiveIntegerField(blank=True, null=True)),
-                ('starter', models.CharField(blank=True, max_length=32)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('claim_id', models.UUIDField(blank=True, null=True)),
-                ('heartbeat_at', models.DateTimeField(blank=True, null=True)),
-                ('attempts', models.PositiveSmallIntegerField(default=0)),
-                ('created_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('server', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='services', to='servers.server')),
+                (
+                    "id",
+                    models.UUIDField(
+                        default=uuid.uuid4, editable=False, primary_key=True, serialize=False
+                    ),
+                ),
+                ("name", models.CharField(max_length=63)),
+                ("stage", models.CharField(max_length=30)),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("new", "Not deployed yet"),
+                            ("live", "Live"),
+                            ("deleting", "Deleting"),
+                            ("delete_failed", "Delete failed"),
+                        ],
+                        default="new",
+                        max_length=16,
+                    ),
+                ),
+                ("status_reason", models.TextField(blank=True)),
+                (
+                    "origin",
+                    models.CharField(
+                        choices=[
+                            ("console", "Console"),
+                            ("api", "API"),
+                            ("cli", "Prisma CLI"),
+                            ("server", "Found on the server"),
+                        ],
+                        default="console",
+                        max_length=16,
+                    ),
+                ),
+                ("secret", cloud.crypto.EncryptedTextField(blank=True)),
+                ("datamodel", models.TextField(blank=True)),
+                ("revision", models.PositiveIntegerField(blank=True, null=True)),
+                ("starter", models.CharField(blank=True, max_length=32)),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                ("claim_id", models.UUIDField(blank=True, null=True)),
+                ("heartbeat_at", models.DateTimeField(blank=True, null=True)),
+                ("attempts", models.PositiveSmallIntegerField(default=0)),
+                (
+                    "created_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "server",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="services",
+                        to="servers.server",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['name', 'stage'],
+                "ordering": ["name", "stage"],
             },
         ),
         migrations.CreateModel(
-            name='Deploy',
+            name="Deploy",
             fields=[
-                ('id', models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False)),
-                ('datamodel', models.TextField()),
-                ('source', models.CharField(choices=[('console', 'Console'), ('api', 'API'), ('cli', 'Prisma CLI'), ('server', 'Found on the server')], max_length=16)),
-                ('dry_run', models.BooleanField(default=False)),
-                ('force', models.BooleanField(default=False)),
-                ('status', models.CharField(choices=[('queued', 'Queued'), ('running', 'Running'), ('succeeded', 'Succeeded'), ('failed', 'Failed'), ('cancelled', 'Cancelled')], default='queued', max_length=16)),
-                ('reason', models.TextField(blank=True)),
-                ('revision', models.PositiveIntegerField(blank=True, null=True)),
-                ('steps', models.JSONField(blank=True, default=list)),
-                ('errors', models.JSONField(blank=True, default=list)),
-                ('warnings', models.JSONField(blank=True, default=list)),
-                ('migration_status', models.CharField(blank=True, max_length=24)),
-                ('applied', models.PositiveIntegerField(blank=True, null=True)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('started_at', models.DateTimeField(blank=True, null=True)),
-                ('finished_at', models.DateTimeField(blank=True, null=True)),
-                ('task_id', models.CharField(blank=True, max_length=64)),
-                ('claim_id', models.UUIDField(blank=True, null=True)),
-                ('heartbeat_at', models.DateTimeField(blank=True, null=True)),
-                ('progress_at', models.DateTimeField(blank=True, null=True)),
-                ('attempts', models.PositiveSmallIntegerField(default=0)),
-                ('redeploy_of', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='servers.deploy')),
-                ('requested_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('service', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='deploys', to='servers.service')),
+                (
+                    "id",
+                    models.UUIDField(
+                        default=uuid.uuid4, editable=False, primary_key=True, serialize=False
+                    ),
+                ),
+                ("datamodel", models.TextField()),
+                (
+                    "source",
+                    models.CharField(
+                        choices=[
+                            ("console", "Console"),
+                            ("api", "API"),
+                            ("cli", "Prisma CLI"),
+                            ("server", "Found on the server"),
+                        ],
+                        max_length=16,
+                    ),
+                ),
+                ("dry_run", models.BooleanField(default=False)),
+                ("force", models.BooleanField(default=False)),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("queued", "Queued"),
+                            ("running", "Running"),
+                            ("succeeded", "Succeeded"),
+                            ("failed", "Failed"),
+                            ("cancelled", "Cancelled"),
+                        ],
+                        default="queued",
+                        max_length=16,
+                    ),
+                ),
+                ("reason", models.TextField(blank=True)),
+                ("revision", models.PositiveIntegerField(blank=True, null=True)),
+                ("steps", models.JSONField(blank=True, default=list)),
+                ("errors", models.JSONField(blank=True, default=list)),
+                ("warnings", models.JSONField(blank=True, default=list)),
+                ("migration_status", models.CharField(blank=True, max_length=24)),
+                ("applied", models.PositiveIntegerField(blank=True, null=True)),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("started_at", models.DateTimeField(blank=True, null=True)),
+                ("finished_at", models.DateTimeField(blank=True, null=True)),
+                ("task_id", models.CharField(blank=True, max_length=64)),
+                ("claim_id", models.UUIDField(blank=True, null=True)),
+                ("heartbeat_at", models.DateTimeField(blank=True, null=True)),
+                ("progress_at", models.DateTimeField(blank=True, null=True)),
+                ("attempts", models.PositiveSmallIntegerField(default=0)),
+                (
+                    "redeploy_of",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to="servers.deploy",
+                    ),
+                ),
+                (
+                    "requested_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "service",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="deploys",
+                        to="servers.service",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at'],
+                "ordering": ["-created_at"],
             },
         ),
         migrations.AddConstraint(
-            model_name='service',
-            constraint=models.UniqueConstraint(fields=('server', 'name', 'stage'), name='service_unique'),
+            model_name="service",
+            constraint=models.UniqueConstraint(
+                fields=("server", "name", "stage"), name="service_unique"
+            ),
         ),
         migrations.AddIndex(
-            model_name='deploy',
-            index=models.Index(fields=['service', 'status'], name='servers_dep_service_3b20a4_idx'),
+            model_name="deploy",
+            index=models.Index(fields=["service", "status"], name="servers_dep_service_3b20a4_idx"),
         ),
         migrations.AddIndex(
-            model_name='deploy',
-            index=models.Index(fields=['status', 'heartbeat_at'], name='servers_dep_status_372c7b_idx'),
+            model_name="deploy",
+            index=models.Index(
+                fields=["status", "heartbeat_at"], name="servers_dep_status_372c7b_idx"
+            ),
         ),
     ]
