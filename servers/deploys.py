@@ -376,9 +376,7 @@ def delete_service(user: User, service: Service, *, request: HttpRequest | None 
 
 
 @transaction.atomic
-def record_cli_service(
-    user: User, workspace_slug: str | None, server: Server, name: str, stage: str
-) -> Service:
+def record_cli_service(user: User, server: Server, name: str, stage: str) -> Service:
     """A service the Prisma CLI deployed straight to a server (`addServiceToCloudDBIfMissing`):
     recorded once; its deploys are read from the server by `reconcile_service`, queued now."""
     _member(user, server)
