@@ -69,7 +69,7 @@ DEFAULT_CAP_BYTES = 100 * 1024 * 1024
 # Each row also costs its header (23 bytes, aligned to 24) and a 4-byte line pointer.
 ROW_OVERHEAD_BYTES = 28
 
-_FILES = """
+FILES_SQL = """
 SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0)::bigint
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE n.nspname = %s AND c.relkind IN ('r', 'm')
@@ -290,7 +290,7 @@ def measure_steps(schema: str, cap_bytes: int) -> Steps[StorageUsage]:
     """The service's size: its files, or its live data when the files reach the cap. Steps (see
     `opencrud.steps`) that must run inside a transaction: the live scan runs under a savepoint,
     so a table dropped by a concurrent deploy leaves the caller's transaction usable."""
-    row = (yield Sql(_FILES, [schema])).one()
+    row = (yield Sql(FILES_SQL, [schema])).one()
     files = int(row[0]) if row else 0
     if files < cap_bytes:
         return StorageUsage(files, cap_bytes)

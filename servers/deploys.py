@@ -858,18 +858,24 @@ def discover_services(server: Server) -> int:
     client = ManagementClient(server.endpoint, token=tokens.workspace_token(server))
     prefix = f"{server.workspace.slug}~"
     found = 0
-    for project in client.list_projects():
+    now = timezone.now()
+    for project in client.list_projects(storage=True):
         full, stage = str(project.get("name", "")), str(project.get("stage", ""))
         if not full.startswith(prefix):
             continue
         name = full[len(prefix) :]
-        _, created = Service.objects.get_or_create(
+        service, created = Service.objects.get_or_create(
             server=server,
             name=name,
             stage=stage,
             defaults={"origin": Service.Origin.SERVER, "status": Service.Status.NEW},
         )
         found += created
+        used = project.get("storageBytes")
+        if isinstance(used, int | float):
+            Service.objects.filter(id=service.id).update(
+                storage_bytes=int(used), storage_measured_at=now
+            )
     return found
 
 

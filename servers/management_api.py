@@ -130,7 +130,15 @@ class ManagementClient:
     def server_info(self) -> dict[str, Any]:
         return self.call("{ serverInfo { version } }")["serverInfo"]
 
-    def list_projects(self) -> list[dict[str, str]]:
+    def list_projects(self, *, storage: bool = False) -> list[dict[str, Any]]:
+        """The projects the token may see; with `storage`, each one's `storageBytes` (our
+        runtime's extension: a server that does not know it is asked again without it)."""
+        if storage:
+            try:
+                return self.call("{ listProjects { name stage storageBytes } }")["listProjects"]
+            except PrismaError as error:
+                if "storageBytes" not in str(error):
+                    raise
         return self.call("{ listProjects { name stage } }")["listProjects"]
 
     def add_project(self, name: str, stage: str, secrets: list[str] | None = None) -> None:

@@ -207,6 +207,10 @@ class Service(models.Model):
     datamodel = models.TextField(blank=True)
     revision = models.PositiveIntegerField(null=True, blank=True)
     starter = models.CharField(max_length=32, blank=True)
+    # What the service stores, as the server measured it in the last periodic check (our
+    # runtime's `Project.storageBytes`; None for a server that does not report it).
+    storage_bytes = models.BigIntegerField(null=True, blank=True)
+    storage_measured_at = models.DateTimeField(null=True, blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )

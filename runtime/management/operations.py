@@ -14,7 +14,7 @@ from typing import Any
 import psycopg
 from graphql import GraphQLResolveInfo
 
-from runtime import VERSION, store
+from runtime import VERSION, quota, store
 from runtime.auth import project_token
 from runtime.datamodel import Schema
 from runtime.errors import PrismaError, project_exists, project_not_found
@@ -56,7 +56,16 @@ def validate_names(name: str, stage: str) -> None:
 
 
 def project_view(project: store.Project, datamodel: str) -> dict[str, Any]:
-    return {"name": project.name, "stage": project.stage, "datamodel": datamodel}
+    return {"name": project.name, "stage": project.stage, "datamodel": datamodel, "id": project.id}
+
+
+def storage_bytes(parent: dict[str, Any], info: GraphQLResolveInfo) -> float:
+    """What the service's schema holds on disk (`quota.FILES_SQL`), measured when asked: the
+    console reads it once a minute for the sandbox page, nothing on the request path does."""
+    tenant = context_of(info).tenant
+    with tenant.pool.connection() as conn:
+        row = conn.execute(quota.FILES_SQL, [tenant.service_schema(parent["id"])]).fetchone()
+    return float(row[0] if row else 0)
 
 
 def server_info(_: Any, info: GraphQLResolveInfo) -> dict[str, str]:

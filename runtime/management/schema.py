@@ -109,6 +109,8 @@ type Project {
   name: String!
   stage: String!
   datamodel: String!
+  "Refract extension: bytes the service stores (tables, indexes, TOAST), as its cap counts."
+  storageBytes: Float
 }
 
 "Information about the deployed server"
@@ -244,6 +246,7 @@ def build_management_schema() -> GraphQLSchema:
     query = schema.query_type
     mutation = schema.mutation_type
     assert query is not None and mutation is not None
+    schema.type_map["Project"].fields["storageBytes"].resolve = operations.storage_bytes  # type: ignore[attr-defined]
     for name, resolver in operations.QUERIES.items():
         query.fields[name].resolve = resolver
     for name, resolver in {**operations.MUTATIONS, "deploy": deploy}.items():

@@ -364,6 +364,8 @@ def test_reconcile_records_deploys_made_behind_the_consoles_back(sandbox, member
     assert (recorded.source, recorded.status) == (Deploy.Source.CLI, Deploy.Status.SUCCEEDED)
     created.service.refresh_from_db()
     assert created.service.revision == 3 and "Tag" in created.service.datamodel
+    # The sandbox page's storage figure: what the runtime measured for this service's schema.
+    assert created.service.storage_bytes > 0 and created.service.storage_measured_at
     found = Service.objects.get(server=sandbox, name="cli", stage="dev")
     assert found.origin == Service.Origin.SERVER and found.revision == 2
     assert [d.revision for d in found.deploys.all()] == [2]

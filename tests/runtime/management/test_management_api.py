@@ -435,3 +435,17 @@ def test_unparseable_graphql_is_a_500_like_prisma(runtime: Runtime) -> None:
     assert invalid.status == 200
     assert invalid.body["data"] is None
     assert "Cannot query field 'nope'" in invalid.body["errors"][0]["message"]
+
+
+def test_a_project_reports_what_it_stores(runtime: Runtime, token: str, service_name: str) -> None:
+    """Refract's `storageBytes` extension, which the console's sandbox page shows."""
+    add(runtime, token, service_name)
+    query = 'query($n: String!) { project(name: $n, stage: "dev") { storageBytes } }'
+    empty = runtime.management(query, {"n": service_name}, token)["data"]["project"]
+    assert empty == {"storageBytes": 0}
+    deploy(runtime, token, service_name, TODO)
+    deployed = runtime.management(query, {"n": service_name}, token)["data"]["project"]
+    assert deployed["storageBytes"] > 0  # its tables and indexes, as the storage cap counts
+    listed = runtime.management("{ listProjects { name storageBytes } }", token=token)
+    mine = [p for p in listed["data"]["listProjects"] if p["name"] == service_name]
+    assert mine == [{"name": service_name, "storageBytes": deployed["storageBytes"]}]
