@@ -782,62 +782,71 @@ def reap_deletes(now: datetime | None = None) -> int:
 
 
 def reconcile_service(service: Service) -> int:
-    """Bring the service's history in line with the server's `listMigrations`: a migration the
-    console has no deploy for (made by the Prisma CLI, or by anyone with a token) is recorded as
-    a CLI deploy, with the datamodel the server reports for the latest. Returns how many deploys
-    it recorded. Raises ManagementError when the server cannot say."""
+    """Bring the service's history in line with the server's `listMigrations`, the truth:
+    - a migration the console has no deploy for (made by the Prisma CLI, or by anyone with a
+      token) is recorded as a CLI deploy, with its datamodel and steps;
+    - a deploy the console ended otherwise than the server did (reaped after its worker went
+      away, or cancelled as stuck, while the server went on and applied it) takes the server's
+      outcome, and says so.
+    Returns how many deploys it recorded or corrected. Raises ManagementError when the server
+    cannot say."""
     client = _client(service)
     try:
-        migrations = client.list_migrations(service.project, service.stage)
+        migrations = client.list_migrations(service.project, service.stage, details=True)
     except PrismaError as error:
         if error.code == PROJECT_NOT_FOUND:
             return 0  # not deployed yet, or deleted on the server behind our back
         raise
-    known = set(
-        Deploy.objects.filter(service=service, revision__isnull=False)
-        .exclude(status=Deploy.Status.QUEUED)
-        .values_list("revision", flat=True)
-    )
-    latest = max((int(m["revision"]) for m in migrations if m["status"] == "SUCCESS"), default=None)
-    datamodel = ""
-    if latest is not None and latest != service.revision:
-        project = client.call(
-            "query($n: String!, $s: String!) { project(name: $n, stage: $s) { datamodel } }",
-            {"n": service.project, "s": service.stage},
-        )["project"]
-        datamodel = str(project.get("datamodel") or "")
-    recorded = 0
+    ours: dict[int, list[Deploy]] = {}
+    for deploy in Deploy.objects.filter(service=service, revision__isnull=False).exclude(
+        status__in=(Deploy.Status.QUEUED, Deploy.Status.RUNNING)
+    ):
+        ours.setdefault(deploy.revision, []).append(deploy)
+    changed = 0
     for migration in sorted(migrations, key=lambda m: int(m["revision"])):
-        revision = int(migration["revision"])
-        if revision <= 1 or revision in known:  # revision 1 is addProject's empty schema
+        revision, status = int(migration["revision"]), str(migration["status"])
+        if revision <= 1 or status in OPEN_MIGRATION:  # 1 is addProject's empty schema
+            continue  # an open migration is recorded once it ends
+        outcome = Deploy.Status.SUCCEEDED if status == "SUCCESS" else Deploy.Status.FAILED
+        if revision in ours:
+            for deploy in ours[revision]:
+                if deploy.status == outcome or deploy.dry_run:
+                    continue
+                Deploy.objects.filter(id=deploy.id, status=deploy.status).update(
+                    status=outcome,
+                    migration_status=status[:24],
+                    reason=(
+                        f"{deploy.reason} (the server's history says revision {revision}"
+                        f" ended {status}: corrected)"
+                    ).strip()[:4000],
+                )
+                changed += 1
             continue
-        if migration["status"] in OPEN_MIGRATION:
-            continue  # recorded once it ends
         Deploy.objects.create(
             service=service,
-            datamodel=datamodel if revision == latest else "",
+            datamodel=str(migration.get("datamodel") or ""),
             source=Deploy.Source.CLI,
-            status=Deploy.Status.SUCCEEDED
-            if migration["status"] == "SUCCESS"
-            else Deploy.Status.FAILED,
-            reason=""
-            if migration["status"] == "SUCCESS"
-            else f"the server's migration ended {migration['status']}",
+            status=outcome,
+            reason="" if status == "SUCCESS" else f"the server's migration ended {status}",
             revision=revision,
-            migration_status=str(migration["status"])[:24],
+            steps=migration.get("steps") or [],
+            migration_status=status[:24],
             applied=migration.get("applied"),
             started_at=_parse_time(migration.get("startedAt")),
             finished_at=_parse_time(migration.get("finishedAt")),
         )
-        recorded += 1
-    if latest is not None and latest != service.revision:
-        fields: dict[str, Any] = {"revision": latest, "status": Service.Status.LIVE}
-        if datamodel:
-            fields["datamodel"] = datamodel
-        Service.objects.filter(id=service.id).exclude(status=Service.Status.DELETING).update(
-            **fields
+        changed += 1
+    applied = [m for m in migrations if m["status"] == "SUCCESS"]
+    if applied:
+        latest = max(applied, key=lambda m: int(m["revision"]))
+        Service.objects.filter(id=service.id).exclude(status=Service.Status.DELETING).exclude(
+            revision=int(latest["revision"])
+        ).update(
+            revision=int(latest["revision"]),
+            datamodel=str(latest.get("datamodel") or ""),
+            status=Service.Status.LIVE,
         )
-    return recorded
+    return changed
 
 
 def _parse_time(value: object) -> datetime | None:

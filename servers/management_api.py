@@ -171,12 +171,20 @@ class ManagementClient:
             {"name": name, "stage": stage},
         )["migrationStatus"]
 
-    def list_migrations(self, name: str, stage: str) -> list[dict[str, Any]]:
-        return self.call(
+    def list_migrations(
+        self, name: str, stage: str, *, details: bool = False
+    ) -> list[dict[str, Any]]:
+        """Every migration, newest first; with `details`, each one's datamodel and steps."""
+        fields = "revision status applied rolledBack errors startedAt finishedAt"
+        if details:
+            fields += " datamodel steps { ...Step }"
+        query = (
             "query($name: String!, $stage: String!) { listMigrations(name: $name, stage: $stage)"
-            " { revision status applied rolledBack errors startedAt finishedAt } }",
-            {"name": name, "stage": stage},
-        )["listMigrations"]
+            f" {{ {fields} }} }}"
+        )
+        if details:
+            query += " fragment Step on MigrationStep {" + _STEP_SELECTION + "}"
+        return self.call(query, {"name": name, "stage": stage})["listMigrations"]
 
     def delete_project(self, name: str, stage: str) -> None:
         self.call(

@@ -366,7 +366,25 @@ def test_reconcile_records_deploys_made_behind_the_consoles_back(sandbox, member
     assert created.service.revision == 3 and "Tag" in created.service.datamodel
     # The sandbox page's storage figure: what the runtime measured for this service's schema.
     assert created.service.storage_bytes > 0 and created.service.storage_measured_at
+    assert "Tag" in recorded.datamodel and any(s.get("name") == "Tag" for s in recorded.steps)
     found = Service.objects.get(server=sandbox, name="cli", stage="dev")
     assert found.origin == Service.Origin.SERVER and found.revision == 2
     assert [d.revision for d in found.deploys.all()] == [2]
     assert deploys.reconcile() == {"services": 0, "deploys": 0, "errors": 0}  # idempotent
+
+
+def test_reconcile_corrects_a_deploy_the_console_gave_up_on_but_the_server_applied(
+    sandbox, member, queued
+):
+    created = queued(deploys.create_service, member.user, sandbox, "blog", "dev", BLOG)
+    deploy = run(created.deploy)
+    # As the reaper leaves it when the worker died after the server had applied the migration.
+    Deploy.objects.filter(id=deploy.id).update(
+        status=Deploy.Status.FAILED, reason="the worker went away 3 times without finishing"
+    )
+
+    assert deploys.reconcile()["deploys"] == 1
+
+    deploy.refresh_from_db()
+    assert deploy.status == Deploy.Status.SUCCEEDED
+    assert "revision 2 ended SUCCESS: corrected" in deploy.reason
