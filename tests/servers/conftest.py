@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
 from collections.abc import Iterator
 
+import jwt
 import pytest
 
+from servers.management_api import ManagementClient
 from tests.runtime.conftest import (  # noqa: F401 - fixtures shared with the runtime's tests
     KeyPair,
     Runtime,
@@ -91,3 +94,13 @@ def two_regions(settings, platform_keys: KeyPair) -> dict[str, str]:
     settings.SANDBOX_REGIONS = configured
     settings.PLATFORM_PRIVATE_KEY = platform_keys.private_pem
     return configured
+
+
+def empty_region(origin: str, private_pem: str) -> None:
+    """The region outlives each test's database: remove every project a test left there, with
+    a `*/*` token signed by the platform's key."""
+    now = int(time.time())
+    claims = {"grants": [{"target": "*/*", "action": "*"}], "iat": now, "exp": now + 60}
+    client = ManagementClient(origin, token=jwt.encode(claims, private_pem, algorithm="RS256"))
+    for project in client.list_projects():
+        client.delete_project(project["name"], project["stage"])

@@ -7,11 +7,9 @@ test_deploy_reliability.py.
 from __future__ import annotations
 
 import json
-import time
 import urllib.error
 import urllib.request
 
-import jwt
 import pytest
 from django.core.exceptions import ValidationError
 from django.http import Http404
@@ -20,7 +18,13 @@ from accounts import services as accounts_services
 from servers import deploys, services, tokens
 from servers.management_api import ManagementClient
 from servers.models import Deploy, Server, Service
-from tests.servers.conftest import database, platform_keys, region, regions  # noqa: F401
+from tests.servers.conftest import (  # noqa: F401
+    database,
+    empty_region,
+    platform_keys,
+    region,
+    regions,
+)
 
 BLOG = """
 type User {
@@ -36,15 +40,6 @@ type Post {
 }
 """
 BLOG_WITH_TAGS = BLOG + "\ntype Tag {\n  id: ID! @id\n  label: String! @unique\n}\n"
-
-
-def empty_region(origin: str, private_pem: str) -> None:
-    """The region outlives each test's database: remove every project a test left there."""
-    now = int(time.time())
-    claims = {"grants": [{"target": "*/*", "action": "*"}], "iat": now, "exp": now + 60}
-    client = ManagementClient(origin, token=jwt.encode(claims, private_pem, algorithm="RS256"))
-    for project in client.list_projects():
-        client.delete_project(project["name"], project["stage"])
 
 
 @pytest.fixture
