@@ -563,7 +563,9 @@ def _run(deploy: Deploy, claim_id: uuid.UUID) -> str:
         return Deploy.Status.FAILED
     errors, warnings = payload.get("errors") or [], payload.get("warnings") or []
     migration = payload.get("migration")
-    steps = (migration or {}).get("steps") or payload.get("steps") or []
+    # A deploy claimed again after its worker died: the server took its migration the first
+    # time and now answers that nothing changes; the steps recorded then stay its history.
+    steps = (migration or {}).get("steps") or payload.get("steps") or deploy.steps or []
     _beat(deploy, claim_id, steps=steps, errors=errors, warnings=warnings, reason="")
     if errors:
         count = len(errors)

@@ -300,6 +300,7 @@ def test_a_worker_killed_mid_deploy_leaves_nothing_running(
     assert deploy.attempts == 2
     assert server_says["status"] == "SUCCESS"
     assert deploy.revision == service.revision == server_says["revision"]
+    assert deploy.steps, "the steps the server applied stay in the history"
     assert service.status == Service.Status.LIVE and service.datamodel == BLOG
     assert not Deploy.objects.filter(status=Deploy.Status.RUNNING).exists()
 
