@@ -54,6 +54,7 @@ DEPLOYABLE = (Server.Status.HEALTHY, Server.Status.UNREACHABLE)
 OPEN_MIGRATION = {"PENDING", "IN_PROGRESS", "ROLLING_BACK"}
 PROJECT_EXISTS = 4005
 PROJECT_NOT_FOUND = 4000
+DATAMODEL_DOES_NOT_PARSE = 3017  # InvalidQuery: Prisma's GraphQL parser refused the types
 
 
 # --- names ------------------------------------------------------------------------------------
@@ -558,6 +559,14 @@ def _run(deploy: Deploy, claim_id: uuid.UUID) -> str:
     except ServerUnreachable as error:
         _finish(deploy, claim_id, Deploy.Status.FAILED, str(error))
         return Deploy.Status.FAILED
+    except PrismaError as error:
+        # A datamodel that does not parse is refused as a GraphQL error, not in the payload's
+        # errors: it is shown with the others, as an error of the whole datamodel.
+        errors: list[dict[str, Any]] = []
+        if error.code == DATAMODEL_DOES_NOT_PARSE:
+            message = str(error.errors[0].get("message", error))
+            errors = [{"type": "Global", "field": None, "description": message}]
+        return _fail(deploy, claim_id, f"the server refused the deploy: {error}", errors=errors)
     except (ManagementError, ValueError, tokens.PlatformKeyMissing) as error:
         _finish(deploy, claim_id, Deploy.Status.FAILED, f"the server refused the deploy: {error}")
         return Deploy.Status.FAILED

@@ -474,6 +474,8 @@ def test_a_datamodel_that_does_not_parse_fails_at_once_with_the_servers_message(
     assert deploy.status == Deploy.Status.FAILED
     assert deploy.attempts == 1 and link.count("deploy", service.project) == 2
     assert "Syntax Error" in deploy.reason
+    assert [(e["type"], e["field"]) for e in deploy.errors] == [("Global", None)]
+    assert "Syntax Error" in deploy.errors[0]["description"]
     assert truth(region, service)["revision"] == before["revision"]
 
 
