@@ -557,8 +557,7 @@ def _run(deploy: Deploy, claim_id: uuid.UUID) -> str:
             "deploy",
         )
     except ServerUnreachable as error:
-        _finish(deploy, claim_id, Deploy.Status.FAILED, str(error))
-        return Deploy.Status.FAILED
+        return _fail(deploy, claim_id, _unreachable(service, error))
     except PrismaError as error:
         # A datamodel that does not parse is refused as a GraphQL error, not in the payload's
         # errors: it is shown with the others, as an error of the whole datamodel.
@@ -596,7 +595,7 @@ def _run(deploy: Deploy, claim_id: uuid.UUID) -> str:
         else:
             status = _await_migration(deploy, claim_id, client, int(migration["revision"]))
     except ServerUnreachable as error:
-        return _fail(deploy, claim_id, str(error))
+        return _fail(deploy, claim_id, _unreachable(service, error))
     except ManagementError as error:
         return _fail(deploy, claim_id, f"migrationStatus failed: {error}")
     if status is None:
@@ -626,6 +625,11 @@ def _run(deploy: Deploy, claim_id: uuid.UUID) -> str:
             status_reason="",
         )
     return Deploy.Status.SUCCEEDED
+
+
+def _unreachable(service: Service, error: ServerUnreachable) -> str:
+    """The reason names the server as the console lists it, not only the URL that failed."""
+    return f"the server {service.server.name} cannot be reached: {error}"
 
 
 def _fail(deploy: Deploy, claim_id: uuid.UUID, reason: str, **fields: Any) -> str:

@@ -367,6 +367,7 @@ def test_a_runtime_stopped_mid_deploy_is_retried_then_fails_with_the_reason(
     assert deploy.status == Deploy.Status.FAILED
     tries = len(settings.DEPLOY_RETRY_DELAYS) + 1
     assert link.count("deploy", service.project) == 1 + tries  # the first deploy, then ours
+    assert deploy.reason.startswith(f"the server {server.name} cannot be reached: deploy: ")
     assert link.url in deploy.reason and f"tried {tries} times" in deploy.reason
     assert deploy.attempts == 1 and deploy.finished_at is not None
     assert not Deploy.objects.filter(status=Deploy.Status.RUNNING).exists()
