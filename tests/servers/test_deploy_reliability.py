@@ -305,6 +305,44 @@ def test_a_worker_killed_mid_deploy_leaves_nothing_running(
     assert not Deploy.objects.filter(status=Deploy.Status.RUNNING).exists()
 
 
+def killed_while_polling(
+    owner: Persona, team: Workspace, link: ServerLink, name: str, settings, monkeypatch
+) -> Deploy:
+    """A service's first deploy whose worker is SIGKILLed after the server took the migration,
+    while it asks the server's migrationStatus; the link lets the call through afterwards."""
+    with celery_worker() as worker:
+        server = provision(owner, team, link.url, settings, monkeypatch)
+        held = link.hold("migrationStatus", server.project_name(name))
+        created = deploys.create_service(owner.user, server, name, "dev", BLOG)
+        assert held.arrived.wait(60)
+        os.kill(worker.pid, signal.SIGKILL)
+        worker.wait(timeout=30)
+    held.released.set()
+    deploy = Deploy.objects.select_related("service__server__workspace").get(id=created.deploy.id)
+    assert deploy.status == Deploy.Status.RUNNING and deploy.revision is not None
+    return deploy
+
+
+def test_a_stuck_deploy_cancelled_by_its_user_takes_the_servers_outcome(
+    regions, fast_deploys, settings, monkeypatch, link, region, lone_team, owner
+):
+    """The console lets a user cancel a deploy that stopped showing life, and promises that
+    the server's history has the last word: reconcile gives it the server's outcome."""
+    deploy = killed_while_polling(owner, lone_team, link, "cancelled", settings, monkeypatch)
+    assert wait_until(lambda: deploys.is_stuck(Deploy.objects.get(id=deploy.id)))
+    cancelled = deploys.cancel_deploy(owner.user, deploy)
+    assert cancelled.status == Deploy.Status.CANCELLED and "stopped making progress" in (
+        cancelled.reason
+    )
+
+    assert deploys.reconcile([str(deploy.service.server_id)])["deploys"] == 1  # corrected
+
+    deploy.refresh_from_db()
+    assert deploy.status == Deploy.Status.SUCCEEDED
+    assert deploy.revision == truth(region, deploy.service)["revision"]
+    assert deploy.service.deploys.count() == 1
+
+
 def test_the_reaper_fails_a_deploy_whose_workers_keep_dying(
     regions, fast_deploys, settings, monkeypatch, link, region, team, owner
 ):
@@ -375,6 +413,48 @@ def test_a_runtime_stopped_mid_deploy_is_retried_then_fails_with_the_reason(
     assert truth(region, service)["revision"] == before["revision"]
     service.refresh_from_db()
     assert service.revision == before["revision"] and service.datamodel == BLOG
+
+
+def test_a_deploy_whose_outcome_was_lost_is_settled_from_the_servers_history(
+    regions, fast_deploys, settings, monkeypatch, region, database, platform_keys, lone_team,
+    owner, tmp_path,
+):  # fmt: skip
+    """The runtime stops after it applied the migration, while the worker asks how it went:
+    the deploy fails, since the worker cannot know. Once the server is back, the periodic
+    reconcile reads the server's history, and the deploy says what the server did."""
+    config = {
+        "managementPublicKey": platform_keys.public_pem,
+        "databases": {"default": database.prisma_config()},
+    }
+    with run_runtime(config, tmp_path) as doomed, celery_worker():
+        link = ServerLink(doomed.url)
+        try:
+            server = provision(owner, lone_team, link.url, settings, monkeypatch)
+            service = deployed(owner, server, "unsure")
+            held = link.hold("migrationStatus", service.project)
+            deploy = deploys.request_deploy(owner.user, service, BLOG_WITH_SUMMARY)
+            assert held.arrived.wait(60)
+            doomed.process.terminate()
+            doomed.process.wait(timeout=30)
+            held.released.set()
+            deploy = final(deploy)
+            assert deploy.status == Deploy.Status.FAILED
+            assert "cannot be reached: migrationStatus" in deploy.reason
+
+            link.upstream = urlsplit(region.url)  # the server is back (the same database)
+            outcome = deploys.reconcile([str(server.id)])
+        finally:
+            link.close()
+
+    server_says = truth(region, service)
+    deploy.refresh_from_db()
+    assert deploy.status == Deploy.Status.SUCCEEDED, deploy.reason
+    assert deploy.revision == server_says["revision"] and deploy.migration_status == "SUCCESS"
+    assert "cannot be reached" in deploy.reason and "corrected" in deploy.reason
+    assert outcome == {"services": 0, "deploys": 1, "errors": 0}  # corrected, not recorded
+    assert service.deploys.count() == 2
+    service.refresh_from_db()
+    assert service.revision == deploy.revision and service.datamodel == BLOG_WITH_SUMMARY
 
 
 # --- one at a time per service ----------------------------------------------------------------
