@@ -812,10 +812,11 @@ def reconcile_service(service: Service) -> int:
         if error.code == PROJECT_NOT_FOUND:
             return 0  # not deployed yet, or deleted on the server behind our back
         raise
+    # A deploy has a revision once the server gave it one; it stays the deploy's while the
+    # deploy is still to end (queued again by the reaper after its worker died, or running):
+    # the worker records that outcome, and the migration is not a CLI deploy.
     ours: dict[int, list[Deploy]] = {}
-    for deploy in Deploy.objects.filter(service=service, revision__isnull=False).exclude(
-        status__in=(Deploy.Status.QUEUED, Deploy.Status.RUNNING)
-    ):
+    for deploy in Deploy.objects.filter(service=service, revision__isnull=False):
         ours.setdefault(deploy.revision, []).append(deploy)
     changed = 0
     for migration in sorted(migrations, key=lambda m: int(m["revision"])):
@@ -825,7 +826,7 @@ def reconcile_service(service: Service) -> int:
         outcome = Deploy.Status.SUCCEEDED if status == "SUCCESS" else Deploy.Status.FAILED
         if revision in ours:
             for deploy in ours[revision]:
-                if deploy.status == outcome or deploy.dry_run:
+                if deploy.status == outcome or deploy.dry_run or not deploy.is_final:
                     continue
                 Deploy.objects.filter(id=deploy.id, status=deploy.status).update(
                     status=outcome,

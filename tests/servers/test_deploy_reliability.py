@@ -23,11 +23,13 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+from django.utils import timezone
 
 from accounts import services as accounts_services
 from accounts.models import Workspace
@@ -321,6 +323,32 @@ def killed_while_polling(
     deploy = Deploy.objects.select_related("service__server__workspace").get(id=created.deploy.id)
     assert deploy.status == Deploy.Status.RUNNING and deploy.revision is not None
     return deploy
+
+
+def test_reconcile_does_not_record_twice_a_deploy_the_reaper_queued_again(
+    regions, fast_deploys, settings, monkeypatch, link, region, lone_team, owner
+):
+    """Between the reaper queueing a dead worker's deploy again and a worker taking it, the
+    periodic reconcile sees the server's migration: it is that deploy's, not a CLI deploy."""
+    deploy = killed_while_polling(owner, lone_team, link, "requeued", settings, monkeypatch)
+    later = timezone.now() + timedelta(seconds=settings.DEPLOY_STALE_SECONDS + 1)
+    deploys.reap_deploys(now=later)  # its message goes to the dead worker's queue
+    deploy.refresh_from_db()
+    assert deploy.status == Deploy.Status.QUEUED
+
+    assert deploys.reconcile([str(deploy.service.server_id)])["deploys"] == 0
+
+    with celery_worker():
+
+        def reaped() -> bool:
+            tasks.reap_deploys.delay()  # queues it again on this worker's queue
+            return Deploy.objects.get(id=deploy.id).status in Deploy.FINAL
+
+        assert wait_until(reaped, timeout=60, interval=0.5)
+    deploy.refresh_from_db()
+    assert deploy.status == Deploy.Status.SUCCEEDED, deploy.reason
+    assert deploy.revision == truth(region, deploy.service)["revision"]
+    assert list(deploy.service.deploys.values_list("source", flat=True)) == ["console"]
 
 
 def test_a_stuck_deploy_cancelled_by_its_user_takes_the_servers_outcome(
