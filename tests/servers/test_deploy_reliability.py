@@ -39,7 +39,8 @@ from servers.management_api import ManagementClient
 from servers.models import Deploy, Server, Service
 from tests.conftest import Persona
 from tests.runtime.conftest import Runtime, run_runtime
-from tests.support.worker import ROOT, celery_worker, test_database_url, wait_until
+from tests.support.worker import ROOT, celery_worker, wait_until
+from tests.support.worker import test_database_url as worker_database_url  # not a test
 
 pytestmark = [pytest.mark.multiprocess, pytest.mark.django_db(transaction=True)]
 
@@ -492,7 +493,7 @@ def test_a_deploy_whose_outcome_was_lost_is_settled_from_the_servers_history(
 def another_worker() -> Iterator[subprocess.Popen]:
     """A second worker process on the queue of the running `celery_worker()`."""
     queue = app.conf.task_default_queue
-    env = {**os.environ, "DATABASE_URL": test_database_url(), "CELERY_QUEUE": queue}
+    env = {**os.environ, "DATABASE_URL": worker_database_url(), "CELERY_QUEUE": queue}
     process = subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", "cloud", "worker", "--pool", "solo",
          "--queues", queue, "--loglevel", "WARNING", "--without-heartbeat",
