@@ -37,51 +37,6 @@ sys.path.insert(0, str(ROOT))
 
 from cloud import devstack  # noqa: E402
 
-# The blog starter (servers/starters) when it is there; a blog-like datamodel otherwise.
-BLOG = """
-type User {
-  id: ID! @id
-  email: String! @unique
-  name: String!
-  posts: [Post!]! @relation(name: "PostAuthor")
-  comments: [Comment!]!
-}
-
-type Post {
-  id: ID! @id
-  title: String!
-  body: String
-  published: Boolean! @default(value: false)
-  author: User! @relation(name: "PostAuthor", link: INLINE)
-  comments: [Comment!]!
-  tags: [Tag!]!
-  createdAt: DateTime! @createdAt
-}
-
-type Comment {
-  id: ID! @id
-  text: String!
-  post: Post! @relation(link: INLINE)
-  author: User @relation(link: INLINE)
-}
-
-type Tag {
-  id: ID! @id
-  name: String! @unique
-  posts: [Post!]!
-}
-"""
-BLOG_QUERY = "{ posts(first: 5) { id title author { name } tags { name } } }"
-
-
-def blog() -> tuple[str, str]:
-    try:
-        from servers.starters import get_starter  # type: ignore[import-not-found]
-    except ImportError:
-        return BLOG, BLOG_QUERY
-    starter = get_starter("blog")
-    return starter.datamodel, starter.example_query
-
 
 def wait(condition: Callable[[], bool], what: str, timeout: float = 60) -> None:
     deadline = time.perf_counter() + timeout
@@ -120,13 +75,14 @@ def bench(runs: int, runtime_url: str) -> None:
     from accounts import services as accounts
     from servers import deploys, services
     from servers.models import Deploy, Server
+    from servers.starters import get_starter
 
     call_command("migrate", verbosity=0)
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"  # no sign-up mail
     email, password = f"bench-{secrets.token_hex(4)}@example.com", secrets.token_urlsafe(16)
     user = accounts.sign_up(email=email, name="Bench", password=password)
     assert user is not None
-    datamodel, example = blog()
+    starter = get_starter("blog")
 
     def provision() -> tuple[Server, dict[str, float]]:
         """(a): one new workspace's sandbox, from the click to healthy, and where the time
@@ -158,7 +114,7 @@ def bench(runs: int, runtime_url: str) -> None:
         """(b): a blog service on the sandbox, from the click to its first answered query,
         and where that time went."""
         started = time.perf_counter()
-        new = deploys.create_service(user, server, "blog", "dev", datamodel, starter="blog")
+        new = deploys.create_service(user, server, "blog", "dev", starter.datamodel, starter="blog")
         wait(
             lambda: Deploy.objects.filter(id=new.deploy.id, status__in=Deploy.FINAL).exists(),
             "the first deploy",
@@ -169,7 +125,7 @@ def bench(runs: int, runtime_url: str) -> None:
             raise SystemExit(f"deploy {deploy.status}: {deploy.reason}")
         # As the user does once the page says "succeeded": query the endpoint.
         refused = 0
-        while not query_once(new.service.endpoint, new.token, example):
+        while not query_once(new.service.endpoint, new.token, starter.example_query):
             refused += 1
             if time.perf_counter() - ended > 30:
                 raise SystemExit("the endpoint never answered the example query")
