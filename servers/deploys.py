@@ -16,12 +16,16 @@ from __future__ import annotations
 import logging
 import re
 import secrets as random
+import threading
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from django import db
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
@@ -525,7 +529,8 @@ def run_deploy(deploy_id: str, task_id: str = "") -> str:
         return "skipped"
     deploy, claim_id = claimed
     try:
-        status = _run(deploy, claim_id)
+        with _pulse(deploy, claim_id):
+            status = _run(deploy, claim_id)
     except LostClaim:
         status = "lost claim"
     except Exception as error:  # never leave it running: the reaper would only retry it
@@ -534,6 +539,33 @@ def run_deploy(deploy_id: str, task_id: str = "") -> str:
         status = Deploy.Status.FAILED
     _wake_next(deploy.service_id)
     return status
+
+
+@contextmanager
+def _pulse(deploy: Deploy, claim_id: uuid.UUID) -> Iterator[None]:
+    """Keep the heartbeat of a live run fresh while it waits on the server: a thread beats every
+    quarter of DEPLOY_STALE_SECONDS, so however long one call may take (SERVER_MANAGEMENT_TIMEOUT,
+    a back-off delay), the reaper never takes a live deploy for a dead one and runs it twice.
+    A killed worker takes the thread with it, and the heartbeat goes stale as it should."""
+    stop = threading.Event()
+    interval = max(settings.DEPLOY_STALE_SECONDS / 4, 0.1)
+
+    def beat() -> None:
+        try:
+            while not stop.wait(interval):
+                Deploy.objects.filter(
+                    id=deploy.id, claim_id=claim_id, status=Deploy.Status.RUNNING
+                ).update(heartbeat_at=timezone.now())
+        finally:
+            db.connection.close()  # the thread's own connection
+
+    thread = threading.Thread(target=beat, name=f"deploy-{deploy.id}-pulse", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
 
 
 def _run(deploy: Deploy, claim_id: uuid.UUID) -> str:
