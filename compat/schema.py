@@ -243,9 +243,9 @@ def cluster_errors(workspace: str, name: str) -> Iterator[None]:
     except PermissionDenied as denied:
         raise GraphQLError(str(denied), extensions={"code": "forbidden"}) from None
     except ValidationError as invalid:
-        raise GraphQLError(
-            " ".join(invalid.messages), extensions={"code": "invalid_input"}
-        ) from None
+        fields = invalid.message_dict if hasattr(invalid, "error_dict") else {"": invalid.messages}
+        message = " ".join(f"{f}: {m}" if f else m for f, ms in fields.items() for m in ms)
+        raise GraphQLError(message, extensions={"code": "invalid_input"}) from None
     except ValueError as invalid:
         raise GraphQLError(str(invalid), extensions={"code": "invalid_input"}) from None
 

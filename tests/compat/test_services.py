@@ -284,3 +284,18 @@ def test_a_deletion_the_console_cannot_place_gets_a_reason_and_deletes_nothing(
     assert answer["data"] == {"deleteService": None}
     assert answer["errors"][0]["code"] == code
     assert not Service.objects.filter(status=Service.Status.DELETING).exists()
+
+
+def test_a_name_the_server_would_refuse_is_explained_field_by_field(fleet, owner):
+    answer = ask(
+        ADD,
+        key_for(owner),
+        workspaceSlug="acme",
+        clusterName="vm",
+        serviceName="management",
+        stageName="9lives",
+    )
+
+    (error,) = answer["errors"]
+    assert "name: “management” is reserved by Prisma" in error["message"]
+    assert "stage: Start with a letter" in error["message"]
