@@ -5,15 +5,20 @@ façade owns no models. Field names and shapes follow
 shared/reference/prisma1-cli-protocol.md sections 2 and 9.
 """
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpRequest
 from graphql import GraphQLError, GraphQLResolveInfo, build_schema
 
 from accounts import audit, cli_login, session_keys
 from accounts.models import Membership, SessionKey, User
+from servers import clusters as cluster_names
+from servers import deploys
 from servers import services as servers
-from servers.models import Server
+from servers.models import Server, Service
 
 SDL = """
 type Query {
@@ -25,6 +30,8 @@ type Mutation {
   requestCloudToken: CloudTokenRequest!
   renewToken: String
   generateClusterToken(input: GenerateClusterTokenRequest!): GenerateClusterTokenPayload
+  addServiceToCloudDBIfMissing(input: GenerateClusterTokenRequest!): Boolean!
+  deleteService(input: ServiceDeletionInput!): Service
 }
 
 input GenerateClusterTokenRequest {
@@ -32,6 +39,13 @@ input GenerateClusterTokenRequest {
   clusterName: String
   serviceName: String
   stageName: String
+}
+
+input ServiceDeletionInput {
+  name: String
+  clusterName: String
+  workspaceSlug: String
+  stage: String
 }
 
 type GenerateClusterTokenPayload {
@@ -110,9 +124,12 @@ def resolve_me(_: object, info: GraphQLResolveInfo) -> dict | None:
     if user is None:
         return None
     memberships = Membership.objects.filter(user=user).select_related("workspace")
-    clusters: dict[object, list[dict]] = {}
+    offered: dict[object, list[dict]] = {}
     for server in servers.cluster_servers(user):
-        clusters.setdefault(server.workspace_id, []).append(cluster(server))
+        offered.setdefault(server.workspace_id, []).append(cluster(server))
+    listed: dict[object, list[dict]] = {}
+    for service in servers.cli_services(user):
+        listed.setdefault(service.server.workspace_id, []).append(service_node(service))
     return {
         "id": str(user.id),
         "name": user.name,
@@ -125,9 +142,8 @@ def resolve_me(_: object, info: GraphQLResolveInfo) -> dict | None:
                     "id": str(m.workspace.id),
                     "name": m.workspace.name,
                     "slug": m.workspace.slug,
-                    "clusters": clusters.get(m.workspace.id, []),
-                    # Services arrive with the servers issue.
-                    "services": [],
+                    "clusters": offered.get(m.workspace.id, []),
+                    "services": listed.get(m.workspace.id, []),
                 },
             }
             for m in memberships
@@ -135,16 +151,30 @@ def resolve_me(_: object, info: GraphQLResolveInfo) -> dict | None:
     }
 
 
-def cluster(server: Server) -> dict:
-    """A server as the CLI's cluster (protocol reference 2.5, 4.6): the CLI shows it as
-    `<workspace>/<name>`, matches endpoints to it by origin, so `connectInfo.endpoint` is the
-    server's origin (a sandbox's too: the workspace is in each service's path), and asks for
-    tokens with its name."""
+def cluster(server: Server) -> dict | None:
+    """A server as the CLI's cluster (protocol reference 2.5, 4.6), under the name the CLI
+    knows it by (`servers.clusters`: a sandbox is `prisma-eu1`/`prisma-us1`, so the CLI uses
+    the workspace in its URLs and project names), or None when it cannot be offered. The CLI
+    matches endpoints to it by origin, so `connectInfo.endpoint` is the server's origin (a
+    sandbox's region too: the workspace is in each service's path)."""
+    name = cluster_names.cluster_name(server)
+    if name is None:
+        return None
     return {
         "id": str(server.id),
-        "name": server.name,
+        "name": name,
         "connectInfo": {"endpoint": server.endpoint},
         "customConnectionInfo": None,
+    }
+
+
+def service_node(service: Service) -> dict:
+    """A service as `prisma1 list` shows it (2.6): the CLI drops one whose cluster is null."""
+    return {
+        "id": str(service.id),
+        "name": service.name,
+        "stage": service.stage,
+        "cluster": cluster(service.server),
     }
 
 
@@ -189,27 +219,18 @@ def resolve_renew_token(_: object, info: GraphQLResolveInfo) -> str:
     return session_keys.renew(key, request=info.context.request)
 
 
-def resolve_generate_cluster_token(_: object, info: GraphQLResolveInfo, **args: dict) -> dict:
-    """Section 2.7: the CLI sends `Bearer undefined` when logged out, and only a message with
-    `Not authorized` makes it log in again; a workspace the user is not a member of answers
-    the same. The CLI fills in `*` or null for a workspace it does not know."""
-    user = require_user(info)
-    given = args["input"]
-    workspace, name = given.get("workspaceSlug"), given.get("clusterName")
-    service, stage = given.get("serviceName"), given.get("stageName")
-    if not workspace or workspace == "*":
-        raise GraphQLError(
-            "Say which workspace the server belongs to: use an endpoint from your workspace's"
-            " cluster list, <server origin>/<workspace>/<service>/<stage>.",
-            extensions={"code": "workspace_required"},
-        )
-    if not (name and service and stage):
-        raise GraphQLError(
-            "clusterName, serviceName and stageName are required.",
-            extensions={"code": "invalid_input"},
-        )
+WORKSPACE_REQUIRED = (
+    "Say which workspace the server belongs to: use an endpoint from your workspace's cluster"
+    " list, <server origin>/<workspace>/<service>/<stage>."
+)
+
+
+@contextmanager
+def cluster_errors(workspace: str, name: str) -> Iterator[None]:
+    """The answers of the operations on a workspace's cluster: a workspace the user is not a
+    member of is `Not authorized` (as one that does not exist), the rest say what is wrong."""
     try:
-        token = servers.cluster_token(user, workspace, name, service, stage)
+        yield
     except Http404:
         raise GraphQLError(NOT_AUTHORIZED) from None
     except servers.UnknownServer as unknown:
@@ -219,9 +240,77 @@ def resolve_generate_cluster_token(_: object, info: GraphQLResolveInfo, **args: 
             f" servers: {known}).",
             extensions={"code": "unknown_cluster"},
         ) from None
+    except PermissionDenied as denied:
+        raise GraphQLError(str(denied), extensions={"code": "forbidden"}) from None
+    except ValidationError as invalid:
+        fields = invalid.message_dict if hasattr(invalid, "error_dict") else {"": invalid.messages}
+        message = " ".join(f"{f}: {m}" if f else m for f, ms in fields.items() for m in ms)
+        raise GraphQLError(message, extensions={"code": "invalid_input"}) from None
     except ValueError as invalid:
         raise GraphQLError(str(invalid), extensions={"code": "invalid_input"}) from None
-    return {"clusterToken": token}
+
+
+def _required(message: str) -> GraphQLError:
+    return GraphQLError(message, extensions={"code": "invalid_input"})
+
+
+def resolve_generate_cluster_token(_: object, info: GraphQLResolveInfo, **args: dict) -> dict:
+    """Section 2.7: the CLI sends `Bearer undefined` when logged out, and only a message with
+    `Not authorized` makes it log in again; a workspace the user is not a member of answers
+    the same. The CLI fills in `*` or null for a workspace it does not know."""
+    user = require_user(info)
+    given = args["input"]
+    workspace, name = given.get("workspaceSlug"), given.get("clusterName")
+    service, stage = given.get("serviceName"), given.get("stageName")
+    if not workspace or workspace == "*":
+        raise GraphQLError(WORKSPACE_REQUIRED, extensions={"code": "workspace_required"})
+    if not (name and service and stage):
+        raise _required("clusterName, serviceName and stageName are required.")
+    with cluster_errors(workspace, name):
+        return {"clusterToken": servers.cluster_token(user, workspace, name, service, stage)}
+
+
+def resolve_add_service_to_cloud_db(_: object, info: GraphQLResolveInfo, **args: dict) -> bool:
+    """Section 2.8: after a deploy to a private cluster the CLI reports the service, so the
+    console records it and reads its history from the server. The CLI only logs the answer and
+    swallows errors; it sends a null workspace for an endpoint without one, which is then the
+    one workspace of the user's with a cluster of that name (false when none or several)."""
+    user = require_user(info)
+    given = args["input"]
+    workspace, name = given.get("workspaceSlug"), given.get("clusterName")
+    service, stage = given.get("serviceName"), given.get("stageName")
+    if not (name and service and stage):
+        raise _required("clusterName, serviceName and stageName are required.")
+    if not workspace or workspace == "*":
+        workspace = servers.cluster_workspace(user, name)
+        if workspace is None:
+            return False
+    with cluster_errors(workspace, name):
+        server = servers.find_cluster(user, workspace, name)
+        deploys.record_cli_service(user, server, service, stage)
+    return True
+
+
+def resolve_delete_service(_: object, info: GraphQLResolveInfo, **args: dict) -> dict:
+    """Section 2.9: `prisma1 delete` on a shared or private cluster, with the plain service
+    name. The CLI reports no deploy to a sandbox (2.8), so a service the console has not read
+    from the server yet is recorded first: the deletion then reaches the server all the same
+    (deleting a project the server does not have is a no-op there)."""
+    user = require_user(info)
+    given = args["input"]
+    workspace, name = given.get("workspaceSlug"), given.get("clusterName")
+    service_name, stage = given.get("name"), given.get("stage")
+    if not workspace or workspace == "*":
+        raise GraphQLError(WORKSPACE_REQUIRED, extensions={"code": "workspace_required"})
+    if not (name and service_name and stage):
+        raise _required("name, clusterName and stage are required.")
+    with cluster_errors(workspace, name):
+        server = servers.find_cluster(user, workspace, name)
+        service = servers.server_service(server, service_name, stage) or deploys.record_cli_service(
+            user, server, service_name, stage
+        )
+        deploys.delete_service(user, service, request=info.context.request)
+    return service_node(service)
 
 
 schema = build_schema(SDL)
@@ -230,3 +319,7 @@ schema.query_type.fields["cloudTokenRequest"].resolve = resolve_cloud_token_requ
 schema.mutation_type.fields["requestCloudToken"].resolve = resolve_request_cloud_token
 schema.mutation_type.fields["renewToken"].resolve = resolve_renew_token
 schema.mutation_type.fields["generateClusterToken"].resolve = resolve_generate_cluster_token
+schema.mutation_type.fields[
+    "addServiceToCloudDBIfMissing"
+].resolve = resolve_add_service_to_cloud_db
+schema.mutation_type.fields["deleteService"].resolve = resolve_delete_service

@@ -18,6 +18,7 @@ from django.utils import timezone
 
 from accounts.models import User, Workspace, get_membership
 from cloud import crypto
+from servers import clusters
 
 
 def validate_origin(value: str) -> None:
@@ -119,6 +120,13 @@ class Server(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.get_kind_display()}) in {self.workspace}"
+
+    def clean(self) -> None:
+        # The Prisma CLI treats a cluster named prisma-eu1/us1 as shared (servers.clusters):
+        # it would send a private server's projects and URLs the sandbox way.
+        if self.kind != self.Kind.SANDBOX and clusters.is_shared_name(self.name):
+            message = f"“{self.name}” is the Prisma CLI's name for a sandbox region."
+            raise ValidationError({"name": message + " Choose another name."})
 
     @property
     def private_key_pem(self) -> str:

@@ -22,9 +22,9 @@ from django.utils import timezone
 
 from accounts import audit
 from accounts.models import AuditAction, Role, User, Workspace, get_membership
-from servers import tokens
+from servers import clusters, tokens
 from servers.management_api import ManagementClient, ManagementError, PrismaError
-from servers.models import Server
+from servers.models import Server, Service
 
 log = logging.getLogger(__name__)
 
@@ -319,33 +319,80 @@ class UnknownServer(LookupError):
 
 
 def cluster_servers(user: User) -> list[Server]:
-    """The servers of every workspace the user belongs to that the CLI may deploy to."""
-    return list(
+    """The servers of every workspace the user belongs to that the CLI may deploy to, each
+    under the name the CLI knows (`clusters.cluster_name`; a sandbox it cannot be offered is
+    left out)."""
+    servers = (
         Server.objects.for_user(user)
         .filter(status__in=CLUSTER_STATUSES)
         .select_related("workspace")
         .order_by("workspace__slug", "name")
     )
+    return [s for s in servers if clusters.cluster_name(s) is not None]
 
 
-def cluster_token(
-    user: User, workspace_slug: str, server_name: str, service: str, stage: str
-) -> str:
-    """A short-lived token for exactly one `service/stage` on a server of the user's workspace.
+def find_cluster(user: User, workspace_slug: str, cluster_name: str) -> Server:
+    """The server of the user's workspace the CLI means by a cluster name: a shared name
+    (`prisma-eu1`) is the workspace's sandbox on the region it stands for, any other name a
+    private or self-hosted server's own.
 
-    The name must be the server's own: the CLI sends the token to the endpoint it resolved
-    that name from (the cluster list, protocol reference 4.6). A name it made up from a host
-    it did not find there (`default`, `local`) gets no token, since that host may be anyone's.
-
-    Http404 when the user is not a member (as for a workspace that does not exist),
-    UnknownServer when the workspace has no such server to deploy to, ValueError for names
-    that are not a service or stage.
+    A name the CLI made up from a host it did not find in the list (`default`, `local`) names
+    no server, since that host may be anyone's. Http404 when the user is not a member (as for
+    a workspace that does not exist), UnknownServer when the workspace has no such server to
+    deploy to.
     """
     membership = get_membership(user, workspace_slug)
     servers = Server.objects.select_related("workspace").filter(
         workspace=membership.workspace, status__in=CLUSTER_STATUSES
     )
-    server = next((s for s in servers if s.name == server_name), None)
-    if server is None:
-        raise UnknownServer(server_name, sorted(s.name for s in servers))
+    named = {name: s for s in servers if (name := clusters.cluster_name(s)) is not None}
+    if cluster_name not in named:
+        raise UnknownServer(cluster_name, sorted(named))
+    return named[cluster_name]
+
+
+def cluster_workspace(user: User, cluster_name: str) -> str | None:
+    """The slug of the one workspace of the user's that has a cluster of this name, or None
+    when none or several do (the CLI sends no workspace for a private cluster whose endpoint
+    has none, protocol reference 2.8)."""
+    slugs = {
+        s.workspace.slug for s in cluster_servers(user) if clusters.cluster_name(s) == cluster_name
+    }
+    return slugs.pop() if len(slugs) == 1 else None
+
+
+def cli_services(user: User) -> list[Service]:
+    """The services of every workspace the user belongs to, for `prisma1 list` (protocol
+    reference 2.6): all but those on their way out."""
+    return list(
+        Service.objects.for_user(user)
+        .exclude(status=Service.Status.DELETING)
+        .exclude(server__status=Server.Status.DELETING)
+        .select_related("server__workspace")
+        .order_by("server__workspace__slug", "name", "stage")
+    )
+
+
+def server_service(server: Server, name: str, stage: str) -> Service | None:
+    """The console's record of `name/stage` on a server the caller already resolved for the
+    user (`find_cluster`), or None."""
+    return (
+        Service.objects.select_related("server__workspace")
+        .filter(server=server, name=name, stage=stage)
+        .first()
+    )
+
+
+def cluster_token(
+    user: User, workspace_slug: str, cluster_name: str, service: str, stage: str
+) -> str:
+    """A short-lived token for exactly one `service/stage` on the server the CLI calls
+    `cluster_name` in the user's workspace (`find_cluster`): the CLI sends it to the endpoint
+    it resolved that name from (the cluster list, protocol reference 4.6). On a sandbox the
+    grant is `<workspace>~<service>/<stage>`, the project name the CLI uses there.
+
+    Http404, UnknownServer as `find_cluster`; ValueError for names that are not a service or
+    stage.
+    """
+    server = find_cluster(user, workspace_slug, cluster_name)
     return tokens.cluster_token(server, service, stage)

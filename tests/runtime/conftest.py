@@ -217,8 +217,10 @@ def management_token(
 
 @contextlib.contextmanager
 def run_runtime(
-    config: dict[str, Any], log_dir: Path, args: tuple[str, ...] = ()
+    config: dict[str, Any], log_dir: Path, args: tuple[str, ...] = (), host: str = "127.0.0.1"
 ) -> Iterator[Runtime]:
+    """The runtime on a free port of `host`, a loopback address (127.0.0.2 is one the Prisma
+    CLI does not count as local)."""
     port = free_port()
     config = {**config, "port": port}
     log = log_dir / f"runtime-{port}.log"
@@ -230,7 +232,7 @@ def run_runtime(
                 "-m",
                 "runtime",
                 "--host",
-                "127.0.0.1",
+                host,
                 "--log-level",
                 "warning",
                 *args,
@@ -240,7 +242,7 @@ def run_runtime(
             stdout=out,
             stderr=subprocess.STDOUT,
         )
-    runtime = Runtime(f"http://127.0.0.1:{port}", process, log, config)
+    runtime = Runtime(f"http://{host}:{port}", process, log, config)
     try:
         deadline = time.monotonic() + 30
         while True:
