@@ -57,6 +57,8 @@ def regions(settings, monkeypatch, region: Runtime, platform_keys: KeyPair) -> d
     settings.PLATFORM_PRIVATE_KEY = platform_keys.private_pem
     monkeypatch.setenv("SANDBOX_REGIONS", ",".join(f"{k}={v}" for k, v in configured.items()))
     monkeypatch.setenv("PLATFORM_PRIVATE_KEY", platform_keys.private_pem)
+    # `make exec` names the dev stack's key file; a worker refuses both at once.
+    monkeypatch.delenv("PLATFORM_PRIVATE_KEY_FILE", raising=False)
     return configured
 
 
