@@ -4,9 +4,22 @@ from servers import views
 
 app_name = "servers"
 
-# The list is `accounts:servers` (the workspace's Servers tab), routed to `views.server_list`.
+# The lists are `accounts:servers` and `accounts:services` (the workspace's tabs), routed to
+# `views.server_list` and `views.service_list`.
+SERVICE = "w/<slug:slug>/services/<uuid:service_id>/"
+DEPLOY = SERVICE + "deploys/<uuid:deploy_id>/"
+
 urlpatterns = [
     path("w/<slug:slug>/servers/provision/", views.provision, name="provision"),
     path("w/<slug:slug>/servers/<uuid:server_id>/", views.server_detail, name="detail"),
     path("w/<slug:slug>/servers/<uuid:server_id>/status/", views.server_status, name="status"),
+    path("w/<slug:slug>/services/new/", views.service_create, name="service-new"),
+    path(SERVICE, views.service_detail, name="service"),
+    path(SERVICE + "live/", views.service_live, name="service-live"),
+    path(SERVICE + "deploy/", views.service_deploy, name="service-deploy"),
+    path(SERVICE + "delete/", views.service_delete, name="service-delete"),
+    path(DEPLOY, views.deploy_detail, name="deploy"),
+    path(DEPLOY + "live/", views.deploy_live, name="deploy-live"),
+    path(DEPLOY + "cancel/", views.deploy_cancel, name="deploy-cancel"),
+    path(DEPLOY + "redeploy/", views.deploy_redeploy, name="deploy-redeploy"),
 ]

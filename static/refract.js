@@ -83,13 +83,35 @@
           element.replaceWith(updated);
           if (updated.hasAttribute("data-refresh")) { refresh(updated); }
         }, function (error) {
-          /* A network blip or a server error: try again. A 4xx (signed out, gone) stops. */
-          if (!error.status || error.status >= 500) { refresh(element); }
+          /* A network blip or a server error: try again. A 4xx (signed out, gone) stops; a
+             404 for an element with data-gone="text" (a service being deleted) says it. */
+          if (!error.status || error.status >= 500) { refresh(element); return; }
+          var gone = element.getAttribute("data-gone");
+          if (error.status === 404 && gone) {
+            var note = document.createElement("p");
+            note.setAttribute("data-testid", "gone");
+            note.textContent = gone;
+            element.replaceChildren(note);
+            element.removeAttribute("data-refresh");
+          }
         });
     }, 1000);
   }
 
   document.addEventListener("DOMContentLoaded", function () {
     document.querySelectorAll("[data-refresh]").forEach(refresh);
+  });
+
+  /* The new service form: <select> options carry data-name-budget; #name-budget says the
+     chosen server's budget for a service name and its stage. */
+  document.addEventListener("change", function (event) {
+    var select = event.target;
+    if (select.id !== "id_server") { return; }
+    var option = select.options[select.selectedIndex];
+    var help = document.getElementById("name-budget");
+    if (!option || !help) { return; }
+    help.setAttribute("data-name-budget", option.getAttribute("data-name-budget"));
+    help.querySelector("[data-budget-server]").textContent = option.getAttribute("data-server-name");
+    help.querySelector("[data-budget-chars]").textContent = option.getAttribute("data-name-budget");
   });
 })();

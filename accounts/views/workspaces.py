@@ -92,15 +92,6 @@ def workspace_overview(request: HttpRequest, membership: Membership) -> HttpResp
 
 
 @workspace_view()
-def workspace_services(request: HttpRequest, membership: Membership) -> HttpResponse:
-    return render(
-        request,
-        "workspaces/services.html",
-        {"membership": membership, "workspace": membership.workspace},
-    )
-
-
-@workspace_view()
 def workspace_members(request: HttpRequest, membership: Membership) -> HttpResponse:
     workspace = membership.workspace
     form = InviteForm(request.POST or None)

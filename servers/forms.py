@@ -1,0 +1,37 @@
+"""The console's service forms. They only shape input: names, stages and datamodels are judged
+by `servers.deploys` (one place per concern), whose field errors the views put back on the form.
+"""
+
+from __future__ import annotations
+
+from django import forms
+
+from accounts.models import User, Workspace
+from servers.deploys import DEFAULT_STAGE
+from servers.models import Server
+from servers.starters import STARTERS
+
+
+class NewServiceForm(forms.Form):
+    server = forms.ModelChoiceField(
+        queryset=Server.objects.none(),
+        empty_label=None,
+        error_messages={"invalid_choice": "Choose one of this workspace's healthy servers."},
+    )
+    # Not required here: `deploys.validate_names` says what is wrong, in the product's words.
+    name = forms.CharField(required=False, strip=True)
+    stage = forms.CharField(required=False, strip=True, initial=DEFAULT_STAGE)
+    starter = forms.ChoiceField(
+        choices=[(starter.key, starter.title) for starter in STARTERS],
+        initial=STARTERS[0].key,
+        widget=forms.RadioSelect,
+    )
+    protect = forms.BooleanField(required=False, initial=True, label="Protect with a secret")
+
+    def __init__(self, user: User, workspace: Workspace, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.fields["server"].queryset = (  # type: ignore[attr-defined]
+            Server.objects.for_user(user)
+            .filter(workspace=workspace, status=Server.Status.HEALTHY)
+            .select_related("workspace")
+        )
