@@ -385,6 +385,8 @@ def deploy_detail(
             "membership": membership,
             "previous": previous,
             "diff": diff,
+            "added": sum(line.kind == "add" for line in diff),
+            "removed": sum(line.kind == "del" for line in diff),
             "first": not service.deploys.filter(created_at__lt=deploy.created_at).exists(),
             "token": token,
             "curl": example_curl(service, token),
