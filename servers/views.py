@@ -148,10 +148,6 @@ def _add_errors(form: NewServiceForm, error: ValidationError) -> None:
         form.add_error(field if field in form.fields else None, errors)
 
 
-def _in_flight(service: Service) -> bool:
-    return service.deploys.filter(status__in=(Deploy.Status.QUEUED, Deploy.Status.RUNNING)).exists()
-
-
 @workspace_view()
 def service_list(request: HttpRequest, membership: Membership) -> HttpResponse:
     """The workspace's Services tab: every service on every server, with its last deploy."""
@@ -167,14 +163,17 @@ def service_list(request: HttpRequest, membership: Membership) -> HttpResponse:
         )
         .order_by("name", "stage", "server__name")
     )
+    listed = list(services_)
+    for service in listed:
+        if service.last_deploy_status:
+            service.last_deploy_label = Deploy.Status(service.last_deploy_status).label
     return render(
         request,
         "workspaces/services.html",
         {
             "membership": membership,
             "workspace": workspace,
-            "services": services_,
-            "deploy_statuses": dict(Deploy.Status.choices),
+            "services": listed,
         },
     )
 

@@ -206,10 +206,15 @@ def test_create_queues_the_first_deploy_and_lands_on_it_with_the_token_shown_onc
     again = page(owner_client.get(response["Location"]))
     assert token_on(again) == "" and token not in again
     assert "Authorization: Bearer &lt;token&gt;" in again
-    assert token not in page(owner_client.get(service_url(service)))
+    service_page = page(owner_client.get(service_url(service)))
+    assert token not in service_page
+    # While the deploy is in flight the service page follows it too.
+    assert f'data-refresh="{service_url(service, "service-live")}"' in service_page
 
     # One click from nothing to a working endpoint: the deploy runs, the example query answers.
     assert run(deploy).status == Deploy.Status.SUCCEEDED
+    service_page = page(owner_client.get(service_url(service)))
+    assert "data-refresh" not in service_page and 'data-service-status="live"' in service_page
     example = get_starter("blog").example_query
     assert query(service, example, token) == {"data": {"posts": []}}
     refused = query(service, example)
@@ -229,12 +234,22 @@ def test_an_unprotected_service_has_no_token_and_its_curl_no_header(sandbox, own
     assert query(service, get_starter("shop").example_query) == {"data": {"products": []}}
 
 
-def test_a_member_creates_and_deploys(sandbox, member_client):
+def test_a_member_creates_deploys_and_deletes(sandbox, member_client):
+    """Members may do everything with services (only admins and owners manage servers)."""
     service = live_service(member_client, sandbox)
+    assert service.status == Service.Status.LIVE
+    assert service.created_by.email == "member@example.com"
 
-    assert (
-        service.status == Service.Status.LIVE and service.created_by.email == "member@example.com"
-    )
+    datamodel = BLOG + "\ntype Note {\n  id: ID! @id\n  text: String!\n}\n"
+    member_client.post(service_url(service, "service-deploy"), {"datamodel": datamodel})
+    deploy = run(latest_deploy(service))
+    assert deploy.status == Deploy.Status.SUCCEEDED
+    assert deploy.requested_by.email == "member@example.com"
+
+    response = member_client.post(service_url(service, "service-delete"), {"confirm": "blog"})
+    assert response.status_code == 302
+    service.refresh_from_db()
+    assert service.status == Service.Status.DELETING
 
 
 BAD_INPUT = [
