@@ -12,7 +12,6 @@ import json
 import re
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 from html import unescape
 
 import pytest
@@ -25,28 +24,22 @@ from servers.history import describe_step
 from servers.models import Deploy, Server, Service
 from servers.starters import get_starter
 from tests.conftest import client_for
+from tests.servers.conftest import empty_region
 
 BLANK = get_starter("blank").datamodel
 BLOG = get_starter("blog").datamodel
 
 
-def delete_on_the_region(server: Server) -> None:
-    """The region outlives a test (one runtime per session) and Acme's slug is every test's:
-    delete the test's services there, through the real workflow, so the next test starts clean."""
-    for service in Service.objects.filter(server=server).select_related("server__workspace"):
-        deploys.delete_service(service.created_by or server.created_by, service)
-        deploys.run_delete(str(service.id))
-
-
 @pytest.fixture
-def sandbox(regions, team, owner) -> Iterator[Server]:
-    """Acme's healthy sandbox on `local` (the running region)."""
+def sandbox(regions, platform_keys, team, owner) -> Server:
+    """Acme's healthy sandbox on `local` (the running region), emptied of earlier tests'
+    services: the region outlives each test's database and every test's workspace is acme."""
+    empty_region(regions["local"], platform_keys.private_pem)
     server = services.provision_sandbox(owner.user, team, "local")
     services.run_provisioning(str(server.id))
     server.refresh_from_db()
     assert server.status == Server.Status.HEALTHY
-    yield server
-    delete_on_the_region(server)
+    return server
 
 
 @pytest.fixture
@@ -60,14 +53,13 @@ def failed_sandbox(sandbox, owner, team) -> Server:
 
 
 @pytest.fixture
-def their_sandbox(regions, outsider) -> Iterator[Server]:
+def their_sandbox(sandbox, outsider) -> Server:
     """The outsider's own workspace, Other, with its healthy sandbox on the same region."""
     other = accounts_services.create_workspace(user=outsider.user, name="Other", slug="other")
     server = services.provision_sandbox(outsider.user, other, "local")
     services.run_provisioning(str(server.id))
     server.refresh_from_db()
-    yield server
-    delete_on_the_region(server)
+    return server
 
 
 def services_url(slug: str = "acme") -> str:
