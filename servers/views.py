@@ -217,7 +217,7 @@ def service_create(request: HttpRequest, membership: Membership) -> HttpResponse
     servers = list(form.fields["server"].queryset)  # type: ignore[attr-defined]
     for server in servers:
         server.name_budget = deploys.name_budget(server)
-    chosen = str(form["server"].value() or (servers[0].id if servers else ""))
+    chosen_id = str(form["server"].value() or "")
     return render(
         request,
         "servers/service_new.html",
@@ -227,7 +227,7 @@ def service_create(request: HttpRequest, membership: Membership) -> HttpResponse
             "form": form,
             "servers": servers,
             "chosen": next(
-                (s for s in servers if str(s.id) == chosen), servers[0] if servers else None
+                (s for s in servers if str(s.id) == chosen_id), servers[0] if servers else None
             ),
             "starters": STARTERS,
         },
@@ -296,7 +296,7 @@ def service_live(request: HttpRequest, membership: Membership, service_id: str) 
 @workspace_view()
 @require_POST
 def service_deploy(request: HttpRequest, membership: Membership, service_id: str) -> HttpResponse:
-    """ "Deploy" or "Dry run" of the edited datamodel; errors keep what the user typed."""
+    """The edited datamodel, deployed or dry-run; on an error the page keeps what was typed."""
     service = get_service(request.user, membership.workspace.slug, service_id)
     datamodel = request.POST.get("datamodel", "")
     dry_run = request.POST.get("action") == "dry_run"
@@ -425,7 +425,7 @@ def deploy_cancel(
 def deploy_redeploy(
     request: HttpRequest, membership: Membership, service_id: str, deploy_id: str
 ) -> HttpResponse:
-    """ "Redeploy this revision" (a rollback, or a dry run's datamodel for real), and "Deploy
+    """Redeploy this revision (a rollback, or a dry run's datamodel for real), and "Deploy
     anyway" with `force` once the user ticked that the listed data loss is intended."""
     deploy = _get_deploy(request, membership, service_id, deploy_id)
     force = request.POST.get("force") == "1"
