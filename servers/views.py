@@ -19,7 +19,7 @@ from accounts.views.workspaces import workspace_view
 from servers import deploys, services
 from servers.forms import NewServiceForm
 from servers.history import datamodel_diff, describe_step, previous_success
-from servers.limits import sandbox_limits
+from servers.limits import SandboxLimits, sandbox_limits
 from servers.models import Deploy, Server, Service, get_server, get_service
 from servers.starters import STARTERS, UnknownStarter, get_starter
 
@@ -76,6 +76,7 @@ def provision(request: HttpRequest, membership: Membership) -> HttpResponse:
 @workspace_view()
 def server_detail(request: HttpRequest, membership: Membership, server_id: str) -> HttpResponse:
     server = get_server(request.user, membership.workspace.slug, server_id)
+    limits = sandbox_limits()
     return render(
         request,
         "servers/detail.html",
@@ -83,9 +84,20 @@ def server_detail(request: HttpRequest, membership: Membership, server_id: str) 
             "membership": membership,
             "workspace": membership.workspace,
             "server": server,
-            "limits": sandbox_limits(),
+            "limits": limits,
+            "services": [
+                (service, _storage_share(service, limits))
+                for service in server.services.exclude(status=Service.Status.DELETING)
+            ],
         },
     )
+
+
+def _storage_share(service: Service, limits: SandboxLimits) -> int | None:
+    """Percent of the sandbox's storage cap the service used at the last measure."""
+    if service.storage_bytes is None:
+        return None
+    return min(100, round(100 * service.storage_bytes / (limits.storage_mb * 1024 * 1024)))
 
 
 @workspace_view()

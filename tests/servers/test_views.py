@@ -3,10 +3,11 @@
 import pytest
 from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
 
 from accounts import services as accounts_services
 from servers import services
-from servers.models import Server
+from servers.models import Server, Service
 from tests.conftest import client_for
 
 
@@ -182,3 +183,28 @@ def test_the_pages_need_a_signed_in_user(two_regions, team):
     assert response.status_code == 302 and "/sign-in/" in response["Location"]
     assert Client().post(provision_url(), {"region": "eu1"}).status_code == 302
     assert not Server.objects.exists()
+
+
+def test_the_server_page_shows_each_services_storage_against_the_cap(
+    two_regions, owner, owner_client, member, team
+):
+    sandbox = services.provision_sandbox(owner.user, team, "eu1")
+    Service.objects.create(
+        server=sandbox,
+        name="blog",
+        stage="dev",
+        storage_bytes=25 * 1024 * 1024,
+        storage_measured_at=timezone.now(),
+    )
+    Service.objects.create(server=sandbox, name="shop", stage="dev")
+    Service.objects.create(server=sandbox, name="gone", stage="dev", status="deleting")
+
+    html = page(owner_client.get(detail_url(sandbox)))
+
+    blog = html.split('data-service="blog/dev"')[1].split("</tr>")[0]
+    assert "25.0\xa0MB of 100 MB" in blog and 'value="25"' in blog
+    shop = html.split('data-service="shop/dev"')[1].split("</tr>")[0]
+    assert "not measured yet" in shop
+    assert 'data-service="gone/dev"' not in html
+    # A member reads it too.
+    assert 'data-service="blog/dev"' in page(client_for(member).get(detail_url(sandbox)))
