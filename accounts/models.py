@@ -228,6 +228,7 @@ class AuditAction(models.TextChoices):
     SERVER_STATUS_CHANGED = "server.status_changed", "Server status changed"
     SERVICE_CREATED = "service.created", "Created a service"
     SERVICE_DELETED = "service.deleted", "Deleted a service"
+    SERVICE_TOKEN_ISSUED = "service.token_issued", "Issued a service token"
     DEPLOY_REQUESTED = "deploy.requested", "Requested a deploy"
     DEPLOY_CANCELLED = "deploy.cancelled", "Cancelled a deploy"
 

@@ -117,7 +117,7 @@ def service_token(service: Service, ttl: int = 7 * 24 * 3600) -> str:
 
     secret = service.secret_value
     if not secret:
-        raise ValueError("the service has no secret: its API needs no token")
+        raise ValueError("The service has no secret: its API needs no token.")
     now = int(time.time())
     claims = {
         "data": {"service": f"{service.name}@{service.stage}", "roles": ["admin"]},
@@ -125,6 +125,23 @@ def service_token(service: Service, ttl: int = 7 * 24 * 3600) -> str:
         "exp": now + ttl,
     }
     return jwt.encode(claims, secret, algorithm="HS256")
+
+
+def issue_service_token(user: User, service: Service, *, request: HttpRequest | None = None) -> str:
+    """Another service token for a member (the first is shown once, at creation); audited."""
+    _member(user, service.server)
+    if service.status == Service.Status.DELETING:
+        raise ValueError("The service is being deleted.")
+    token = service_token(service)
+    audit.record(
+        AuditAction.SERVICE_TOKEN_ISSUED,
+        request=request,
+        actor=user,
+        workspace=service.server.workspace,
+        service=str(service.id),
+        name=f"{service.name}/{service.stage}",
+    )
+    return token
 
 
 # --- creating, deploying, cancelling, deleting ----------------------------------------------

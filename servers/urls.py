@@ -18,6 +18,7 @@ urlpatterns = [
     path(SERVICE + "live/", views.service_live, name="service-live"),
     path(SERVICE + "deploy/", views.service_deploy, name="service-deploy"),
     path(SERVICE + "delete/", views.service_delete, name="service-delete"),
+    path(SERVICE + "token/", views.service_token, name="service-token"),
     path(DEPLOY, views.deploy_detail, name="deploy"),
     path(DEPLOY + "live/", views.deploy_live, name="deploy-live"),
     path(DEPLOY + "cancel/", views.deploy_cancel, name="deploy-cancel"),

@@ -119,12 +119,9 @@ HISTORY_LENGTH = 50
 FALLBACK_QUERY = "{ __schema { queryType { name } } }"
 
 
-def _flash_token(request: HttpRequest, created: deploys.NewService) -> None:
-    if created.token:
-        request.session[NEW_SERVICE_FLASH] = {
-            "service": str(created.service.id),
-            "token": created.token,
-        }
+def _flash_token(request: HttpRequest, service: Service, token: str) -> None:
+    if token:
+        request.session[NEW_SERVICE_FLASH] = {"service": str(service.id), "token": token}
 
 
 def _pop_token(request: HttpRequest, service: Service) -> str:
@@ -216,7 +213,7 @@ def service_create(request: HttpRequest, membership: Membership) -> HttpResponse
             _add_errors(form, error)
         else:
             service = created.service
-            _flash_token(request, created)
+            _flash_token(request, created.service, created.token)
             messages.success(
                 request, f"Service {service.name}/{service.stage} created: deploying it now."
             )
@@ -328,6 +325,21 @@ def service_deploy(request: HttpRequest, membership: Membership, service_id: str
     return redirect(
         "servers:deploy", slug=membership.workspace.slug, service_id=service.id, deploy_id=deploy.id
     )
+
+
+@workspace_view()
+@require_POST
+def service_token(request: HttpRequest, membership: Membership, service_id: str) -> HttpResponse:
+    """A new service token for a protected service, shown once like the first (a lost token
+    is replaced, not recovered: the secret itself is never shown)."""
+    service = get_service(request.user, membership.workspace.slug, service_id)
+    try:
+        token = deploys.issue_service_token(request.user, service, request=request)
+    except ValueError as error:
+        messages.error(request, str(error))
+    else:
+        _flash_token(request, service, token)
+    return redirect("servers:service", slug=membership.workspace.slug, service_id=service.id)
 
 
 @workspace_view()

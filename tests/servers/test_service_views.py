@@ -19,6 +19,7 @@ from django.test import Client
 from django.urls import reverse
 
 from accounts import services as accounts_services
+from accounts.models import AuditAction, AuditEvent
 from servers import deploys, services
 from servers.history import describe_step
 from servers.models import Deploy, Server, Service
@@ -716,3 +717,24 @@ def test_signed_out_visitors_are_sent_to_sign_in(sandbox, owner_client):
 )
 def test_steps_read_as_sentences(step, words):
     assert describe_step(step) == words
+
+
+def test_a_lost_token_is_replaced_by_a_new_one_shown_once(sandbox, member_client, outsider_client):
+    service = live_service(member_client, sandbox)
+    page(member_client.get(service_url(service)))  # the first token was shown and is gone
+
+    response = member_client.post(service_url(service, "service-token"))
+
+    assert response.status_code == 302 and response["Location"] == service_url(service)
+    html = page(member_client.get(service_url(service)))
+    token = token_on(html)
+    assert query(service, "{ posts { id } }", token) == {"data": {"posts": []}}
+    assert token_on(page(member_client.get(service_url(service)))) == ""  # once
+    assert AuditEvent.objects.filter(action=AuditAction.SERVICE_TOKEN_ISSUED).count() == 1
+    # GET does nothing; a stranger gets 404; an unprotected service has no token to give.
+    assert member_client.get(service_url(service, "service-token")).status_code == 405
+    assert outsider_client.post(service_url(service, "service-token")).status_code == 404
+    open_service = live_service(member_client, sandbox, name="open", protect=None)
+    member_client.post(service_url(open_service, "service-token"))
+    html = page(member_client.get(service_url(open_service)))
+    assert token_on(html) == "" and "needs no token" in html
