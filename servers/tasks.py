@@ -1,6 +1,6 @@
 from celery import shared_task
 
-from servers import deploys, services
+from servers import runs, services
 from servers.models import Server, Service
 
 
@@ -24,13 +24,13 @@ def check_servers() -> dict[str, int]:
 
 @shared_task(name="servers.deploy", bind=True, acks_late=True, time_limit=900)
 def run_deploy(self, deploy_id: str) -> str:
-    """Run one deploy if it is its service's turn (idempotent; see deploys.run_deploy)."""
-    return deploys.run_deploy(deploy_id, self.request.id or "")
+    """Run one deploy if it is its service's turn (idempotent; see runs.run_deploy)."""
+    return runs.run_deploy(deploy_id, self.request.id or "")
 
 
 @shared_task(name="servers.delete_service", acks_late=True, time_limit=300)
 def delete_service(service_id: str) -> str:
-    return deploys.run_delete(service_id)
+    return runs.run_delete(service_id)
 
 
 @shared_task(name="servers.reconcile_service", acks_late=True, time_limit=300)
@@ -42,16 +42,16 @@ def reconcile_service(service_id: str) -> int:
         .exclude(status=Service.Status.DELETING)
         .first()
     )
-    return deploys.reconcile_service(service) if service is not None else 0
+    return runs.reconcile_service(service) if service is not None else 0
 
 
 @shared_task(name="servers.reap_deploys", acks_late=True, time_limit=300)
 def reap_deploys() -> int:
     """Retry or fail deploys and deletions whose worker went away (every 20 s by beat)."""
-    return deploys.reap_deploys() + deploys.reap_deletes()
+    return runs.reap_deploys() + runs.reap_deletes()
 
 
 @shared_task(name="servers.reconcile", acks_late=True, time_limit=600)
 def reconcile() -> dict[str, int]:
     """Record what the servers did behind the console's back (every minute by beat)."""
-    return deploys.reconcile()
+    return runs.reconcile()

@@ -20,7 +20,7 @@ from accounts import services as accounts_services
 from accounts import session_keys
 from accounts.models import SessionKey
 from servers import clusters as cluster_names
-from servers import deploys, services, tokens
+from servers import runs, services, tokens
 from servers.management_api import ManagementClient, PrismaError
 from servers.models import Server, Service
 from tests.compat.test_cloud_api import gql, key_for
@@ -547,7 +547,7 @@ def test_prisma_deploys_lists_and_deletes_a_service_on_the_workspaces_sandbox(
 
         # The CLI reports no deploy to a shared cluster (2.8): the periodic reconciliation
         # finds it on the region, with its history.
-        deploys.reconcile([str(ours.id)])
+        runs.reconcile([str(ours.id)])
         recorded = Service.objects.get(server=ours, name=service, stage="dev")
         assert recorded.deploys.filter(source="cli", status="succeeded").exists()
 

@@ -34,7 +34,7 @@ from django.utils import timezone
 from accounts import services as accounts_services
 from accounts.models import Workspace
 from cloud.celery import app
-from servers import deploys, services, tasks, tokens
+from servers import deploys, runs, services, tasks, tokens
 from servers.management_api import ManagementClient
 from servers.models import Deploy, Server, Service
 from tests.conftest import Persona
@@ -333,11 +333,11 @@ def test_reconcile_does_not_record_twice_a_deploy_the_reaper_queued_again(
     periodic reconcile sees the server's migration: it is that deploy's, not a CLI deploy."""
     deploy = killed_while_polling(owner, lone_team, link, "requeued", settings, monkeypatch)
     later = timezone.now() + timedelta(seconds=settings.DEPLOY_STALE_SECONDS + 1)
-    deploys.reap_deploys(now=later)  # its message goes to the dead worker's queue
+    runs.reap_deploys(now=later)  # its message goes to the dead worker's queue
     deploy.refresh_from_db()
     assert deploy.status == Deploy.Status.QUEUED
 
-    assert deploys.reconcile([str(deploy.service.server_id)])["deploys"] == 0
+    assert runs.reconcile([str(deploy.service.server_id)])["deploys"] == 0
 
     with celery_worker():
 
@@ -364,7 +364,7 @@ def test_a_stuck_deploy_cancelled_by_its_user_takes_the_servers_outcome(
         cancelled.reason
     )
 
-    assert deploys.reconcile([str(deploy.service.server_id)])["deploys"] == 1  # corrected
+    assert runs.reconcile([str(deploy.service.server_id)])["deploys"] == 1  # corrected
 
     deploy.refresh_from_db()
     assert deploy.status == Deploy.Status.SUCCEEDED
@@ -471,7 +471,7 @@ def test_a_deploy_whose_outcome_was_lost_is_settled_from_the_servers_history(
             assert "cannot be reached: migrationStatus" in deploy.reason
 
             link.upstream = urlsplit(region.url)  # the server is back (the same database)
-            outcome = deploys.reconcile([str(server.id)])
+            outcome = runs.reconcile([str(server.id)])
         finally:
             link.close()
 
@@ -671,7 +671,7 @@ def test_a_deploy_made_straight_against_the_server_appears_in_the_history(
     stranger.add_project(server.project_name("unknown"), "dev")
     stranger.deploy(server.project_name("unknown"), "dev", BLOG)
 
-    outcome = deploys.reconcile([str(server.id)])
+    outcome = runs.reconcile([str(server.id)])
 
     assert outcome == {"services": 1, "deploys": 2, "errors": 0}
     server_says = truth(region, service)
@@ -686,7 +686,7 @@ def test_a_deploy_made_straight_against_the_server_appears_in_the_history(
     assert found.origin == Service.Origin.SERVER and found.status == Service.Status.LIVE
     assert list(found.deploys.values_list("source", "revision")) == [(Deploy.Source.CLI, 2)]
     # Idempotent: the next periodic run records nothing twice.
-    assert deploys.reconcile([str(server.id)]) == {"services": 0, "deploys": 0, "errors": 0}
+    assert runs.reconcile([str(server.id)]) == {"services": 0, "deploys": 0, "errors": 0}
 
 
 def test_reconcile_runs_in_the_worker(

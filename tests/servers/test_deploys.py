@@ -15,7 +15,7 @@ from django.core.exceptions import ValidationError
 from django.http import Http404
 
 from accounts import services as accounts_services
-from servers import deploys, services, tokens
+from servers import deploys, runs, services, tokens
 from servers.management_api import ManagementClient
 from servers.models import Deploy, Server, Service
 from tests.servers.conftest import (  # noqa: F401
@@ -69,7 +69,7 @@ def queued(django_capture_on_commit_callbacks):
 
 
 def run(deploy: Deploy) -> Deploy:
-    outcome = deploys.run_deploy(str(deploy.id), "test-task")
+    outcome = runs.run_deploy(str(deploy.id), "test-task")
     deploy.refresh_from_db()
     assert outcome == deploy.status
     return deploy
@@ -289,10 +289,10 @@ def test_deploys_of_one_service_take_turns(sandbox, member, queued):
     second = queued(deploys.request_deploy, member.user, created.service, BLOG_WITH_TAGS)
 
     # The second is not its turn while the first waits; the first's end queues it again.
-    assert deploys.run_deploy(str(second.id)) == "skipped"
+    assert runs.run_deploy(str(second.id)) == "skipped"
     with pytest.MonkeyPatch.context() as patch:
         woken: list[str] = []
-        patch.setattr(deploys, "_enqueue", lambda d: woken.append(str(d.id)))
+        patch.setattr(deploys, "enqueue", lambda d: woken.append(str(d.id)))
         run(created.deploy)
     assert woken == [str(second.id)]
     assert run(second).status == Deploy.Status.SUCCEEDED
@@ -304,14 +304,14 @@ def test_cancel_a_queued_deploy_and_it_never_runs(sandbox, member, queued):
     cancelled = queued(deploys.cancel_deploy, member.user, created.deploy)
 
     assert cancelled.status == Deploy.Status.CANCELLED and member.user.email in cancelled.reason
-    assert deploys.run_deploy(str(created.deploy.id)) == "skipped"
+    assert runs.run_deploy(str(created.deploy.id)) == "skipped"
     with pytest.raises(ValidationError):
         deploys.cancel_deploy(member.user, cancelled)
 
 
 def test_a_running_deploy_can_be_cancelled_only_when_stuck(sandbox, member, queued, settings):
     created = queued(deploys.create_service, member.user, sandbox, "blog", "dev", BLOG)
-    claimed = deploys.claim(str(created.deploy.id))
+    claimed = runs.claim(str(created.deploy.id))
     assert claimed is not None
     deploy, claim_id = claimed
     with pytest.raises(ValidationError, match="running"):
@@ -323,7 +323,7 @@ def test_a_running_deploy_can_be_cancelled_only_when_stuck(sandbox, member, queu
 
     assert cancelled.status == Deploy.Status.CANCELLED
     # The worker that held it cannot end it any more.
-    assert not deploys._finish(deploy, claim_id, Deploy.Status.SUCCEEDED)
+    assert not runs._finish(deploy, claim_id, Deploy.Status.SUCCEEDED)
 
 
 def test_deleting_a_service_removes_it_on_the_server_and_here(sandbox, member, queued):
@@ -335,11 +335,11 @@ def test_deleting_a_service_removes_it_on_the_server_and_here(sandbox, member, q
 
     later.refresh_from_db()
     assert later.status == Deploy.Status.CANCELLED
-    assert deploys.run_delete(str(created.service.id)) == "deleted"
+    assert runs.run_delete(str(created.service.id)) == "deleted"
     assert not Service.objects.filter(id=created.service.id).exists()
     with pytest.raises(Exception, match=r"4000|not"):
         server_status(created.service)
-    assert deploys.run_delete(str(created.service.id)) == "skipped"  # idempotent
+    assert runs.run_delete(str(created.service.id)) == "skipped"  # idempotent
 
 
 def test_reconcile_records_deploys_made_behind_the_consoles_back(sandbox, member, queued):
@@ -352,7 +352,7 @@ def test_reconcile_records_deploys_made_behind_the_consoles_back(sandbox, member
     cli.add_project("acme~cli", "dev")
     cli.deploy("acme~cli", "dev", BLOG)
 
-    outcome = deploys.reconcile()
+    outcome = runs.reconcile()
 
     assert outcome["errors"] == 0
     recorded = created.service.deploys.get(revision=3)
@@ -365,7 +365,7 @@ def test_reconcile_records_deploys_made_behind_the_consoles_back(sandbox, member
     found = Service.objects.get(server=sandbox, name="cli", stage="dev")
     assert found.origin == Service.Origin.SERVER and found.revision == 2
     assert [d.revision for d in found.deploys.all()] == [2]
-    assert deploys.reconcile() == {"services": 0, "deploys": 0, "errors": 0}  # idempotent
+    assert runs.reconcile() == {"services": 0, "deploys": 0, "errors": 0}  # idempotent
 
 
 def test_reconcile_corrects_a_deploy_the_console_gave_up_on_but_the_server_applied(
@@ -378,7 +378,7 @@ def test_reconcile_corrects_a_deploy_the_console_gave_up_on_but_the_server_appli
         status=Deploy.Status.FAILED, reason="the worker went away 3 times without finishing"
     )
 
-    assert deploys.reconcile()["deploys"] == 1
+    assert runs.reconcile()["deploys"] == 1
 
     deploy.refresh_from_db()
     assert deploy.status == Deploy.Status.SUCCEEDED

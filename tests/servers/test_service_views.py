@@ -2,7 +2,7 @@
 and a deploy's page, against a sandbox on the running region (our runtime as a real process).
 
 The deploy task's on-commit enqueue never runs in these tests (the test transaction does not
-commit); each test runs `deploys.run_deploy` in-process where it needs an outcome, exactly as the
+commit); each test runs `runs.run_deploy` in-process where it needs an outcome, exactly as the
 worker would.
 """
 
@@ -20,7 +20,7 @@ from django.urls import reverse
 
 from accounts import services as accounts_services
 from accounts.models import AuditAction, AuditEvent
-from servers import deploys, services
+from servers import deploys, runs, services
 from servers.history import describe_step
 from servers.models import Deploy, Server, Service
 from servers.starters import get_starter
@@ -105,7 +105,7 @@ def latest_deploy(service: Service | None = None) -> Deploy:
 
 
 def run(deploy: Deploy) -> Deploy:
-    assert deploys.run_deploy(str(deploy.id)) in Deploy.FINAL
+    assert runs.run_deploy(str(deploy.id)) in Deploy.FINAL
     deploy.refresh_from_db()
     return deploy
 
@@ -381,7 +381,7 @@ def test_the_live_fragment_polls_while_queued_and_running(sandbox, owner_client)
     assert 'data-deploy-status="queued"' in fragment and "data-refresh" in fragment
     assert "Cancel deploy" in fragment
 
-    deploys.claim(str(deploy.id))  # a worker took it
+    runs.claim(str(deploy.id))  # a worker took it
     fragment = page(owner_client.get(deploy_url(deploy, "deploy-live")))
     assert 'data-deploy-status="running"' in fragment and "data-refresh" in fragment
     assert "Cancel deploy" not in fragment and "data-stuck" not in fragment
@@ -544,7 +544,7 @@ def test_a_queued_deploy_can_be_cancelled_a_finished_one_cannot(sandbox, owner_c
 def test_a_stuck_deploy_says_so_and_can_be_cancelled(sandbox, owner_client, settings):
     create(owner_client, sandbox)
     deploy = latest_deploy()
-    deploys.claim(str(deploy.id))
+    runs.claim(str(deploy.id))
     # The worker went quiet: its last heartbeat is older than DEPLOY_STALE_SECONDS.
     Deploy.objects.filter(id=deploy.id).update(
         heartbeat_at=deploy.created_at.replace(year=2000),
@@ -587,7 +587,7 @@ def test_deleting_shows_deleting_until_the_service_is_gone(sandbox, owner_client
     assert 'data-gone="This service was deleted."' in html
     assert 'id="edit-datamodel"' not in html and 'id="delete-service"' not in html
 
-    assert deploys.run_delete(str(service.id)) == "deleted"
+    assert runs.run_delete(str(service.id)) == "deleted"
     assert owner_client.get(service_url(service, "service-live")).status_code == 404
     assert 'data-service="blog/dev"' not in page(owner_client.get(services_url()))
 
