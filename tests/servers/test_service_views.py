@@ -364,7 +364,8 @@ def test_a_finished_deploy_shows_readable_steps_and_stops_polling(sandbox, owner
     assert "<li>Create model Post</li>" in steps
     assert "<li>Create field title on Post</li>" in steps
     assert "Create enum Role" in steps and "Create relation" in steps
-    assert "Redeploy this revision" in html
+    assert "Redeploy this revision" not in html  # it is the live revision
+    assert 'data-testid="live-revision"' in html
     # The first deploy's diff: everything added, against nothing.
     diff = html.split('data-testid="deploy-diff">')[1].split("</pre>")[0]
     assert '<span class="add">+type Post {</span>' in diff and 'class="del"' not in diff
