@@ -109,20 +109,27 @@ def service_token(service: Service, ttl: int = 7 * 24 * 3600) -> str:
     return jwt.encode(claims, secret, algorithm="HS256")
 
 
+def _audit(
+    action: str, user: User | None, service: Service, request: HttpRequest | None, **extra: object
+) -> None:
+    audit.record(
+        action,
+        request=request,
+        actor=user,
+        workspace=service.server.workspace,
+        service=str(service.id),
+        name=f"{service.name}/{service.stage}",
+        **extra,
+    )
+
+
 def issue_service_token(user: User, service: Service, *, request: HttpRequest | None = None) -> str:
     """Another service token for a member (the first is shown once, at creation); audited."""
     _member(user, service.server)
     if service.status == Service.Status.DELETING:
         raise ValueError("The service is being deleted.")
     token = service_token(service)
-    audit.record(
-        AuditAction.SERVICE_TOKEN_ISSUED,
-        request=request,
-        actor=user,
-        workspace=service.server.workspace,
-        service=str(service.id),
-        name=f"{service.name}/{service.stage}",
-    )
+    _audit(AuditAction.SERVICE_TOKEN_ISSUED, user, service, request)
     return token
 
 
@@ -198,15 +205,7 @@ def create_service(
         raise ValidationError(
             {"name": f"{server.name} already has a service {name} with stage {stage}."}
         ) from None
-    audit.record(
-        AuditAction.SERVICE_CREATED,
-        request=request,
-        actor=user,
-        workspace=server.workspace,
-        service=str(service.id),
-        name=f"{name}/{stage}",
-        server=str(server.id),
-    )
+    _audit(AuditAction.SERVICE_CREATED, user, service, request, server=str(server.id))
     deploy = _queue(user, service, datamodel, source=source)
     token = service_token(service) if protect else ""
     return NewService(service, deploy, token)
@@ -255,14 +254,8 @@ def request_deploy(
         user, service, validate_datamodel(datamodel), source=source, force=force, dry_run=dry_run
     )
     if not dry_run:
-        audit.record(
-            AuditAction.DEPLOY_REQUESTED,
-            request=request,
-            actor=user,
-            workspace=service.server.workspace,
-            service=str(service.id),
-            deploy=str(deploy.id),
-            force=force,
+        _audit(
+            AuditAction.DEPLOY_REQUESTED, user, service, request, deploy=str(deploy.id), force=force
         )
     return deploy
 
@@ -284,12 +277,11 @@ def redeploy(
     if service.status == Service.Status.DELETING:
         raise ValidationError({"service": "The service is being deleted."})
     again = _queue(user, service, deploy.datamodel, source=source, force=force, redeploy_of=deploy)
-    audit.record(
+    _audit(
         AuditAction.DEPLOY_REQUESTED,
-        request=request,
-        actor=user,
-        workspace=service.server.workspace,
-        service=str(service.id),
+        user,
+        service,
+        request,
         deploy=str(again.id),
         redeploy_of=str(deploy.id),
         force=force,
@@ -334,14 +326,7 @@ def cancel_deploy(user: User, deploy: Deploy, *, request: HttpRequest | None = N
         status=Deploy.Status.CANCELLED, reason=reason, finished_at=timezone.now(), claim_id=None
     )
     deploy.refresh_from_db()
-    audit.record(
-        AuditAction.DEPLOY_CANCELLED,
-        request=request,
-        actor=user,
-        workspace=deploy.service.server.workspace,
-        service=str(deploy.service_id),
-        deploy=str(deploy.id),
-    )
+    _audit(AuditAction.DEPLOY_CANCELLED, user, deploy.service, request, deploy=str(deploy.id))
     wake_next(deploy.service_id)
     return deploy
 
@@ -364,14 +349,7 @@ def delete_service(user: User, service: Service, *, request: HttpRequest | None 
         finished_at=timezone.now(),
     )
     service.status = Service.Status.DELETING
-    audit.record(
-        AuditAction.SERVICE_DELETED,
-        request=request,
-        actor=user,
-        workspace=service.server.workspace,
-        service=str(service.id),
-        name=f"{service.name}/{service.stage}",
-    )
+    _audit(AuditAction.SERVICE_DELETED, user, service, request)
     from servers.tasks import delete_service as task
 
     service_id = str(service.id)
@@ -392,14 +370,8 @@ def record_cli_service(user: User, server: Server, name: str, stage: str) -> Ser
         defaults={"origin": Service.Origin.CLI, "created_by": user, "status": Service.Status.NEW},
     )
     if created:
-        audit.record(
-            AuditAction.SERVICE_CREATED,
-            actor=user,
-            workspace=server.workspace,
-            service=str(service.id),
-            name=f"{name}/{stage}",
-            server=str(server.id),
-            origin="cli",
+        _audit(
+            AuditAction.SERVICE_CREATED, user, service, None, server=str(server.id), origin="cli"
         )
     from servers.tasks import reconcile_service
 

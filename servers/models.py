@@ -179,6 +179,15 @@ MAX_STAGE_LENGTH = 30
 MAX_SCHEMA_NAME_BYTES = 63  # PostgreSQL's NAMEDATALEN - 1: the schema is `<project>$<stage>`
 
 
+class Origin(models.TextChoices):
+    """Where a service or a deploy came from."""
+
+    CONSOLE = "console", "Console"
+    API = "api", "API"
+    CLI = "cli", "Prisma CLI"
+    SERVER = "server", "Found on the server"
+
+
 class ServiceQuerySet(models.QuerySet["Service"]):
     def for_user(self, user: User) -> ServiceQuerySet:
         if not user.is_authenticated:
@@ -196,11 +205,7 @@ class Service(models.Model):
         DELETING = "deleting", "Deleting"
         DELETE_FAILED = "delete_failed", "Delete failed"
 
-    class Origin(models.TextChoices):
-        CONSOLE = "console", "Console"
-        API = "api", "API"
-        CLI = "cli", "Prisma CLI"
-        SERVER = "server", "Found on the server"
+    Origin = Origin
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     server = models.ForeignKey(Server, on_delete=models.CASCADE, related_name="services")
@@ -277,11 +282,7 @@ class Deploy(models.Model):
         FAILED = "failed", "Failed"
         CANCELLED = "cancelled", "Cancelled"
 
-    class Source(models.TextChoices):
-        CONSOLE = "console", "Console"
-        API = "api", "API"
-        CLI = "cli", "Prisma CLI"
-        SERVER = "server", "Found on the server"
+    Source = Origin
 
     FINAL = (Status.SUCCEEDED, Status.FAILED, Status.CANCELLED)
 
