@@ -289,6 +289,15 @@ SPECTACULAR_SETTINGS = {
         "cloud.api.document_errors",
     ],
     "VERSION": "1",
+    # Several models have a `status` or `origin` with choices of their own: each gets a name.
+    # A service's origin and a deploy's source are one choice set (console, API, CLI, server).
+    "ENUM_NAME_OVERRIDES": {
+        "ServerStatusEnum": "servers.models.Server.Status",
+        "ServiceStatusEnum": "servers.models.Service.Status",
+        "DeployStatusEnum": "servers.models.Deploy.Status",
+        "SourceEnum": "servers.models.Deploy.Source",
+        "SessionKeyOriginEnum": "accounts.models.SessionKey.Origin",
+    },
 }
 
 CELERY_BROKER_URL = REDIS_URL
