@@ -161,3 +161,33 @@ def test_deleting_through_the_api_deletes_it_on_the_server(flow, sandboxes):
     assert flow.client.get(f"{SERVICES}/{created['id']}").status_code == 404
     (error,) = flow.query(created["endpoint"], "{ items { id } }", None).body["errors"]
     assert error["code"] == 3016 and "acme~gone$dev" in error["message"]  # project not found
+
+
+def test_two_workspaces_with_the_same_service_never_meet(flow, sandboxes, outsider):
+    ours, theirs = sandboxes
+    answers = {}
+    for client, slug, server in [
+        (flow.client, "acme", ours),
+        (api(outsider), "other", theirs),
+    ]:
+        with flow.captured(execute=False):
+            response = post(
+                client,
+                f"/api/v1/workspaces/{slug}/services",
+                {"server": str(server.id), "name": "blog", "starter": "blank"},
+            )
+        assert response.status_code == 201, response.content
+        answers[slug] = response.json()
+        assert deploys.run_deploy(answers[slug]["deploy"]["id"]) == "succeeded"
+    acme, other = answers["acme"], answers["other"]
+
+    flow.query(
+        acme["endpoint"], 'mutation { createItem(data: {name: "ours"}) { id } }', acme["token"]
+    )
+
+    assert acme["endpoint"] != other["endpoint"]
+    assert flow.query(other["endpoint"], "{ items { name } }", other["token"]).body == {
+        "data": {"items": []}
+    }
+    crossed = flow.query(other["endpoint"], "{ items { name } }", acme["token"]).body
+    assert [e["code"] for e in crossed["errors"]] == [3015]
