@@ -75,13 +75,18 @@ class ServiceSerializer(serializers.ModelSerializer):
     protected = serializers.SerializerMethodField(
         help_text="Whether its API answers only requests with a service token."
     )
+    storage_bytes = serializers.IntegerField(
+        allow_null=True,
+        help_text="What it stores, as the server measured it in the last periodic check"
+        " (null when the server does not say); a sandbox service may store 100 MB.",
+    )
 
     class Meta:
         model = Service
         fields = [
             "id", "server", "server_name", "name", "stage", "endpoint", "status",
-            "status_reason", "origin", "protected", "revision", "starter", "created_at",
-            "updated_at",
+            "status_reason", "origin", "protected", "revision", "starter", "storage_bytes",
+            "storage_measured_at", "created_at", "updated_at",
         ]  # fmt: skip
         read_only_fields = fields
 

@@ -3,6 +3,8 @@ running region (Acme's and Other's), made healthy by the real provisioning check
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 from django.test import Client
 
@@ -11,6 +13,7 @@ from accounts import session_keys
 from accounts.models import SessionKey
 from servers import deploys, services
 from servers.models import Server, Service
+from tests.servers.conftest import empty_region
 
 BLANK = "type Item {\n  id: ID! @id\n  name: String!\n}\n"
 
@@ -27,9 +30,11 @@ def post(client: Client, path: str, body: object = None):
 
 @pytest.fixture
 def sandboxes(
-    regions, team, owner, outsider, django_capture_on_commit_callbacks
-) -> tuple[Server, Server]:
-    """Acme's and Other's sandboxes on the running region, checked by the provisioning run."""
+    regions, platform_keys, team, owner, outsider, django_capture_on_commit_callbacks
+) -> Iterator[tuple[Server, Server]]:
+    """Acme's and Other's sandboxes on the running region, checked by the provisioning run.
+    The region outlives each test's database: it starts and ends empty."""
+    empty_region(regions["local"], platform_keys.private_pem)
     other = accounts_services.create_workspace(user=outsider.user, name="Other", slug="other")
     with django_capture_on_commit_callbacks(execute=False):
         ours = services.provision_sandbox(owner.user, team, "local")
@@ -38,7 +43,8 @@ def sandboxes(
         services.run_provisioning(str(server.id))
         server.refresh_from_db()
     assert (ours.status, theirs.status) == ("healthy", "healthy")
-    return ours, theirs
+    yield ours, theirs
+    empty_region(regions["local"], platform_keys.private_pem)
 
 
 @pytest.fixture

@@ -80,6 +80,12 @@ def test_a_service_made_through_the_api_answers_queries_with_its_token(flow, san
     assert [e["code"] for e in refused.body["errors"]] == [3015]  # no token: refused
     assert "data" not in refused.body
 
+    # The periodic check measures what it stores.
+    assert service["storage_bytes"] is None
+    deploys.reconcile([str(ours.id)])
+    measured = flow.client.get(f"{SERVICES}/{created['id']}").json()
+    assert measured["storage_bytes"] > 0 and measured["storage_measured_at"]
+
 
 def test_the_history_of_a_service_follows_the_server(flow, sandboxes):
     ours, _ = sandboxes
