@@ -70,7 +70,10 @@ def document_errors(result: dict, generator: object, request: object, public: bo
         for operation in operations.values():
             responses = operation.setdefault("responses", {})
             secured = any(requirement for requirement in operation.get("security", [{}]))
-            answers = {"429": "Rate limited: wait `retry_after` seconds (`Retry-After`)."}
+            answers = {
+                "406": "The `Accept` header names no type the API answers with (JSON).",
+                "429": "Rate limited: wait `retry_after` seconds (`Retry-After`).",
+            }
             if "requestBody" in operation:
                 answers["400"] = "Invalid input; `fields` says which and why."
                 answers["413"] = "The request body is too large."

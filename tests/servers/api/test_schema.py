@@ -26,8 +26,8 @@ def test_the_schema_generates_without_warnings_and_lists_the_servers_endpoints(t
         if path.startswith(WORKSPACE)
         for method, operation in operations.items()
     }
-    common = ["401", "403", "404", "429"]
-    posted = ["400", "401", "403", "404", "413", "429"]
+    common = ["401", "403", "404", "406", "429"]
+    posted = ["400", "401", "403", "404", "406", "413", "429"]
     assert answers == {
         ("get", "/servers"): ["200", *common],
         ("post", "/servers"): ["202", *posted],
