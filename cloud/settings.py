@@ -290,12 +290,12 @@ SPECTACULAR_SETTINGS = {
     ],
     "VERSION": "1",
     # Several models have a `status` or `origin` with choices of their own: each gets a name.
-    # A service's origin and a deploy's source are one choice set (console, API, CLI, server).
+    # A service's origin and a deploy's source are one choice set, `servers.models.Origin`.
     "ENUM_NAME_OVERRIDES": {
         "ServerStatusEnum": "servers.models.Server.Status",
         "ServiceStatusEnum": "servers.models.Service.Status",
         "DeployStatusEnum": "servers.models.Deploy.Status",
-        "SourceEnum": "servers.models.Deploy.Source",
+        "OriginEnum": "servers.models.Origin",
         "SessionKeyOriginEnum": "accounts.models.SessionKey.Origin",
     },
 }

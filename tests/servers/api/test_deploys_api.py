@@ -12,7 +12,7 @@ import pytest
 from django.utils import timezone
 
 from accounts.models import AuditAction, AuditEvent
-from servers import deploys
+from servers import deploys, runs
 from servers.models import Deploy, Service
 from tests.servers.api.conftest import BLANK, api, post
 
@@ -32,7 +32,7 @@ def history(service: Service) -> str:
 
 def running(deploy: Deploy) -> Deploy:
     """Claim the deploy as a worker does (the worker then never beats: tests age its beat)."""
-    assert deploys.claim(str(deploy.id)) is not None
+    assert runs.claim(str(deploy.id)) is not None
     deploy.refresh_from_db()
     return deploy
 

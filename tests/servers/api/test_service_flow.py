@@ -3,7 +3,7 @@ from a starter, run its deploy, query its endpoint with the token the answer car
 change, a dry run, a broken datamodel, a destructive one confirmed by a forced redeploy, a
 rollback; delete it on the server.
 
-Deploys run in-process (`deploys.run_deploy`, the task's body); the worker's own tests run
+Deploys run in-process (`runs.run_deploy`, the task's body); the worker's own tests run
 them through Celery.
 """
 
@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from django.test import Client
 
-from servers import deploys
+from servers import runs
 from servers.models import Service
 from servers.starters import get_starter
 from tests.runtime.conftest import Runtime
@@ -33,7 +33,7 @@ class Flow:
 
     def run(self, deploy_id: str) -> dict:
         """Run the queued deploy as the worker would, and read it back through the API."""
-        assert deploys.run_deploy(deploy_id) in {"succeeded", "failed"}
+        assert runs.run_deploy(deploy_id) in {"succeeded", "failed"}
         return self.client.get(f"/api/v1/workspaces/acme/deploys/{deploy_id}").json()
 
     def deploy(self, service_id: str, **body: object) -> dict:
@@ -82,7 +82,7 @@ def test_a_service_made_through_the_api_answers_queries_with_its_token(flow, san
 
     # The periodic check measures what it stores.
     assert service["storage_bytes"] is None
-    deploys.reconcile([str(ours.id)])
+    runs.reconcile([str(ours.id)])
     measured = flow.client.get(f"{SERVICES}/{created['id']}").json()
     assert measured["storage_bytes"] > 0 and measured["storage_measured_at"]
 
@@ -161,7 +161,7 @@ def test_deleting_through_the_api_deletes_it_on_the_server(flow, sandboxes):
     with flow.captured(execute=False) as queued:
         response = flow.client.delete(f"{SERVICES}/{created['id']}")
     assert response.status_code == 202 and len(queued) == 1
-    assert deploys.run_delete(created["id"]) == "deleted"
+    assert runs.run_delete(created["id"]) == "deleted"
 
     assert not Service.objects.filter(id=created["id"]).exists()
     assert flow.client.get(f"{SERVICES}/{created['id']}").status_code == 404
@@ -184,7 +184,7 @@ def test_two_workspaces_with_the_same_service_never_meet(flow, sandboxes, outsid
             )
         assert response.status_code == 201, response.content
         answers[slug] = response.json()
-        assert deploys.run_deploy(answers[slug]["deploy"]["id"]) == "succeeded"
+        assert runs.run_deploy(answers[slug]["deploy"]["id"]) == "succeeded"
     acme, other = answers["acme"], answers["other"]
 
     flow.query(
