@@ -159,6 +159,18 @@ def _check_deployable(server: Server) -> None:
         )
 
 
+def _check_open(service: Service) -> None:
+    """A service takes deploys unless it is on its way out (or its deletion failed: deleting
+    it again is the way on)."""
+    _check_deployable(service.server)
+    if service.status == Service.Status.DELETING:
+        raise ValidationError({"service": "The service is being deleted."})
+    if service.status == Service.Status.DELETE_FAILED:
+        raise ValidationError(
+            {"service": f"Deleting the service failed ({service.status_reason}); delete it again."}
+        )
+
+
 @dataclass
 class NewService:
     service: Service
@@ -247,9 +259,7 @@ def request_deploy(
 ) -> Deploy:
     """Queue a deploy (or a dry run) of `datamodel`; it runs after the service's earlier ones."""
     _member(user, service.server)
-    _check_deployable(service.server)
-    if service.status in (Service.Status.DELETING,):
-        raise ValidationError({"service": "The service is being deleted."})
+    _check_open(service)
     deploy = _queue(
         user, service, validate_datamodel(datamodel), source=source, force=force, dry_run=dry_run
     )
@@ -273,9 +283,14 @@ def redeploy(
     same one with `force` after its destructive warnings were confirmed."""
     service = deploy.service
     _member(user, service.server)
-    _check_deployable(service.server)
-    if service.status == Service.Status.DELETING:
-        raise ValidationError({"service": "The service is being deleted."})
+    _check_open(service)
+    if not deploy.datamodel.strip():
+        raise ValidationError(
+            {
+                "datamodel": "The server did not report this revision's datamodel (it was deployed"
+                " outside the console), so it cannot be deployed again from here."
+            }
+        )
     again = _queue(user, service, deploy.datamodel, source=source, force=force, redeploy_of=deploy)
     _audit(
         AuditAction.DEPLOY_REQUESTED,

@@ -383,3 +383,28 @@ def test_reconcile_corrects_a_deploy_the_console_gave_up_on_but_the_server_appli
     deploy.refresh_from_db()
     assert deploy.status == Deploy.Status.SUCCEEDED
     assert "revision 2 ended SUCCESS: corrected" in deploy.reason
+
+
+def test_a_revision_without_a_known_datamodel_cannot_be_redeployed(sandbox, member, queued):
+    created = queued(deploys.create_service, member.user, sandbox, "blog", "dev", BLOG)
+    run(created.deploy)
+    unknown = Deploy.objects.create(
+        service=created.service, datamodel="", source=Deploy.Source.CLI, status="succeeded"
+    )
+    with pytest.raises(ValidationError, match="did not report"):
+        deploys.redeploy(member.user, unknown)
+
+
+def test_a_service_whose_deletion_failed_takes_no_deploys(sandbox, member, queued):
+    created = queued(deploys.create_service, member.user, sandbox, "blog", "dev", BLOG)
+    Service.objects.filter(id=created.service.id).update(
+        status=Service.Status.DELETE_FAILED, status_reason="the server refused"
+    )
+    created.service.refresh_from_db()
+    with pytest.raises(ValidationError, match="delete it again"):
+        deploys.request_deploy(member.user, created.service, BLOG)
+    with pytest.raises(ValidationError, match="delete it again"):
+        deploys.redeploy(member.user, created.deploy)
+    # Deleting again is the way on.
+    queued(deploys.delete_service, member.user, created.service)
+    assert runs.run_delete(str(created.service.id)) == "deleted"
