@@ -339,3 +339,14 @@ class Deploy(models.Model):
         if self.started_at and self.finished_at:
             return (self.finished_at - self.started_at).total_seconds()
         return None
+
+
+def get_deploy(user: User, workspace_slug: str, deploy_id: uuid.UUID | str) -> Deploy:
+    """A deploy of a service of one of the user's workspaces, or 404."""
+    membership = get_membership(user, workspace_slug)
+    try:
+        return Deploy.objects.select_related("service__server__workspace", "requested_by").get(
+            service__server__workspace=membership.workspace, id=deploy_id
+        )
+    except (Deploy.DoesNotExist, ValidationError, ValueError):
+        raise Http404("No such deploy") from None

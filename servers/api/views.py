@@ -9,7 +9,6 @@ import uuid
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db.models import Count
-from django.http import Http404
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import exceptions, status
 from rest_framework.generics import GenericAPIView
@@ -18,7 +17,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
 
-from accounts.models import User, get_membership
+from accounts.models import get_membership
 from cloud.api import BaseAPIView
 from servers import deploys, services
 from servers.api.serializers import (
@@ -33,7 +32,7 @@ from servers.api.serializers import (
     ServiceDetailSerializer,
     ServiceSerializer,
 )
-from servers.models import Deploy, Server, Service, get_server, get_service
+from servers.models import Deploy, Server, Service, get_deploy, get_server, get_service
 
 
 def invalid(error: ValidationError) -> exceptions.ValidationError:
@@ -42,17 +41,6 @@ def invalid(error: ValidationError) -> exceptions.ValidationError:
     if hasattr(error, "error_dict"):
         return exceptions.ValidationError(error.message_dict)
     return exceptions.ValidationError({api_settings.NON_FIELD_ERRORS_KEY: error.messages})
-
-
-def get_deploy(user: User, workspace_slug: str, deploy_id: uuid.UUID) -> Deploy:
-    """A deploy of a service of one of the user's workspaces, or 404."""
-    membership = get_membership(user, workspace_slug)
-    try:
-        return Deploy.objects.select_related("service__server__workspace", "requested_by").get(
-            service__server__workspace=membership.workspace, id=deploy_id
-        )
-    except Deploy.DoesNotExist:
-        raise Http404("No such deploy") from None
 
 
 # --- servers --------------------------------------------------------------------------------
