@@ -171,40 +171,11 @@ def bench(runs: int, runtime_url: str) -> None:
     print("target: under 2000 ms each")
 
 
-def key_pair() -> tuple[str, str]:
-    """The platform's key pair for this run: the console signs, the runtime verifies."""
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import rsa
-
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    private_pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    ).decode()
-    public_pem = (
-        key.public_key()
-        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-        .decode()
-    )
-    return private_pem, public_pem
-
-
 def runtime_config(database_url: str, redis_url: str, public_pem: str, port: int) -> dict:
-    from psycopg.conninfo import conninfo_to_dict
-
-    params = conninfo_to_dict(database_url)
     return {
         "port": port,
         "managementPublicKey": public_pem,
-        "databases": {
-            "default": {
-                "connector": "postgres",
-                "host": params.get("host") or "localhost",
-                "port": int(params.get("port") or 5432),
-                "user": params.get("user") or "postgres",
-                "password": params.get("password") or "",
-                "database": params.get("dbname"),
-            }
-        },
+        "databases": {"default": devstack.runtime_database(database_url)},
         "redisUrl": redis_url,
         "sandbox": {"rate": 10, "perSeconds": 10, "maxWaiting": 25, "storageMb": 100},
     }
@@ -225,7 +196,9 @@ def main() -> None:
         with psycopg.connect(admin_url, autocommit=True) as conn:
             conn.execute(f'CREATE DATABASE "{database}"')
         database_url = urlunsplit(parts._replace(path=f"/{database}"))
-        private_pem, public_pem = key_pair()
+        scratch = Path(tempfile.mkdtemp(prefix="refract-bench-"))
+        key_file, public_pem = devstack.platform_key(scratch / "platform-key.pem")
+        private_pem = key_file.read_text()
         port = devstack.free_port()
         runtime_url = f"http://127.0.0.1:{port}"
         env = {
@@ -242,7 +215,7 @@ def main() -> None:
         }
         os.environ.update(env)
         os.environ.setdefault("DJANGO_SETTINGS_MODULE", "cloud.settings")
-        config = Path(tempfile.mkdtemp(prefix="refract-bench-")) / "runtime.yml"
+        config = scratch / "runtime.yml"
         config.write_text(yaml.safe_dump(runtime_config(database_url, env["REDIS_URL"],
                                                         public_pem, port)))  # fmt: skip
         processes = []

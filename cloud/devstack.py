@@ -199,6 +199,21 @@ def sandbox_env(env: dict[str, str], data: Path = DATA) -> dict[str, str]:
     return env
 
 
+def runtime_database(database_url: str) -> dict[str, object]:
+    """A `DATABASE_URL` as the runtime's (Prisma's) database entry."""
+    from psycopg.conninfo import conninfo_to_dict
+
+    params = conninfo_to_dict(database_url)
+    return {
+        "connector": "postgres",
+        "host": params.get("host") or "localhost",
+        "port": int(params.get("port") or 5432),
+        "user": params.get("user") or "postgres",
+        "password": params.get("password") or "",
+        "database": params.get("dbname") or "refract",
+    }
+
+
 def runtime_command(database_url: str, redis_url: str | None, data: Path = DATA) -> list[str]:
     """`python -m runtime` in sandbox mode on port 4466, against the stack's own database,
     its management API secured with `management_secret()` (for the Prisma CLI) and the
@@ -208,23 +223,12 @@ def runtime_command(database_url: str, redis_url: str | None, data: Path = DATA)
     than passed in the environment, so the other processes never see it.
     """
     import yaml
-    from psycopg.conninfo import conninfo_to_dict
 
-    params = conninfo_to_dict(database_url)
     config = {
         "port": RUNTIME_PORT,
         "managementApiSecret": management_secret(data / MANAGEMENT_SECRET.name),
         "managementPublicKey": platform_key(data / PLATFORM_KEY.name)[1],
-        "databases": {
-            "default": {
-                "connector": "postgres",
-                "host": params.get("host") or "localhost",
-                "port": int(params.get("port") or 5432),
-                "user": params.get("user") or "postgres",
-                "password": params.get("password") or "",
-                "database": params.get("dbname") or "refract",
-            }
-        },
+        "databases": {"default": runtime_database(database_url)},
         "redisUrl": redis_url,
         "sandbox": {"rate": 10, "perSeconds": 10, "maxWaiting": 25, "storageMb": 100},
     }
