@@ -195,6 +195,14 @@ CLOUD_API_RATE_PER_MINUTE = env_int("CLOUD_API_RATE_PER_MINUTE", 600)
 # (PEM, `PLATFORM_PRIVATE_KEY` or `PLATFORM_PRIVATE_KEY_FILE`) signs their management tokens.
 SANDBOX_REGIONS = env_origins("SANDBOX_REGIONS")
 PLATFORM_PRIVATE_KEY = env_secret("PLATFORM_PRIVATE_KEY", "")
+# Private servers: the platform runtime that serves them (its internal origin; the console
+# registers servers through its operator API, signed with the platform's key, and reaches their
+# management APIs there under each server's host name), and the template of a private server's
+# public endpoint: `{server}` becomes `<name>-<workspace>`, and the endpoint's host name is the
+# one the runtime answers it on (DNS points `*.servers.example.com` at the runtime). Without
+# PRIVATE_SERVER_RUNTIME the console offers no private servers.
+PRIVATE_SERVER_RUNTIME = env_str("PRIVATE_SERVER_RUNTIME", "").rstrip("/")
+PRIVATE_SERVER_ENDPOINT = env_str("PRIVATE_SERVER_ENDPOINT", "https://{server}.servers.example.com")
 # Calls to servers' management APIs; provisioning runs whose heartbeat is older than
 # SERVER_STALE_SECONDS are retried by the reaper, up to SERVER_PROVISION_ATTEMPTS claims.
 SERVER_MANAGEMENT_TIMEOUT = env_int("SERVER_MANAGEMENT_TIMEOUT", 10)

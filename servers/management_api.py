@@ -85,12 +85,17 @@ class ManagementClient:
     origin: str
     token: str | None = None
     timeout: float | None = None
+    # The Host header, when the server is reached at another address than its name (a private
+    # server through the platform runtime's internal address).
+    host: str | None = None
 
     def call(self, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
         body = json.dumps({"query": query, "variables": variables or {}}).encode()
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
         if self.token:
             headers["Authorization"] = f"Bearer {self.token}"
+        if self.host:
+            headers["Host"] = self.host
         request = urllib.request.Request(  # noqa: S310 - the origin is validated http(s)
             f"{self.origin}/management", data=body, headers=headers, method="POST"
         )

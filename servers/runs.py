@@ -43,9 +43,7 @@ DATAMODEL_DOES_NOT_PARSE = 3017  # InvalidQuery: Prisma's GraphQL parser refused
 
 def _client(service: Service) -> ManagementClient:
     server = service.server
-    return ManagementClient(
-        server.endpoint, token=tokens.cluster_token(server, service.name, service.stage)
-    )
+    return server.management_client(tokens.cluster_token(server, service.name, service.stage))
 
 
 def claim(deploy_id: str, task_id: str = "") -> tuple[Deploy, uuid.UUID] | None:
@@ -526,12 +524,12 @@ def _parse_time(value: object) -> datetime | None:
 
 
 def discover_services(server: Server) -> int:
-    """Services of the workspace on its sandbox that the console does not know (deployed by the
-    Prisma CLI), recorded so that their history appears. Returns how many it found."""
-    if server.kind != Server.Kind.SANDBOX:
-        return 0
-    client = ManagementClient(server.endpoint, token=tokens.workspace_token(server))
-    prefix = f"{server.workspace.slug}~"
+    """Services on the server that the console does not know (deployed by the Prisma CLI, or
+    there before a self-hosted server was connected), recorded so that their history appears,
+    with each one's storage where the server measures it. On a sandbox only the workspace's
+    own projects are listed. Returns how many it found."""
+    client = server.management_client(tokens.server_token(server))
+    prefix = f"{server.workspace.slug}~" if server.kind == Server.Kind.SANDBOX else ""
     found = 0
     now = timezone.now()
     for project in client.list_projects(storage=True):

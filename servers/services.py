@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 
@@ -23,7 +24,7 @@ from django.utils import timezone
 from accounts import audit
 from accounts.models import AuditAction, Role, User, Workspace, get_membership
 from servers import clusters, tokens
-from servers.management_api import ManagementClient, ManagementError, PrismaError
+from servers.management_api import ManagementError, PrismaError
 from servers.models import Server, Service
 
 log = logging.getLogger(__name__)
@@ -160,11 +161,11 @@ def check_sandbox(server: Server) -> str:
     Returns the server's version; raises ManagementError with a reason a person can act on.
     """
     try:  # public, as the Prisma CLI asks it
-        info = ManagementClient(server.endpoint).server_info()
+        info = server.management_client().server_info()
     except PrismaError as error:
         raise ManagementError(f"the region's serverInfo failed: {error}") from None
     version = str(info.get("version") or "")
-    client = ManagementClient(server.endpoint, token=tokens.workspace_token(server))
+    client = server.management_client(tokens.workspace_token(server))
     try:
         projects = client.list_projects()
     except PrismaError as error:
@@ -183,6 +184,22 @@ def check_sandbox(server: Server) -> str:
     return version
 
 
+def _provisioner(server: Server) -> Callable[[Server], str]:
+    """What provisioning a server of this kind means: a sandbox is checked on its region, a
+    private server registered on the platform runtime and checked there, a self-hosted server
+    checked with its credentials. Each returns the server's version or raises ManagementError
+    with a reason a person can act on."""
+    if server.kind == Server.Kind.PRIVATE:
+        from servers import private
+
+        return private.provision
+    if server.kind == Server.Kind.SELF_HOSTED:
+        from servers import self_hosted
+
+        return self_hosted.check
+    return check_sandbox
+
+
 def run_provisioning(server_id: str) -> str:
     """The provisioning task's body: idempotent (a finished or held run is left alone)."""
     claimed = claim(server_id)
@@ -190,7 +207,7 @@ def run_provisioning(server_id: str) -> str:
         return "skipped"
     server, claim_id = claimed
     try:
-        version = check_sandbox(server)
+        version = _provisioner(server)(server)
     except (ManagementError, tokens.PlatformKeyMissing) as error:
         _move(server, Server.Status.FAILED, str(error), claim_id=claim_id, heartbeat_at=None)
         return Server.Status.FAILED
@@ -246,7 +263,7 @@ def probe(server: Server) -> tuple[str | None, str]:
     """Ask the server its `serverInfo` (public, as the Prisma CLI asks it), within
     SERVER_HEALTH_TIMEOUT seconds per call: (version, "") when it answers, (None, reason) when
     it does not."""
-    client = ManagementClient(server.endpoint, timeout=settings.SERVER_HEALTH_TIMEOUT)
+    client = server.management_client(timeout=settings.SERVER_HEALTH_TIMEOUT)
     try:
         info = client.server_info()
     except ManagementError as error:

@@ -103,6 +103,15 @@ def cluster_token(server: Server, service: str, stage: str, ttl: int = TOKEN_TTL
     return sign(server, [{"target": target, "action": "*"}], ttl)
 
 
+def server_token(server: Server, ttl: int = TOKEN_TTL_SECONDS) -> str:
+    """A token for everything the console may do on a server: `<workspace>~*/*` on a shared
+    sandbox (`workspace_token`), `*/*` on a private or self-hosted server, which belongs to one
+    workspace and answers only to its own key pair or secret."""
+    if server.kind == Server.Kind.SANDBOX:
+        return workspace_token(server, ttl)
+    return sign(server, [{"target": "*/*", "action": "*"}], ttl)
+
+
 def workspace_token(server: Server, ttl: int = TOKEN_TTL_SECONDS) -> str:
     """A token for every service of the workspace on its sandbox (`<workspace>~*/*`): lists
     and checks the workspace's own projects, and only those."""

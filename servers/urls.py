@@ -23,4 +23,6 @@ urlpatterns = [
     path(DEPLOY + "live/", views.deploy_live, name="deploy-live"),
     path(DEPLOY + "cancel/", views.deploy_cancel, name="deploy-cancel"),
     path(DEPLOY + "redeploy/", views.deploy_redeploy, name="deploy-redeploy"),
+    # Private servers (servers.private_views)
+    # Self-hosted servers (servers.self_hosted_views)
 ]

@@ -9,7 +9,7 @@ import shlex
 from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import ValidationError
-from django.db.models import OuterRef, Subquery
+from django.db.models import Count, OuterRef, Q, Subquery
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
@@ -40,6 +40,9 @@ def server_list(request: HttpRequest, membership: Membership) -> HttpResponse:
         Server.objects.for_user(request.user)
         .filter(workspace=workspace)
         .select_related("workspace")
+        .annotate(
+            service_count=Count("services", filter=~Q(services__status=Service.Status.DELETING))
+        )
     )
     return render(
         request,

@@ -28,10 +28,10 @@ def changes(server: Server) -> list[tuple[str, str]]:
     return [(e.detail["before"], e.detail["after"]) for e in events]
 
 
-def private_server(team, name: str, endpoint: str, status: str) -> Server:
+def self_hosted(team, name: str, endpoint: str, status: str) -> Server:
     server = Server(
         workspace=team,
-        kind=Server.Kind.PRIVATE,
+        kind=Server.Kind.SELF_HOSTED,
         name=name,
         endpoint=endpoint,
         status=status,
@@ -94,16 +94,16 @@ def test_a_runtime_that_stops_and_comes_back_is_audited_once_per_change(
 
 def test_one_dead_or_hung_server_does_not_stop_the_others(region, team, settings, silent_server):
     settings.SERVER_HEALTH_TIMEOUT = 1
-    up = private_server(team, "up", region.url, Server.Status.UNREACHABLE)
-    dead = private_server(team, "dead", closed_port_origin(), Server.Status.HEALTHY)
-    hung = private_server(team, "hung", silent_server, Server.Status.HEALTHY)
-    also_up = private_server(team, "also-up", region.url, Server.Status.HEALTHY)
+    up = self_hosted(team, "up", region.url, Server.Status.UNREACHABLE)
+    dead = self_hosted(team, "dead", closed_port_origin(), Server.Status.HEALTHY)
+    hung = self_hosted(team, "hung", silent_server, Server.Status.HEALTHY)
+    also_up = self_hosted(team, "also-up", region.url, Server.Status.HEALTHY)
     # Rows the check leaves alone: a provisioning run owns its row, a failed server waits for
     # its owner, a deleting one is on its way out.
     untouched = [
-        private_server(team, "new", closed_port_origin(), Server.Status.PROVISIONING),
-        private_server(team, "broken", region.url, Server.Status.FAILED),
-        private_server(team, "leaving", closed_port_origin(), Server.Status.DELETING),
+        self_hosted(team, "new", closed_port_origin(), Server.Status.PROVISIONING),
+        self_hosted(team, "broken", region.url, Server.Status.FAILED),
+        self_hosted(team, "leaving", closed_port_origin(), Server.Status.DELETING),
     ]
 
     outcomes = services.check_servers()
@@ -124,7 +124,7 @@ def test_one_dead_or_hung_server_does_not_stop_the_others(region, team, settings
 
 
 def test_a_server_deleted_while_checked_is_left_deleting(region, team):
-    server = private_server(team, "going", closed_port_origin(), Server.Status.HEALTHY)
+    server = self_hosted(team, "going", closed_port_origin(), Server.Status.HEALTHY)
     version, reason = services.probe(server)
     assert version is None and "cannot connect" in reason
     Server.objects.filter(id=server.id).update(status=Server.Status.DELETING)  # meanwhile
@@ -142,7 +142,7 @@ def test_a_stopped_runtime_process_times_out(database, platform_keys, team, sett
         "databases": {"default": database.prisma_config()},
     }
     with run_runtime(config, tmp_path) as runtime:
-        server = private_server(team, "frozen", runtime.url, Server.Status.HEALTHY)
+        server = self_hosted(team, "frozen", runtime.url, Server.Status.HEALTHY)
         os.kill(runtime.process.pid, signal.SIGSTOP)
         try:
             assert services.check_servers() == {"lost": 1}
@@ -162,7 +162,7 @@ def test_beat_runs_the_check_every_minute():
 
 @pytest.mark.django_db(transaction=True)
 def test_a_real_worker_runs_the_check(region, team):
-    server = private_server(team, "worker", region.url, Server.Status.UNREACHABLE)
+    server = self_hosted(team, "worker", region.url, Server.Status.UNREACHABLE)
     with celery_worker():
         check_servers_task.delay()
         assert wait_until(lambda: Server.objects.get(id=server.id).status == "healthy")
