@@ -2,7 +2,9 @@
 
 Routes: `GET /status`, `POST /management` (the management API), and the service endpoints
 `/`, `/<service>`, `/<service>/<stage>`, `/<workspace>/<service>/<stage>` with the suffixes
-`/private`, `/import`, `/export` and `/_datamodel`. The request's Host picks the tenant.
+`/private`, `/import`, `/export` and `/_datamodel`. The request's Host picks the tenant: the
+config's server or one registered through the operator API (`/_operator/...` on any host,
+`runtime.operator`).
 
 Data requests whose documents are already compiled (clients send the same few documents with
 new values) run on the event loop with an asyncio connection: planning them costs microseconds
@@ -40,6 +42,7 @@ from runtime.management.schema import build_management_schema
 from runtime.opencrud.executor import ServiceApi, execute, mutation_fields, plan, root_fields
 from runtime.opencrud.limits import RequestLimits
 from runtime.opencrud.steps import Steps, drive_async
+from runtime.operator import Operator, ServerUnavailable, is_operator_path
 from runtime.quota import StorageGuard, StorageLimitReached
 from runtime.sandbox import SandboxPolicy
 from runtime.tenants import Tenant
@@ -90,6 +93,16 @@ class RuntimeApp:
         # storage cap per service.
         self.redis: Redis | None = None
         self.sandboxes: dict[str, SandboxPolicy] = {}
+        self.exact_hosts = {
+            host: server for server in config.servers for host in server.hosts if host != "*"
+        }
+        self.catch_all = next((s for s in config.servers if "*" in s.hosts), None)
+        # Servers registered at run time (`runtime.operator`), when the config enables it.
+        self.operator = (
+            Operator(config.operator, self.directory, tuple(self.exact_hosts))
+            if config.operator is not None
+            else None
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -109,12 +122,16 @@ class RuntimeApp:
                         self.tenants[server.name] = tenant
                         await tenant.open_loop_pool()
                     await self._open_sandboxes()
+                    if self.operator is not None:
+                        await self.operator.start(self.tenants[self.config.servers[0].name])
                 except Exception as exc:
                     log.exception("runtime failed to start")
                     await send({"type": "lifespan.startup.failed", "message": str(exc)})
                     return
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
+                if self.operator is not None:
+                    await self.operator.stop()
                 for tenant in self.tenants.values():
                     await tenant.close_loop_pool()
                     await asyncio.to_thread(tenant.close)
@@ -139,18 +156,68 @@ class RuntimeApp:
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         method = scope["method"]
         path = scope["path"]
+        if is_operator_path(path):
+            if self.operator is None:
+                answer = {"error": "this runtime has no operator API (no `operator` in its config)"}
+                await envelope.respond_json(send, 404, answer, request_id, cors=False)
+            else:
+                await self.operator.handle(method, path, headers, receive, send, request_id)
+            return
         is_management = path.rstrip("/") == "/management"
         cors = not is_management
-        server = self.config.server_for_host(headers.get("host", ""))
+        server = self._server_for_host(headers.get("host", ""))
         if method == "OPTIONS":
             await envelope.respond(send, 204, b"", "text/plain", request_id, cors=cors)
             return
-        if server is None or server.name not in self.tenants:
+        if server is None:
             await envelope.respond_json(
                 send, 404, envelope.message_only("Unknown host"), request_id, cors=cors
             )
             return
-        tenant = self.tenants[server.name]
+        tenant = self.tenants.get(server.name)
+        if tenant is not None:
+            await self._serve(tenant, method, path, headers, receive, send, request_id)
+            return
+        # A registered server: its pools open on its first request.
+        assert self.operator is not None
+        try:
+            tenant = await self.operator.acquire(server.name)
+        except ServerUnavailable as exc:
+            if headers.get("content-length", "").isdigit() and (
+                int(headers["content-length"]) <= UNAUTHENTICATED_MANAGEMENT_BYTES
+            ):
+                with contextlib.suppress(BodyTooLarge):
+                    await _read_body(receive, UNAUTHENTICATED_MANAGEMENT_BYTES)
+            answer = {"errors": [{"message": str(exc), "requestId": request_id}]}
+            await envelope.respond_json(send, 503, answer, request_id, cors=cors)
+            return
+        try:
+            await self._serve(tenant, method, path, headers, receive, send, request_id)
+        finally:
+            self.operator.release(tenant)
+
+    def _server_for_host(self, host: str) -> ServerConfig | None:
+        """The server a request's Host names: exact host names first (the config's servers',
+        then the registered servers'), then the config's catch-all."""
+        hostname = host.rsplit(":", 1)[0].lower() if host else ""
+        server = self.exact_hosts.get(hostname)
+        if server is None and self.operator is not None:
+            server = self.operator.server_for_host(hostname)
+        return server or self.catch_all
+
+    async def _serve(
+        self,
+        tenant: Tenant,
+        method: str,
+        path: str,
+        headers: dict[str, str],
+        receive: Receive,
+        send: Send,
+        request_id: str,
+    ) -> None:
+        server = tenant.config
+        is_management = path.rstrip("/") == "/management"
+        cors = not is_management
         if method == "GET":
             if path.rstrip("/") == "/status":
                 await envelope.respond(send, 200, b"OK", "text/plain", request_id)

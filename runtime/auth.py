@@ -8,6 +8,7 @@ or wrong `PRISMA_MANAGEMENT_API_SECRET`.
 
 from __future__ import annotations
 
+import functools
 import re
 import time
 import warnings
@@ -16,9 +17,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 import jwt
+from cryptography.hazmat.primitives import serialization
 from jwt.warnings import InsecureKeyLengthWarning
 
-from runtime.config import AuthConfig
+from runtime.config import AuthConfig, pem_blocks
 from runtime.errors import InvalidToken, PrismaError
 
 # Prisma accepts management and service secrets of any length, and so must we; PyJWT's warning
@@ -165,9 +167,9 @@ def _decode(auth: AuthConfig, token: str) -> dict:
         raise InvalidToken(f"Token can't be decoded: {exc}") from None
     algorithm = header.get("alg")
     if algorithm == "HS256" and auth.management_secret:
-        key: str = auth.management_secret
+        keys: tuple[Any, ...] = (auth.management_secret,)
     elif algorithm == "RS256" and auth.management_public_key:
-        key = auth.management_public_key
+        keys = _public_keys(auth.management_public_key)
     else:
         expected = " or ".join(
             name
@@ -181,24 +183,82 @@ def _decode(auth: AuthConfig, token: str) -> dict:
             f"Token can't be decoded: JwtValidationException: the algorithm {algorithm} is not "
             f"accepted here (expected {expected})"
         )
-    try:
-        claims = jwt.decode(
-            token,
-            key,
-            algorithms=[algorithm],
-            options={"require": [], "verify_aud": False, "verify_iat": False},
-        )
-    except jwt.ExpiredSignatureError:
-        expired = jwt.decode(token, options={"verify_signature": False}).get("exp", 0)
-        since = datetime.fromtimestamp(float(expired), UTC).isoformat().replace("+00:00", "Z")
-        raise InvalidToken(f"Token can't be decoded: The token is expired since {since}") from None
-    except jwt.InvalidSignatureError:
-        raise InvalidToken("Token can't be decoded: Invalid signature for this token") from None
-    except jwt.PyJWTError as exc:
-        raise InvalidToken(f"Token can't be decoded: {exc}") from None
+    claims = None
+    for key in keys:  # several public keys while one is rotated out
+        try:
+            claims = jwt.decode(
+                token,
+                key,
+                algorithms=[algorithm],
+                options={"require": [], "verify_aud": False, "verify_iat": False},
+            )
+            break
+        except jwt.ExpiredSignatureError:
+            expired = jwt.decode(token, options={"verify_signature": False}).get("exp", 0)
+            since = datetime.fromtimestamp(float(expired), UTC).isoformat().replace("+00:00", "Z")
+            raise InvalidToken(
+                f"Token can't be decoded: The token is expired since {since}"
+            ) from None
+        except jwt.InvalidSignatureError:
+            continue
+        except jwt.PyJWTError as exc:
+            raise InvalidToken(f"Token can't be decoded: {exc}") from None
+    if claims is None:
+        raise InvalidToken("Token can't be decoded: Invalid signature for this token")
     if not isinstance(claims, dict):
         raise InvalidToken("Failed to parse token data")
+    audience = claims.get("aud")
+    if OPERATOR_AUDIENCE in (audience if isinstance(audience, list) else [audience]):
+        # An operator token, signed with the same platform key, grants nothing here.
+        raise InvalidToken("Token can't be decoded: an operator token is not a management token")
     return claims
+
+
+OPERATOR_AUDIENCE = "refract-operator"
+
+
+@functools.lru_cache(maxsize=256)
+def _public_keys(text: str) -> tuple[Any, ...]:
+    """The loaded keys of a PEM text (one or several blocks); a block that does not load is
+    passed on as text, so PyJWT reports it as before."""
+    keys: list[Any] = []
+    for block in pem_blocks(text) or (text,):
+        try:
+            keys.append(serialization.load_pem_public_key(block.encode()))
+        except (ValueError, TypeError):
+            keys.append(block)
+    return tuple(keys)
+
+
+def verify_operator(public_keys: tuple[str, ...], authorization: str | None) -> dict[str, Any]:
+    """The claims of a valid operator token (RS256 with one of the platform's keys, `aud`
+    `refract-operator`, `exp` set), or `PermissionError` with the reason."""
+    if not authorization or not authorization.startswith("Bearer "):
+        raise PermissionError("an `Authorization: Bearer <token>` header is required")
+    token = authorization[len("Bearer ") :].strip()
+    reason = "the token's signature does not verify with the operator key"
+    for key in _public_keys("".join(public_keys)):
+        try:
+            return jwt.decode(
+                token,
+                key,
+                algorithms=["RS256"],
+                audience=OPERATOR_AUDIENCE,
+                options={"require": ["exp", "aud"]},
+            )
+        except jwt.InvalidSignatureError:
+            continue
+        except jwt.ExpiredSignatureError:
+            raise PermissionError("the token has expired") from None
+        except jwt.MissingRequiredClaimError as exc:
+            raise PermissionError(f"the token has no `{exc.claim}` claim") from None
+        except jwt.InvalidAudienceError:
+            raise PermissionError(
+                f"the token's audience (`aud`) is not {OPERATOR_AUDIENCE}"
+            ) from None
+        except jwt.PyJWTError as exc:
+            raise PermissionError(f"the token is invalid: {exc}") from None
+    raise PermissionError(reason)
 
 
 def verify_service(secrets: list[str], authorization: str | None) -> None:

@@ -2,17 +2,20 @@
 
 A Prisma user's `PRISMA_CONFIG` (reference section 10) works unchanged: `port`,
 `managementApiSecret` and `databases.default`. Beside those keys Refract reads
-`managementPublicKey` (PEM, RS256 cluster tokens; Prisma's old `legacySecret` is accepted as an
-alias), `redisUrl`, `limits` and `sandbox`.
+`managementPublicKey` (PEM, RS256 cluster tokens; several concatenated PEM blocks are several
+keys, any of which verifies a token, for key rotation; Prisma's old `legacySecret` is accepted as
+an alias), `redisUrl`, `limits`, `sandbox`, `hosts` (the host names the config's own server
+answers on; default `["*"]`, any) and `operator` (the operator API, `runtime.operator`).
 
 Internally the runtime serves *servers* (tenants), each with its database, auth settings, limits
-and host names. A Prisma config describes one server answering on any host; private servers
-will add more tenants without changing anything downstream.
+and host names. The config describes the default server; the operator API registers more at
+run time (`runtime.registry`), and the rest of the runtime does not tell them apart.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,9 +38,9 @@ class DatabaseConfig:
     schema: str | None = None
     management_schema: str = "management"
     connection_limit: int = 10
-    ssl: bool = False
+    sslmode: str = "prefer"  # libpq's; Prisma's `ssl: true` means `require`
 
-    def conninfo(self, database: str | None = None) -> str:
+    def conninfo(self, database: str | None = None, connect_timeout: int | None = None) -> str:
         """libpq connection string; a host starting with `/` is a unix-socket directory."""
         return make_conninfo(
             host=self.host,
@@ -45,9 +48,21 @@ class DatabaseConfig:
             user=self.user,
             password=self.password or None,
             dbname=database or self.database,
-            sslmode="require" if self.ssl else "prefer",
+            sslmode=self.sslmode,
             application_name="refract-runtime",
+            connect_timeout=str(connect_timeout) if connect_timeout else None,
         )
+
+
+SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
+PEM_BLOCK = re.compile(
+    r"-----BEGIN ((?:RSA )?)PUBLIC KEY-----.+?-----END \1PUBLIC KEY-----", re.DOTALL
+)
+
+
+def pem_blocks(text: str | None) -> tuple[str, ...]:
+    """The public keys of a PEM text holding one or several blocks (key rotation)."""
+    return tuple(m.group(0) for m in PEM_BLOCK.finditer(text or ""))
 
 
 @dataclass(frozen=True)
@@ -55,11 +70,15 @@ class AuthConfig:
     """Management API auth: HS256 with the secret, RS256 with the public key, or open."""
 
     management_secret: str | None = None
-    management_public_key: str | None = None
+    management_public_key: str | None = None  # one or several PEM blocks
 
     @property
     def is_open(self) -> bool:
         return not self.management_secret and not self.management_public_key
+
+    @property
+    def public_keys(self) -> tuple[str, ...]:
+        return pem_blocks(self.management_public_key)
 
 
 @dataclass(frozen=True)
@@ -110,10 +129,23 @@ class ServerConfig:
 
 
 @dataclass(frozen=True)
+class OperatorConfig:
+    """`operator`: the operator API (`runtime.operator`) and its registry (`runtime.registry`).
+    Tokens are RS256, verified with any of `public_keys`; database passwords and management
+    secrets in the registry are encrypted with the first of `encryption_keys` (Fernet) and
+    decrypted with any of them."""
+
+    public_keys: tuple[str, ...]
+    encryption_keys: tuple[str, ...]
+    idle_seconds: float = 300.0
+
+
+@dataclass(frozen=True)
 class RuntimeConfig:
     port: int = 4466
     servers: tuple[ServerConfig, ...] = ()
     redis_url: str | None = None
+    operator: OperatorConfig | None = None
 
     def server_for_host(self, host: str) -> ServerConfig | None:
         """The tenant for a request's Host header: exact names first, then a catch-all."""
@@ -193,9 +225,82 @@ def parse_config(data: dict[str, Any], env: dict[str, str] | os._Environ[str]) -
                 "process shares the services' throttles through Redis)"
             )
     server = ServerConfig(
-        name="default", database=database, auth=auth, limits=limits, sandbox=sandbox
+        name=DEFAULT_SERVER,
+        database=database,
+        auth=auth,
+        limits=limits,
+        sandbox=sandbox,
+        hosts=_hosts(data.get("hosts", ["*"])),
     )
-    return RuntimeConfig(port=port, servers=(server,), redis_url=data.get("redisUrl"))
+    return RuntimeConfig(
+        port=port,
+        servers=(server,),
+        redis_url=data.get("redisUrl"),
+        operator=_operator(data.get("operator")),
+    )
+
+
+# The config's own server. Registered servers' names never start with `_`, so they never meet.
+DEFAULT_SERVER = "_default"
+HOST_NAME = re.compile(r"[a-z0-9_]([a-z0-9_-]{0,62})(\.[a-z0-9_]([a-z0-9_-]{0,62}))*")
+
+
+def host_name(value: object) -> str | None:
+    """A host name (or IPv4 address) as the Host header carries it, lowercased; None if it
+    is not one."""
+    if not isinstance(value, str):
+        return None
+    name = value.strip().lower().rstrip(".")
+    return name if len(name) <= 253 and HOST_NAME.fullmatch(name) else None
+
+
+def _hosts(value: object) -> tuple[str, ...]:
+    if not isinstance(value, list) or not value:
+        raise ConfigError("Unable to load Prisma config: `hosts` must be a non-empty list")
+    hosts = []
+    for item in value:
+        name = "*" if item == "*" else host_name(item)
+        if name is None:
+            raise ConfigError(f"Unable to load Prisma config: `hosts` has a bad name {item!r}")
+        hosts.append(name)
+    return tuple(hosts)
+
+
+def _operator(data: object) -> OperatorConfig | None:
+    if data in (None, False):
+        return None
+    if not isinstance(data, dict):
+        raise ConfigError("Unable to load Prisma config: `operator` must be a mapping")
+    unknown = set(data) - {"publicKey", "encryptionKey", "encryptionKeys", "idleSeconds"}
+    if unknown:
+        raise ConfigError(
+            f"Unable to load Prisma config: unknown `operator` keys {sorted(unknown)}"
+        )
+    keys = pem_blocks(str(data.get("publicKey") or ""))
+    if not keys:
+        raise ConfigError("Unable to load Prisma config: `operator.publicKey` must be a PEM key")
+    raw = data.get("encryptionKeys") or (
+        [data["encryptionKey"]] if data.get("encryptionKey") else []
+    )
+    if not isinstance(raw, list) or not raw:
+        raise ConfigError(
+            "Unable to load Prisma config: `operator` needs `encryptionKey` (a Fernet key) or "
+            "`encryptionKeys` (a list, the first encrypts)"
+        )
+    from cryptography.fernet import Fernet
+
+    for key in raw:
+        try:
+            Fernet(str(key))
+        except (ValueError, TypeError):
+            raise ConfigError(
+                "Unable to load Prisma config: `operator.encryptionKey(s)` must be Fernet keys "
+                "(32 url-safe base64-encoded bytes)"
+            ) from None
+    idle = _number(data, "idleSeconds", 300)
+    return OperatorConfig(
+        public_keys=keys, encryption_keys=tuple(str(k) for k in raw), idle_seconds=idle
+    )
 
 
 def _database(name: str, raw: dict[str, Any]) -> DatabaseConfig:
@@ -215,6 +320,7 @@ def _database(name: str, raw: dict[str, Any]) -> DatabaseConfig:
             "user": parts.get("user"),
             "password": parts.get("password"),
             "database": parts.get("dbname"),
+            "sslmode": parts.get("sslmode"),
             **{k: v for k, v in raw.items() if k != "uri"},
         }
     limit = _int(raw, "connectionLimit", 10)
@@ -229,15 +335,25 @@ def _database(name: str, raw: dict[str, Any]) -> DatabaseConfig:
         schema=str(raw["schema"]) if raw.get("schema") else None,
         management_schema=str(raw.get("managementSchema") or "management"),
         connection_limit=limit,
-        ssl=bool(raw.get("ssl", False)),
+        sslmode=_sslmode(name, raw),
     )
+
+
+def _sslmode(name: str, raw: dict[str, Any]) -> str:
+    mode = raw.get("sslmode") or ("require" if raw.get("ssl") else "prefer")
+    if mode not in SSL_MODES:
+        raise ConfigError(
+            f"Unable to load Prisma config: databases.{name}.sslmode must be one of "
+            f"{', '.join(SSL_MODES)} (got {mode!r})"
+        )
+    return str(mode)
 
 
 def _public_key(value: object) -> str | None:
     if not value:
         return None
     text = str(value).strip()
-    if "BEGIN PUBLIC KEY" not in text and "BEGIN RSA PUBLIC KEY" not in text:
+    if not pem_blocks(text):
         raise ConfigError("Unable to load Prisma config: managementPublicKey must be a PEM key")
     return text
 

@@ -131,7 +131,11 @@ class ServiceDirectory:
     def forget(self, tenant: Tenant) -> None:
         """Forget the server's services (its management API ran: deploys, deletions and new
         secrets apply at once in this process)."""
-        name = tenant.config.name
+        self.forget_server(tenant.config.name)
+
+    def forget_server(self, name: str) -> None:
+        """Forget every service of the server `name` (also when a registered server is replaced
+        or removed: its next request reads its services again, from its new database)."""
         self._services.forget(lambda key: key[0] == name)  # type: ignore[index]
 
     def _api(self, schema_json: str) -> ServiceApi:

@@ -31,6 +31,9 @@ class Tenant:
     config: ServerConfig
     pool: ConnectionPool
     loop_pool: LoopPool | None = field(default=None, repr=False)
+    # Requests using the tenant now (a registered server's pools close only when none does).
+    in_flight: int = 0
+    last_used: float = 0.0
 
     @property
     def management_schema(self) -> str:
@@ -41,9 +44,17 @@ class Tenant:
         return self.config.database.schema or pid
 
     @classmethod
-    def open(cls, config: ServerConfig) -> Tenant:
-        """Connect, creating the database (as Prisma does) and the management tables if missing."""
-        _create_database_if_missing(config)
+    def open(cls, config: ServerConfig, *, create_database: bool = True) -> Tenant:
+        """Connect, creating the database (as Prisma does) and the management tables if missing.
+
+        A registered server's database is the user's own: it is never created, and it is tried
+        once first (`create_database=False`), so a wrong address or password fails at once with
+        libpq's reason instead of the pool retrying in the background."""
+        if create_database:
+            _create_database_if_missing(config)
+        else:
+            with psycopg.connect(config.database.conninfo(connect_timeout=5)) as conn:
+                store.ensure_schema(conn, config.database.management_schema)
         pool = ConnectionPool(
             config.database.conninfo(),
             min_size=1,
