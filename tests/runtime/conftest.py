@@ -217,11 +217,17 @@ def management_token(
 
 @contextlib.contextmanager
 def run_runtime(
-    config: dict[str, Any], log_dir: Path, args: tuple[str, ...] = (), host: str = "127.0.0.1"
+    config: dict[str, Any],
+    log_dir: Path,
+    args: tuple[str, ...] = (),
+    host: str = "127.0.0.1",
+    extra_hosts: tuple[str, ...] = (),
+    port: int | None = None,
 ) -> Iterator[Runtime]:
     """The runtime on a free port of `host`, a loopback address (127.0.0.2 is one the Prisma
-    CLI does not count as local)."""
-    port = free_port()
+    CLI does not count as local), and on the same port of each of `extra_hosts` (loopback
+    addresses such as 127.0.0.3: Linux does not route them to a socket bound on 127.0.0.1)."""
+    port = port or free_port()
     config = {**config, "port": port}
     log = log_dir / f"runtime-{port}.log"
     env = {**os.environ, "PRISMA_CONFIG": yaml.safe_dump(config)}
@@ -233,6 +239,7 @@ def run_runtime(
                 "runtime",
                 "--host",
                 host,
+                *[arg for extra in extra_hosts for arg in ("--host", extra)],
                 "--log-level",
                 "warning",
                 *args,
