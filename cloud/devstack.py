@@ -29,6 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / ".data"
 MANAGEMENT_SECRET = DATA / "management-secret"
 PLATFORM_KEY = DATA / "platform-key.pem"
+OPERATOR_KEY = DATA / "operator-encryption-key"
 RUNTIME_PORT = 4466
 # The one sandbox region of the dev stack: the runtime started next to the console.
 SANDBOX_REGION = f"local=http://localhost:{RUNTIME_PORT}"
@@ -199,6 +200,46 @@ def sandbox_env(env: dict[str, str], data: Path = DATA) -> dict[str, str]:
     return env
 
 
+def operator_encryption_key(path: Path = OPERATOR_KEY) -> str:
+    """The dev runtime's Fernet key for its registry of private servers (their database
+    passwords are encrypted with it at rest), made on first use under `.data/` (git-ignored),
+    readable by its owner only."""
+    from cryptography.fernet import Fernet
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        # O_EXCL: two commands starting at once cannot each write a key of their own.
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        path.chmod(0o600)
+        key = path.read_text().strip()
+        try:
+            Fernet(key)
+        except ValueError:
+            raise SystemExit(
+                f"refract: {path} is not a Fernet key; delete it and a new one is made (the "
+                "private servers registered in the dev runtime must then be added again)"
+            ) from None
+        return key
+    key = Fernet.generate_key().decode()
+    with os.fdopen(fd, "w") as out:
+        out.write(key + "\n")
+    return key
+
+
+def runtime_extra_hosts(environ: dict[str, str] | None = None) -> list[str]:
+    """The addresses the dev runtime listens on besides 127.0.0.1: `RUNTIME_EXTRA_HOSTS`
+    (comma- or space-separated; empty for none), by default 127.0.0.3 to 127.0.0.10 on Linux,
+    the addresses private servers get in development (Linux routes all of 127/8 to loopback;
+    other systems have only 127.0.0.1 unless configured)."""
+    env = os.environ if environ is None else environ
+    if "RUNTIME_EXTRA_HOSTS" in env:
+        return env["RUNTIME_EXTRA_HOSTS"].replace(",", " ").split()
+    if sys.platform.startswith("linux"):
+        return [f"127.0.0.{i}" for i in range(3, 11)]
+    return []
+
+
 def runtime_database(database_url: str) -> dict[str, object]:
     """A `DATABASE_URL` as the runtime's (Prisma's) database entry."""
     from psycopg.conninfo import conninfo_to_dict
@@ -219,15 +260,26 @@ def runtime_command(database_url: str, redis_url: str | None, data: Path = DATA)
     its management API secured with `management_secret()` (for the Prisma CLI) and the
     platform's public key (`platform_key()`, for the console's RS256 tokens).
 
+    The sandbox answers on 127.0.0.1 and localhost; the operator API (`/_operator/`, tokens
+    signed with the same platform key, `aud: refract-operator`) registers private servers,
+    which answer on their own host names or on the extra addresses the runtime listens on
+    (`runtime_extra_hosts()`).
+
     The Prisma-format config is written to `.data/runtime.yml` (git-ignored, mode 0600) rather
     than passed in the environment, so the other processes never see it.
     """
     import yaml
 
+    public_key = platform_key(data / PLATFORM_KEY.name)[1]
     config = {
         "port": RUNTIME_PORT,
+        "hosts": ["127.0.0.1", "localhost"],
         "managementApiSecret": management_secret(data / MANAGEMENT_SECRET.name),
-        "managementPublicKey": platform_key(data / PLATFORM_KEY.name)[1],
+        "managementPublicKey": public_key,
+        "operator": {
+            "publicKey": public_key,
+            "encryptionKey": operator_encryption_key(data / OPERATOR_KEY.name),
+        },
         "databases": {"default": runtime_database(database_url)},
         "redisUrl": redis_url,
         "sandbox": {"rate": 10, "perSeconds": 10, "maxWaiting": 25, "storageMb": 100},
@@ -237,7 +289,8 @@ def runtime_command(database_url: str, redis_url: str | None, data: Path = DATA)
     path.touch(mode=0o600)
     path.chmod(0o600)  # before the secret is written into it
     path.write_text(yaml.safe_dump(config))
-    return [PYTHON, "-m", "runtime", "--config", str(path), "--host", "127.0.0.1"]
+    hosts = ["127.0.0.1", *runtime_extra_hosts()]
+    return [PYTHON, "-m", "runtime", "--config", str(path), *(f"--host={h}" for h in hosts)]
 
 
 def run_stack() -> int:
