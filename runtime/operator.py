@@ -37,6 +37,10 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 PREFIX = "/_operator"
 POLL_SECONDS = 1.0
+# After a failed attempt to reach a server's database, its requests get the same answer at
+# once for this long instead of each waiting for its own attempt (a blackholed address costs
+# the connect timeout, 5 s).
+RETRY_SECONDS = 2.0
 MAX_BODY_BYTES = 1024 * 1024
 
 
@@ -62,6 +66,7 @@ class Operator:
         self.hosts: dict[str, str] = {}  # host name -> server name
         self.tenants: dict[str, Tenant] = {}  # the registered servers whose pools are open
         self._opening: dict[str, asyncio.Lock] = {}
+        self._failed: dict[str, tuple[float, str, str]] = {}  # name -> (when, stamp, message)
         self._refreshing = asyncio.Lock()
         self._tasks: set[asyncio.Task[None]] = set()
         self._unreadable: set[tuple[str, str]] = set()
@@ -173,6 +178,20 @@ class Operator:
         registered = self.servers.get(name)
         if registered is None:
             raise ServerUnavailable("This server was removed.")
+        failed = self._failed.get(name)
+        if (
+            failed is not None
+            and failed[1] == registered.stamp
+            and time.monotonic() - failed[0] < RETRY_SECONDS
+        ):
+            raise ServerUnavailable(failed[2])
+        try:
+            return await self._connect(name, registered)
+        except ServerUnavailable as exc:
+            self._failed[name] = (time.monotonic(), registered.stamp, str(exc))
+            raise
+
+    async def _connect(self, name: str, registered: Registered) -> Tenant:
         try:
             tenant = await asyncio.to_thread(Tenant.open, registered.config, create_database=False)
         except Exception as exc:  # psycopg's errors, the pool's timeout
@@ -187,6 +206,7 @@ class Operator:
             raise ServerUnavailable("This server was just changed; try again.")
         tenant.last_used = time.monotonic()
         self.tenants[name] = tenant
+        self._failed.pop(name, None)
         return tenant
 
     # The HTTP API -------------------------------------------------------------------------
