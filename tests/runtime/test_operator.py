@@ -537,3 +537,53 @@ def test_a_server_whose_database_cannot_be_reached_answers_a_clear_error_alone(
     assert broken.management(runtime_a, "{ listProjects { name } }").status == 200
     for server in (broken, healthy):
         assert operator(runtime_a, platform, "DELETE", f"/{server.name}").status == 200
+
+
+def test_removing_or_replacing_a_server_reaches_every_process(
+    first: Runtime,
+    config: dict[str, Any],
+    platform: Platform,
+    user_database: Callable[[], UserDatabase],
+    tmp_path: Path,
+) -> None:
+    """A runtime that would keep a server's connections for minutes drops them when another
+    process removes the server, and forgets its services when it is moved to another database."""
+    patient = {**config, "operator": {**config["operator"], "idleSeconds": 600}}
+    server = private()
+    old, new = user_database(), user_database()
+    service = f"moved{secrets.token_hex(3)}"
+    assert operator(first, platform, "PUT", f"/{server.name}", server.body(old.uri())).status == 201
+    server.deploy(first, service)
+    create = 'mutation($e: String!) { createUser(data: {email: $e, name: "x"}) { email } }'
+    server.data(first, service, create, e="old@example.com")
+    with run_runtime(patient, tmp_path) as other:
+        assert server.data(other, service, "{ users { email } }") == {
+            "users": [{"email": "old@example.com"}]
+        }
+        # Moved to another database (no such service there yet): the other process forgets
+        # what it knew of the service and reads the new database.
+        moved = operator(first, platform, "PUT", f"/{server.name}", server.body(new.uri()))
+        assert moved.status == 200
+
+        def forgotten() -> bool:
+            answer = call(
+                other.url,
+                "POST",
+                f"/{service}/dev",
+                {"query": "{ users { email } }"},
+                host=server.host,
+            )
+            return answer.status == 200 and answer.body.get("errors", [{}])[0].get("code") == 3016
+
+        assert eventually(forgotten)
+        assert eventually(lambda: old.connections() == 0)
+        server.deploy(other, service)
+        assert server.data(other, service, "{ users { email } }") == {"users": []}
+        assert new.connections() > 0
+
+        # Removed through the first process: the other closes its connections at once,
+        # long before its idleSeconds.
+        assert operator(first, platform, "DELETE", f"/{server.name}").status == 200
+        assert eventually(lambda: new.connections() == 0)
+        answer = call(other.url, "GET", "/status", host=server.host)
+        assert answer.status == 404 and answer.body == {"errors": [{"message": "Unknown host"}]}
