@@ -365,14 +365,18 @@ def put(
     reserved_hosts: tuple[str, ...],
 ) -> tuple[Registered, bool]:
     """Create or replace a server; (it, whether it is new). `EntryError` for bad input, 409 for
-    a host name another server (or the config's own server, `reserved_hosts`) answers on."""
+    a host name another server (or the config's own server, `reserved_hosts`) answers on.
+
+    Putting a server exactly as it is changes nothing (its `updatedAt` stays, its open
+    connections too), so a platform may reconcile by putting every server again."""
     config, entry, secrets = parse_entry(name, body)
     for host in config.hosts:
         if host in reserved_hosts:
             raise EntryError(f"the runtime's own server answers on {host}", "hosts", 409)
+    stored = {k: v for k, v in entry.items() if k != "name"}
     with conn.transaction():
         # The version row serialises writers: host checks see every committed server.
-        conn.execute(_q('UPDATE {s}."OperatorRegistry" SET "version" = "version" + 1', schema))
+        conn.execute(_q('SELECT 1 FROM {s}."OperatorRegistry" FOR UPDATE', schema))
         taken = conn.execute(
             _q(
                 'SELECT "name", host FROM {s}."OperatorServer", '
@@ -384,24 +388,41 @@ def put(
         ).fetchone()
         if taken is not None:
             raise EntryError(f"the server {taken[0]} already answers on {taken[1]}", "hosts", 409)
-        stored = {k: v for k, v in entry.items() if k != "name"}
-        encrypted = keys.encrypt(json.dumps(secrets).encode()).decode()
-        row = conn.execute(
+        current = conn.execute(
             _q(
-                'INSERT INTO {s}."OperatorServer" AS o '
-                '("name", "entry", "secrets", "createdAt", "updatedAt") '
-                "VALUES (%s, %s, %s, clock_timestamp(), clock_timestamp()) "
-                'ON CONFLICT ("name") DO UPDATE SET "entry" = EXCLUDED."entry", '
-                '"secrets" = EXCLUDED."secrets", "updatedAt" = clock_timestamp() '
-                'RETURNING "createdAt", "updatedAt", (xmax = 0)',
+                'SELECT "entry", "secrets", "createdAt", "updatedAt" FROM {s}."OperatorServer" '
+                'WHERE "name" = %s',
                 schema,
             ),
-            [name, json.dumps(stored), encrypted],
+            [name],
         ).fetchone()
-    created, updated, inserted = row
+        if current is not None and current[0] == stored and _secrets(keys, current[1]) == secrets:
+            created, updated, inserted = current[2], current[3], False
+        else:
+            encrypted = keys.encrypt(json.dumps(secrets).encode()).decode()
+            created, updated, inserted = conn.execute(
+                _q(
+                    'INSERT INTO {s}."OperatorServer" '
+                    '("name", "entry", "secrets", "createdAt", "updatedAt") '
+                    "VALUES (%s, %s, %s, clock_timestamp(), clock_timestamp()) "
+                    'ON CONFLICT ("name") DO UPDATE SET "entry" = EXCLUDED."entry", '
+                    '"secrets" = EXCLUDED."secrets", "updatedAt" = clock_timestamp() '
+                    'RETURNING "createdAt", "updatedAt", (xmax = 0)',
+                    schema,
+                ),
+                [name, json.dumps(stored), encrypted],
+            ).fetchone()
+            conn.execute(_q('UPDATE {s}."OperatorRegistry" SET "version" = "version" + 1', schema))
     entry["createdAt"] = _timestamp(created)
     entry["updatedAt"] = _timestamp(updated)
     return Registered(config, entry), bool(inserted)
+
+
+def _secrets(keys: MultiFernet, encrypted: str) -> dict[str, str] | None:
+    try:
+        return json.loads(keys.decrypt(encrypted.encode()))
+    except InvalidToken:
+        return None
 
 
 def delete(conn: Connection, schema: str, name: str) -> bool:

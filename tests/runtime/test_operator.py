@@ -429,10 +429,18 @@ def test_bad_names_bodies_and_taken_hosts_are_refused(
     other = private(host=server.host)
     taken = operator(runtime_a, platform, "PUT", f"/{other.name}", other.body(uri))
     assert taken.status == 409 and server.name in taken.body["error"]
-    # Replacing a server with its own hosts is fine, and answers 200.
-    replaced = operator(runtime_a, platform, "PUT", f"/{server.name}", server.body(uri))
+    # Putting it again as it is changes nothing; replacing it (its own hosts kept) answers 200.
+    same = operator(runtime_a, platform, "PUT", f"/{server.name}", server.body(uri))
+    assert same.status == 200
+    assert same.body["createdAt"] == same.body["updatedAt"]
+    changed = server.body(uri, limits={"statementTimeoutMs": 5000})
+    replaced = operator(runtime_a, platform, "PUT", f"/{server.name}", changed)
     assert replaced.status == 200
+    assert replaced.body["limits"] == {"statementTimeoutMs": 5000}
     assert replaced.body["createdAt"] != replaced.body["updatedAt"]
+    new_password = server.body("postgresql://u:other@127.0.0.1:5432/d", limits=changed["limits"])
+    again = operator(runtime_a, platform, "PUT", f"/{server.name}", new_password)
+    assert again.body["updatedAt"] != replaced.body["updatedAt"], "a new password is a change"
     listed = operator(runtime_a, platform, "GET", "")
     assert server.name in {s["name"] for s in listed.body["servers"]}
     assert operator(runtime_a, platform, "DELETE", f"/{server.name}").status == 200
