@@ -101,11 +101,26 @@ class Operator:
         while True:
             await asyncio.sleep(POLL_SECONDS)
             try:
-                version = await asyncio.to_thread(self._with_home, registry.version)
-                if version != self.version:
+                if await self._version() != self.version:
                     await self.refresh()
             except Exception as exc:  # the database is down: keep serving what is known
                 log.warning("cannot read the server registry: %s", exc)
+
+    async def _version(self) -> int:
+        """The registry's version, read on the event loop's pool (no worker thread, and none of
+        the threads' few connections)."""
+        assert self.home is not None
+        pool = self.home.loop_pool
+        if pool is None:
+            return await asyncio.to_thread(self._with_home, registry.version)
+        conn = await pool.get()
+        try:
+            cursor = pool.cursor(conn)
+            await cursor.execute(registry.version_query(self.home.management_schema))
+            row = await cursor.fetchone()
+        finally:
+            pool.put(conn)
+        return int(row[0]) if row else 0
 
     async def _reap(self) -> None:
         """Close the pools of registered servers idle for `idleSeconds`."""

@@ -299,8 +299,12 @@ def _q(query: str, schema: str) -> sql.Composed:
     return sql.SQL(query).format(s=sql.Identifier(schema))
 
 
+def version_query(schema: str) -> sql.Composed:
+    return _q('SELECT "version" FROM {s}."OperatorRegistry"', schema)
+
+
 def version(conn: Connection, schema: str) -> int:
-    row = conn.execute(_q('SELECT "version" FROM {s}."OperatorRegistry"', schema)).fetchone()
+    row = conn.execute(version_query(schema)).fetchone()
     return int(row[0]) if row else 0
 
 
