@@ -60,6 +60,10 @@ wrk.headers["Content-Type"] = "application/json"
 wrk.headers["Host"] = %s
 wrk.body = %s
 """
+ADD_PROJECT = (
+    "mutation($name: String!, $stage: String!) {"
+    " addProject(input: {name: $name, stage: $stage}) { project { name } } }"
+)
 DEPLOY = (
     "mutation($name: String!, $stage: String!, $types: String!) {"
     " deploy(input: {name: $name, stage: $stage, types: $types}) { errors { description } } }"
@@ -78,6 +82,11 @@ def call(url: str, payload: object, headers: dict[str, str], method: str = "POST
 
 
 def deploy(runtime: str, headers: dict[str, str]) -> None:
+    """Add the project, then deploy the datamodel to it (as `prisma1 deploy` does)."""
+    names = {"name": SERVICE, "stage": STAGE}
+    add = call(f"{runtime}/management", {"query": ADD_PROJECT, "variables": names}, headers)
+    if add.get("errors"):
+        raise SystemExit(f"bench: addProject failed: {add}")
     variables = {"name": SERVICE, "stage": STAGE, "types": DATAMODEL}
     answer = call(f"{runtime}/management", {"query": DEPLOY, "variables": variables}, headers)
     if answer.get("errors") or answer["data"]["deploy"]["errors"]:
