@@ -191,12 +191,18 @@ def platform_key(path: Path = PLATFORM_KEY) -> tuple[Path, str]:
 
 
 def sandbox_env(env: dict[str, str], data: Path = DATA) -> dict[str, str]:
-    """The console's and the worker's view of the dev region: `SANDBOX_REGIONS` (unless the
-    developer set it) and the platform's private key, by file, never in the environment."""
+    """The console's and the worker's view of the dev runtime: `SANDBOX_REGIONS` and the
+    private servers' settings (unless the developer set them) and the platform's private key,
+    by file, never in the environment."""
     key_path, _ = platform_key(data / PLATFORM_KEY.name)
     env = {k: v for k, v in env.items() if k != "PLATFORM_PRIVATE_KEY"}
     env["PLATFORM_PRIVATE_KEY_FILE"] = str(key_path)
     env.setdefault("SANDBOX_REGIONS", SANDBOX_REGION)
+    # Private servers live on the same runtime, each under a host name of its own: browsers
+    # and curl send every `*.localhost` name to this machine (the Prisma CLI needs a line in
+    # /etc/hosts), and the console reaches them through the runtime's own address.
+    env.setdefault("PRIVATE_SERVER_RUNTIME", f"http://127.0.0.1:{RUNTIME_PORT}")
+    env.setdefault("PRIVATE_SERVER_ENDPOINT", f"http://{{server}}.localhost:{RUNTIME_PORT}")
     return env
 
 

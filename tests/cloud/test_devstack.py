@@ -102,6 +102,9 @@ def test_the_console_gets_one_region_and_the_private_key_by_file(
     # A developer's own choice of regions is kept.
     mine = devstack.sandbox_env({"SANDBOX_REGIONS": "eu1=https://eu1.example.com"}, data)
     assert mine["SANDBOX_REGIONS"] == "eu1=https://eu1.example.com"
+    # Private servers: registered on the same runtime, each under a `*.localhost` name.
+    assert env["PRIVATE_SERVER_RUNTIME"] == "http://127.0.0.1:4466"
+    assert env["PRIVATE_SERVER_ENDPOINT"] == "http://{server}.localhost:4466"
 
 
 def post(url: str, payload: dict, headers: dict[str, str]) -> tuple[int, dict]:
