@@ -158,6 +158,19 @@ class ServiceCreateSerializer(serializers.Serializer):
         return data
 
 
+class ServiceTokenSerializer(serializers.Serializer):
+    token = serializers.CharField(
+        help_text="A service token for the service's API (HS256 with its secret, 7 days)."
+    )
+
+
+class StarterSerializer(serializers.Serializer):
+    key = serializers.CharField(help_text="What `starter` takes when creating a service.")
+    title = serializers.CharField()
+    description = serializers.CharField()
+    datamodel = serializers.CharField()
+
+
 class DeployMessageSerializer(serializers.Serializer):
     """An error or warning as the server reports it."""
 

@@ -5,6 +5,7 @@ from servers.api import views
 WORKSPACE = "workspaces/<slug:slug>"
 
 urlpatterns = [
+    path("starters", views.StarterListView.as_view(), name="api-starters"),
     path(f"{WORKSPACE}/servers", views.ServerListView.as_view(), name="api-servers"),
     path(
         f"{WORKSPACE}/servers/<uuid:server_id>",
@@ -16,6 +17,11 @@ urlpatterns = [
         f"{WORKSPACE}/services/<uuid:service_id>",
         views.ServiceDetailView.as_view(),
         name="api-service",
+    ),
+    path(
+        f"{WORKSPACE}/services/<uuid:service_id>/token",
+        views.ServiceTokenView.as_view(),
+        name="api-service-token",
     ),
     path(
         f"{WORKSPACE}/services/<uuid:service_id>/deploys",

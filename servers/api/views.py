@@ -10,7 +10,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db.models import Count
 from drf_spectacular.utils import OpenApiResponse, extend_schema
-from rest_framework import exceptions, status
+from rest_framework import exceptions, permissions, status
 from rest_framework.generics import GenericAPIView
 from rest_framework.pagination import CursorPagination
 from rest_framework.request import Request
@@ -31,8 +31,11 @@ from servers.api.serializers import (
     ServiceCreateSerializer,
     ServiceDetailSerializer,
     ServiceSerializer,
+    ServiceTokenSerializer,
+    StarterSerializer,
 )
 from servers.models import Deploy, Server, Service, get_deploy, get_server, get_service
+from servers.starters import STARTERS
 
 
 def invalid(error: ValidationError) -> exceptions.ValidationError:
@@ -173,6 +176,43 @@ class ServiceDetailView(BaseAPIView):
             request.user, get_service(request.user, slug, service_id), request=request
         )
         return Response(ServiceSerializer(service).data, status=status.HTTP_202_ACCEPTED)
+
+
+class ServiceTokenView(BaseAPIView):
+    @extend_schema(
+        request=None,
+        responses={
+            201: ServiceTokenSerializer,
+            400: OpenApiResponse(
+                description="`invalid`: the service has no secret (its API needs no token) or"
+                " is being deleted."
+            ),
+        },
+        summary="A new service token for a service's API (audited)",
+    )
+    def post(self, request: Request, slug: str, service_id: uuid.UUID) -> Response:
+        service = get_service(request.user, slug, service_id)
+        try:
+            token = deploys.issue_service_token(request.user, service, request=request)
+        except ValueError as error:
+            raise exceptions.ValidationError(
+                {api_settings.NON_FIELD_ERRORS_KEY: [str(error)]}
+            ) from None
+        return Response({"token": token}, status=status.HTTP_201_CREATED)
+
+
+# --- starters -------------------------------------------------------------------------------
+
+
+class StarterListView(BaseAPIView):
+    """The starter datamodels, public like the console's picker: `refract init` reads them
+    before anyone logs in."""
+
+    permission_classes = [permissions.AllowAny]
+
+    @extend_schema(responses=StarterSerializer(many=True), summary="The starter datamodels")
+    def get(self, request: Request) -> Response:
+        return Response(StarterSerializer(STARTERS, many=True).data)
 
 
 # --- deploys --------------------------------------------------------------------------------
