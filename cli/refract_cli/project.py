@@ -155,15 +155,38 @@ class Project:
         return "\n".join(texts)
 
     def write_cluster(self, name: str) -> None:
-        """Put `cluster: <name>` after `stage` (or `service`), keeping everything else."""
-        if "cluster" in self.doc:
-            self.doc["cluster"] = name
-        else:
-            keys = list(self.doc.keys())
-            anchor = next((k for k in ("stage", "service") if k in keys), None)
-            position = keys.index(anchor) + 1 if anchor else len(keys)
-            self.doc.insert(position, "cluster", name)
-        buffer = StringIO()
-        _yaml(self.text).dump(self.doc, buffer)
-        self.text = buffer.getvalue()
-        self.path.write_text(self.text, encoding="utf-8")
+        """Put `cluster: <name>` on the line after `stage` (or `service`), keeping every other
+        byte: a line of text inserted where ruamel.yaml says the key is, since its dump would
+        hand the comment block under `stage` to the new key. Checked by reading it back; a
+        file where that does not hold (`cluster:` already there, flow style) is dumped
+        round-trip instead."""
+        text = self._inserted(name)
+        if text is None or _yaml(text).load(text).get("cluster") != name:
+            if "cluster" in self.doc:
+                self.doc["cluster"] = name
+            else:
+                keys = list(self.doc.keys())
+                anchor = next((k for k in ("stage", "service") if k in keys), None)
+                position = keys.index(anchor) + 1 if anchor else len(keys)
+                self.doc.insert(position, "cluster", name)
+            buffer = StringIO()
+            _yaml(self.text).dump(self.doc, buffer)
+            text = buffer.getvalue()
+        self.text = text
+        self.path.write_text(text, encoding="utf-8")
+        self.doc = _yaml(text).load(text)
+
+    def _inserted(self, name: str) -> str | None:
+        if "cluster" in self.doc or self.doc.fa.flow_style():
+            return None
+        lines = self.text.splitlines(keepends=True)
+        if lines and not lines[-1].endswith("\n"):
+            lines[-1] += "\n"
+        anchor = next((k for k in ("stage", "service") if k in self.doc), None)
+        if anchor is None:
+            return "".join([*lines, f"cluster: {name}\n"])
+        key_line, _ = self.doc.lc.key(anchor)
+        value_line, _ = self.doc.lc.value(anchor)
+        if key_line != value_line or not isinstance(self.doc[anchor], str | int | float):
+            return None
+        return "".join([*lines[: key_line + 1], f"cluster: {name}\n", *lines[key_line + 1 :]])
