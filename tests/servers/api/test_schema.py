@@ -36,6 +36,7 @@ def test_the_schema_generates_without_warnings_and_lists_the_servers_endpoints(t
         ("post", "/services"): ["201", *posted],
         ("get", "/services/{service_id}"): ["200", *common],
         ("delete", "/services/{service_id}"): ["202", *common],
+        ("post", "/services/{service_id}/token"): ["201", "400", *common],
         ("get", "/services/{service_id}/deploys"): ["200", *common],
         ("post", "/services/{service_id}/deploys"): ["202", *posted],
         ("get", "/deploys/{deploy_id}"): ["200", *common],
