@@ -17,12 +17,13 @@ exec: $(STAMP)
 
 # Exact versions, checked against their hashes, from requirements-dev.lock (the runtime's
 # requirements.lock plus the test tools); then the project itself without resolving anything.
-$(STAMP): pyproject.toml requirements-dev.lock
+$(STAMP): pyproject.toml requirements-dev.lock cli/pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Refract needs Python 3.11 or newer; set PYTHON=python3.11")'
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install --quiet --upgrade pip
 	$(VENV)/bin/python -m pip install --quiet --require-hashes -r requirements-dev.lock
 	$(VENV)/bin/python -m pip install --quiet --no-deps -e .
+	$(VENV)/bin/python -m pip install --quiet --no-deps -e ./cli
 	touch $(STAMP)
 
 # Re-resolve the locks from pyproject.toml's ranges (every platform, Python 3.11+).
