@@ -1,0 +1,3 @@
+from refract_cli.main import main
+
+main()
