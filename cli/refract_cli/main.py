@@ -41,7 +41,7 @@ from refract_cli.targets import (
     resolve,
     workspace_choices,
 )
-from refract_cli.tokens import generate_key_pair, service_token
+from refract_cli.tokens import generate_key_pair, key_pair_from_pem, service_token
 from refract_cli.transport import Unreachable, request_json
 
 out = Terminal(highlight=False, soft_wrap=True)
@@ -286,9 +286,15 @@ def _check_origin(url: str) -> str:
 @servers.command("add")
 @click.argument("name")
 @click.argument("url")
+@click.option(
+    "--key-file",
+    type=click.Path(exists=True, dir_okay=False),
+    help="Use this PEM private key instead of making a new pair (e.g. to add back an entry"
+    " that `prisma1 login` or `logout` dropped from the registry).",
+)
 @json_option
 @pass_state
-def servers_add(state: State, name: str, url: str, as_json: bool) -> None:
+def servers_add(state: State, name: str, url: str, key_file: str | None, as_json: bool) -> None:
     """Add a server to the local registry with a new key pair; print its configuration."""
     if "/" in name or not name.strip() or name != name.strip():
         raise CliError(f"{name!r} cannot be a registry name (no `/`: that is for workspaces).")
@@ -299,10 +305,14 @@ def servers_add(state: State, name: str, url: str, as_json: bool) -> None:
             f"{name!r} is already in the registry.",
             hint=f"`refract servers remove {name}` first, or choose another name.",
         )
-    keys = generate_key_pair()
-    key_file = keys_dir() / f"{name}.pem"
-    write_private(key_file, keys.private_pem)
-    registry.add_cluster(name, origin, str(key_file))
+    if key_file:
+        key_path = Path(key_file).expanduser().resolve()
+        keys = key_pair_from_pem(key_path.read_text(encoding="utf-8"), str(key_path))
+    else:
+        keys = generate_key_pair()
+        key_path = keys_dir() / f"{name}.pem"
+        write_private(key_path, keys.private_pem)
+    registry.add_cluster(name, origin, str(key_path))
     registry.save()
     indented = "\n".join(f"  {line}" for line in keys.public_pem.strip().splitlines())
     config = f"managementPublicKey: |\n{indented}\n"
@@ -311,13 +321,13 @@ def servers_add(state: State, name: str, url: str, as_json: bool) -> None:
             {
                 "cluster": name,
                 "host": origin,
-                "private_key_file": str(key_file),
+                "private_key_file": str(key_path),
                 "public_key": keys.public_pem,
                 "config": config,
             }
         )
         return
-    out.print(f"Added {name} ({origin}) to {registry.path}; its private key is {key_file}.")
+    out.print(f"Added {name} ({origin}) to {registry.path}; its private key is {key_path}.")
     out.print(
         "Configure the server with this public key (add it to its Prisma config, PRISMA_CONFIG),"
         " then deploy with `cluster: " + name + "` in prisma.yml:\n"

@@ -18,7 +18,7 @@ from refract_cli.console import Console
 from refract_cli.errors import CliError
 from refract_cli.management import Management
 from refract_cli.project import Project, parse_endpoint
-from refract_cli.registry import ClusterEntry, Registry
+from refract_cli.registry import ClusterEntry, Registry, keys_dir
 from refract_cli.tokens import ManagementCredential, credential_from_secret
 
 KIND_LABELS = {"sandbox": "sandbox", "private": "private", "self_hosted": "self-hosted"}
@@ -170,6 +170,12 @@ def unknown_cluster(name: str, registry: Registry, console: Console) -> CliError
     login = (
         "" if console.session_key else " Log in (`refract login`) to use your workspaces' servers."
     )
+    key_file = keys_dir() / f"{name}.pem"
+    if key_file.exists():
+        login += (
+            f" Its key is still in {key_file} (`prisma1 login` and `logout` rewrite the registry"
+            f" without refract's entries): `refract servers add {name} URL --key-file {key_file}`."
+        )
     return CliError(
         f"Unknown cluster {name!r} in prisma.yml. Known: {listed}.",
         hint="Set `cluster:` to one of them (see `refract servers`)." + login,

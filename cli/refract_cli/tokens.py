@@ -40,6 +40,21 @@ def generate_key_pair() -> KeyPair:
     return KeyPair(private_pem, public_pem)
 
 
+def key_pair_from_pem(private_pem: str, source: str) -> KeyPair:
+    try:
+        key = serialization.load_pem_private_key(private_pem.encode(), password=None)
+    except (ValueError, TypeError) as error:
+        raise CliError(f"{source} is not a PEM private key without a password: {error}") from None
+    if not isinstance(key, rsa.RSAPrivateKey):
+        raise CliError(f"{source} is not an RSA key (cluster tokens are RS256).")
+    public_pem = (
+        key.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
+    return KeyPair(private_pem, public_pem)
+
+
 @dataclass(frozen=True)
 class ManagementCredential:
     """How to sign for one server: `rs256` with a PEM private key, `hs256` with a secret."""

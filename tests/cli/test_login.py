@@ -126,7 +126,7 @@ def test_an_unreachable_console_is_named_with_the_way_to_point_at_another(make_u
 @pytest.mark.node
 def test_the_prisma_cli_reads_the_registry_refract_wrote(olivia, owner, live_server):
     assert olivia.run("login", "--key", key_for(owner)).returncode == 0
-    assert olivia.run("servers", "add", "vm", "http://127.0.0.1:4466").returncode == 0
+    added = olivia.run("servers", "add", "vm", "http://127.0.0.1:4466", "--json").json()
 
     account = run_prisma(
         ["account"], home=olivia.home, env={"CLOUD_API_ENDPOINT": f"{live_server.url}/cloud-api"}
@@ -138,3 +138,17 @@ def test_the_prisma_cli_reads_the_registry_refract_wrote(olivia, owner, live_ser
     listed = olivia.run("servers", "--json").json()["servers"]
     assert ("vm", "self-hosted") in [(s["cluster"], s["kind"]) for s in listed]
     assert olivia.run("account", "--json").json()["email"] == "owner@example.com"
+
+    # `prisma1 logout` rewrites the file with `clusters: {}`: refract says how to add the
+    # entry back with the key it kept, and the server still trusts that key.
+    assert run_prisma(["logout"], home=olivia.home).returncode == 0
+    (olivia.project / "prisma.yml").write_text("service: blog\ncluster: vm\ndatamodel: d.prisma\n")
+    lost = olivia.run("deploy")
+    assert lost.returncode == 1
+    assert f"--key-file {added['private_key_file']}" in lost.stderr
+    again = olivia.run(
+        "servers", "add", "vm", "http://127.0.0.1:4466", "--key-file", added["private_key_file"],
+        "--json",
+    )  # fmt: skip
+    assert again.returncode == 0, again.output
+    assert again.json()["public_key"] == added["public_key"]
