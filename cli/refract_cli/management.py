@@ -56,9 +56,16 @@ class ServerError(CliError):
 
 
 class Management:
-    def __init__(self, origin: str, name: str, token: str = "", refused_hint: str = "") -> None:
+    def __init__(
+        self,
+        origin: str,
+        name: str,
+        token: str = "",
+        refused_hint: str = "",
+        timeout: float = 60,
+    ) -> None:
         self.origin, self.name, self.token = origin.rstrip("/"), name, token
-        self.refused_hint = refused_hint
+        self.refused_hint, self.timeout = refused_hint, timeout
 
     def call(self, query: str, variables: dict[str, Any] | None = None, *, auth: bool = True):
         url = f"{self.origin}/management"
@@ -68,6 +75,7 @@ class Management:
                 url,
                 {"query": query, "variables": variables or {}},
                 token=self.token if auth else "",
+                timeout=self.timeout,
             )
         except Unreachable as error:
             raise CliError(

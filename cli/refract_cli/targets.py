@@ -121,7 +121,8 @@ def registry_choices(registry: Registry, probe: bool) -> list[ServerChoice]:
         choice = ServerChoice(entry.name, "self-hosted", "registry", entry.host)
         if probe:
             try:
-                info = Management(entry.host, entry.name).server_info()
+                # A listing waits a few seconds per server, not a deploy's minute.
+                info = Management(entry.host, entry.name, timeout=5).server_info()
                 choice.status, choice.version = "healthy", str(info.get("version") or "")
             except CliError:
                 choice.status = "unreachable"

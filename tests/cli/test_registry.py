@@ -17,6 +17,7 @@ import yaml
 
 from tests.runtime import conftest as runtime_conftest
 from tests.runtime.conftest import database, free_port, run_runtime  # noqa: F401 - fixture
+from tests.servers.conftest import closed_port_origin
 
 pytestmark = pytest.mark.multiprocess
 
@@ -231,6 +232,18 @@ def test_the_endpoint_form_and_the_management_secret_win_over_the_session_key(vm
     assert deployed.returncode == 0, deployed.output
     assert f"Endpoint: {running.url}/{service}/dev" in deployed.stdout
     user.run("delete", "--force", PRISMA_MANAGEMENT_API_SECRET=MANAGEMENT_SECRET)
+
+
+def test_an_unreachable_server_is_named(make_user):
+    user = make_user()
+    assert user.run("servers", "add", "vm", closed_port_origin()).returncode == 0
+    write_project(user, "blog", extra="cluster: vm\n")
+
+    failed = user.run("deploy")
+
+    assert failed.returncode == 1
+    assert "The server vm cannot be reached" in failed.stderr
+    assert "Check that it runs" in failed.stderr
 
 
 def test_an_unknown_cluster_lists_the_known_ones(make_user):

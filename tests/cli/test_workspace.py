@@ -116,6 +116,24 @@ def test_a_deploy_with_cluster_runs_in_the_console_and_is_in_its_history(
     assert second.json()["status"] == "succeeded"
     assert second.json()["revision"] == first.revision + 1
     assert recorded.deploys.filter(status="succeeded").count() == 2
+    dry = olivia.run("deploy", "--dry-run", "--json")
+    assert dry.returncode == 0, dry.output
+    assert (dry.json()["status"], dry.json()["steps"]) == ("dry_run", [])
+    assert recorded.deploys.filter(dry_run=True).count() == 1
+
+    # Data in Post: removing it is what the server warns about, and only --force deploys it.
+    created = query(endpoint, 'mutation { createPost(data: {title: "Hi"}) { id } }', token)
+    assert "errors" not in created, created
+    (olivia.project / "datamodel.prisma").write_text("type Tag {\n  id: ID! @id\n}\n")
+    stopped = olivia.run("deploy")
+    assert stopped.returncode == 1
+    assert "Warnings:" in stopped.stdout and "Post" in stopped.stdout
+    assert "refract deploy --force" in stopped.stderr
+    assert query(endpoint, "{ posts { title } }", token) == {"data": {"posts": [{"title": "Hi"}]}}
+    forced = olivia.run("deploy", "--force")
+    assert forced.returncode == 0, forced.output
+    assert "DeleteModel Post" in forced.stdout
+    assert recorded.deploys.filter(force=True, status="succeeded").count() == 1
 
     deleted = olivia.run("delete", "--force")
     assert deleted.returncode == 0, deleted.output
