@@ -5,7 +5,6 @@ here. Both end the same way: the steps, the server's warnings and errors, the en
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -207,7 +206,6 @@ def deploy_direct(
     force: bool,
     dry_run: bool,
     progress: Progress,
-    sleep: Callable[[float], None] = time.sleep,
 ) -> Outcome:
     datamodel = project.datamodel()
     management = target.management()

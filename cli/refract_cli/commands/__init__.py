@@ -1,0 +1,1 @@
+"""The `refract` commands, one module per area; `main` puts them together."""
