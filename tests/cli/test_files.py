@@ -153,3 +153,22 @@ def test_a_service_token_is_what_prisma1_token_signs():
     claims = jwt.decode(token, "first", algorithms=["HS256"])
     assert claims["data"] == {"service": "svc2@prod", "roles": ["admin"]}
     assert claims["exp"] - claims["iat"] == 7 * 24 * 3600
+
+
+def test_refract_imports_nothing_of_the_control_plane():
+    """A package of its own (`pipx install ./cli`): loading every command brings in neither
+    Django nor the project's packages."""
+    import subprocess
+    import sys
+
+    script = (
+        "import sys, refract_cli.main\n"
+        "bad = sorted({m.split('.')[0] for m in sys.modules}"
+        " & {'django', 'rest_framework', 'cloud', 'accounts', 'servers', 'compat', 'runtime'})\n"
+        "print(','.join(bad))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, cwd="/", check=True
+    )
+
+    assert done.stdout.strip() == ""

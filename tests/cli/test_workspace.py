@@ -59,8 +59,20 @@ def query(url: str, document: str, token: str = "") -> dict:
         return json.loads(answer.read())
 
 
-def test_servers_lists_the_workspaces_servers_by_their_cluster_name(sandbox, olivia, region):  # noqa: F811
+def test_servers_lists_the_workspaces_servers_by_their_cluster_name(
+    sandbox,
+    olivia,
+    region,  # noqa: F811
+    team,
+):
     assert olivia.run("servers", "add", "vm", "http://127.0.0.1:9").returncode == 0
+    Server.objects.create(
+        workspace=team,
+        kind=Server.Kind.SELF_HOSTED,
+        name="vm",
+        endpoint="https://prisma.acme.test",
+        status=Server.Status.UNREACHABLE,
+    )
 
     listed = olivia.run("servers", "--json")
 
@@ -70,6 +82,8 @@ def test_servers_lists_the_workspaces_servers_by_their_cluster_name(sandbox, oli
     assert found[CLUSTER]["kind"] == "sandbox"
     assert found[CLUSTER]["status"] == "healthy"
     assert found[CLUSTER]["endpoint"] == f"{region.url}/acme"
+    assert (found["acme/vm"]["kind"], found["acme/vm"]["status"]) == ("self-hosted", "unreachable")
+    assert found["acme/vm"]["endpoint"] == "https://prisma.acme.test"
     table = olivia.run("servers").stdout
     assert CLUSTER in table and "sandbox" in table
 
@@ -98,7 +112,7 @@ def test_a_deploy_with_cluster_runs_in_the_console_and_is_in_its_history(
     recorded = Service.objects.get(server=sandbox, name=service, stage="dev")
     first = recorded.deploys.get()
     assert (first.status, first.source, first.requested_by) == ("succeeded", "api", owner.user)
-    print(f"refract deploy to a sandbox, first deploy: {elapsed:.2f} s")  # for the report
+    print(f"\nrefract deploy to a sandbox, new service: {elapsed:.2f} s")  # for the report
 
     token = olivia.run("token").stdout.strip()
     assert query(endpoint, "{ posts { id } }", token) == {"data": {"posts": []}}
@@ -111,7 +125,9 @@ def test_a_deploy_with_cluster_runs_in_the_console_and_is_in_its_history(
     assert info["endpoint"] == endpoint and info["kind"] == "sandbox"
 
     (olivia.project / "datamodel.prisma").write_text(DATAMODEL + "type Tag {\n  id: ID! @id\n}\n")
+    started = time.monotonic()
     second = olivia.run("deploy", "--json")
+    print(f"refract deploy to a sandbox, one type added: {time.monotonic() - started:.2f} s")
     assert second.returncode == 0, second.output
     assert second.json()["status"] == "succeeded"
     assert second.json()["revision"] == first.revision + 1
@@ -191,6 +207,24 @@ def test_a_deploy_without_cluster_asks_writes_the_choice_and_then_does_not_ask(
     assert "Service is already up to date." in again.stdout
     assert recorded.deploys.count() == 2
     assert olivia.run("delete", "--force").returncode == 0
+
+
+def test_another_workspaces_server_is_unknown_to_an_outsider(
+    sandbox, make_user, outsider, live_server
+):
+    stranger = make_user("otto", console=live_server.url)
+    assert stranger.run("login", "--key", key_for(outsider)).returncode == 0
+    service = f"blog{secrets.token_hex(3)}"
+    (stranger.project / "datamodel.prisma").write_text(DATAMODEL)
+    (stranger.project / "prisma.yml").write_text(
+        f"service: {service}\ncluster: {CLUSTER}\ndatamodel: datamodel.prisma\n"
+    )
+
+    refused = stranger.run("deploy")
+
+    assert refused.returncode == 1
+    assert f"Unknown cluster '{CLUSTER}'" in refused.stderr
+    assert not Service.objects.filter(name=service).exists()
 
 
 def test_an_unknown_workspace_server_lists_the_known_names(sandbox, olivia):
