@@ -172,3 +172,22 @@ def test_refract_imports_nothing_of_the_control_plane():
     )
 
     assert done.stdout.strip() == ""
+
+
+def test_the_projects_lock_pins_every_dependency_of_refract():
+    """`make` installs ./cli with --no-deps: its dependencies come from requirements-dev.lock,
+    so the root pyproject (and with it `make lock`) must name each of them."""
+    import tomllib
+    from pathlib import Path
+
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    from tests.cloud.test_lock import declared, locked
+
+    root = Path(__file__).resolve().parents[2]
+    cli = tomllib.loads((root / "cli" / "pyproject.toml").read_text())["project"]
+    needed = {canonicalize_name(Requirement(r).name) for r in cli["dependencies"]}
+
+    assert needed - declared("dev") == set()
+    assert needed | {"pexpect"} <= locked("requirements-dev.lock")
