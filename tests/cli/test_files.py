@@ -134,7 +134,7 @@ def test_a_cluster_secret_is_a_key_a_path_to_one_or_a_management_secret(tmp_path
 
     inline = credential_from_secret(keys.private_pem, "entry")
     from_file = credential_from_secret(str(key_file), "entry")
-    shared = credential_from_secret("a-management-secret", "entry")
+    shared = credential_from_secret("a-management-secret-of-32-bytes-or-more", "entry")
 
     for credential in (inline, from_file):
         claims = jwt.decode(credential.sign("blog/dev"), keys.public_pem, algorithms=["RS256"])
@@ -148,9 +148,10 @@ def test_a_cluster_secret_is_a_key_a_path_to_one_or_a_management_secret(tmp_path
 
 
 def test_a_service_token_is_what_prisma1_token_signs():
-    token = service_token("first, second", "svc2", "prod")
+    first = "the-first-secret-of-the-service-32b"
+    token = service_token(f"{first}, the-second-one", "svc2", "prod")
 
-    claims = jwt.decode(token, "first", algorithms=["HS256"])
+    claims = jwt.decode(token, first, algorithms=["HS256"])
     assert claims["data"] == {"service": "svc2@prod", "roles": ["admin"]}
     assert claims["exp"] - claims["iat"] == 7 * 24 * 3600
 
