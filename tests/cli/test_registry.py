@@ -12,9 +12,11 @@ import urllib.request
 from pathlib import Path
 
 import jwt
+import pexpect
 import pytest
 import yaml
 
+from tests.cli.conftest import refract_command
 from tests.runtime import conftest as runtime_conftest
 from tests.runtime.conftest import database, free_port, run_runtime  # noqa: F401 - fixture
 from tests.servers.conftest import closed_port_origin
@@ -268,3 +270,32 @@ def test_without_a_terminal_a_deploy_without_cluster_names_the_property(make_use
     assert failed.returncode == 1
     assert "Set `cluster:` in prisma.yml to one of: vm" in failed.stderr
     assert "cluster" not in (user.project / "prisma.yml").read_text()
+
+
+def test_delete_asks_in_a_terminal(vm):
+    user, running = vm
+    service = f"blog{secrets.token_hex(3)}"
+    write_project(user, service, extra="cluster: vm\n")
+    assert user.run("deploy").returncode == 0
+
+    def answer(keys: str) -> int:
+        child = pexpect.spawn(
+            refract_command()[0],
+            [*refract_command()[1:], "delete"],
+            cwd=str(user.project),
+            env=user.env(TERM="xterm"),
+            encoding="utf-8",
+            timeout=60,
+        )
+        try:
+            child.expect(f"Delete {service}/dev on vm and all its data")
+            child.send(keys)
+            child.expect(pexpect.EOF)
+        finally:
+            child.close()
+        return child.exitstatus
+
+    assert answer("n") == 1
+    assert project_on(running, user, service) == {"name": service, "stage": "dev"}
+    assert answer("y") == 0
+    assert project_on(running, user, service) is None
