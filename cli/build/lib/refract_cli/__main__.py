@@ -1,3 +1,0 @@
-from refract_cli.main import main
-
-main()
