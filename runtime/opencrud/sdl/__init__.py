@@ -4,8 +4,9 @@ A port of `prisma-generate-schema` 1.34 (the generator the Prisma CLI and the se
 the same types, the same names, the same rules for leaving out input types that would be empty.
 Each generator method mirrors one upstream generator; `empty_*` mirrors its `wouldBeEmpty`.
 Types are registered the first time they are referenced, as upstream does, so the printed schema
-holds exactly the reachable types. The one deliberate difference is the Scala server's: model
-types with an `id: ID!` field declare `implements Node` (reference 5.9).
+holds exactly the reachable types. The deliberate differences are the Scala server's (the
+`node_interface` variant, reference 5.9): model types with an `id: ID!` field declare
+`implements Node`, and `scalar Json` is declared even when no field uses it.
 """
 
 from runtime.opencrud.sdl.generator import opencrud_sdl, opencrud_types

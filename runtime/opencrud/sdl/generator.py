@@ -166,6 +166,10 @@ class Generator(WriteInputs):
             )
         query["node"] = FieldDef(self.node(), {"id": "ID!"})
         self.types["Query"] = TypeDef("type", "Query", query)
+        if self.node_interface:
+            # The Scala server declares `scalar Json` whether or not a field uses it; every
+            # schema it served in prisma-generate-schema's blackbox cases does (reference 5.9).
+            self.named_scalar("Json")
         if models:
             self.types["Mutation"] = TypeDef("type", "Mutation", mutation)
             self.types["Subscription"] = TypeDef("type", "Subscription", subscription)
