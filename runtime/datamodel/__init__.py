@@ -97,21 +97,23 @@ def parse_datamodel(
 
 
 def _crossed_renames(models: list[Model]) -> list[SchemaError]:
-    """`A -> B` and `B -> A` in one deploy cannot be told apart from no rename at all."""
-    names = {m.name for m in models}
-    return [
-        SchemaError(
-            m.name,
-            None,
-            f"The type `{m.name}` is being renamed. Another type is also being renamed and "
-            f"formerly had `{m.name}` new name.Please split cases where you do renames like type "
-            "A -> type B and type B -> type A at the same time into two parts. ",
-        )
-        for m in models
-        if m.old_name
-        and m.old_name in names
-        and any(o.name == m.old_name and o.old_name == m.name for o in models)
-    ]
+    """A type renamed to the old name of another renamed type (`A -> B` and `B -> A`) cannot be
+    applied in one deploy; Prisma's `validateCrossRenames` asks for two."""
+    errors = []
+    for renamed in models:
+        if not renamed.old_name:
+            continue
+        other = next((m for m in models if m is not renamed and m.old_name == renamed.name), None)
+        if other is not None:
+            errors.append(
+                SchemaError(
+                    renamed.name,
+                    None,
+                    f"You renamed type `{renamed.old_name}` to `{renamed.name}`. But that is the "
+                    f"old name of type `{other.name}`. Please do this in two steps.",
+                )
+            )
+    return errors
 
 
 def _unique(errors: list[SchemaError]) -> list[SchemaError]:

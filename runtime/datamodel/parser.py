@@ -432,6 +432,10 @@ def _read_field(
                         )
                     )
                 values["relation_name"] = relation_name
+            if "oldName" in args:
+                values["old_relation_name"] = string_argument(
+                    args, "oldName", model, name, "relation", errors
+                )
             values["link"] = enum_argument(
                 args, "link", ("INLINE", "TABLE"), model, name, "relation", errors
             )

@@ -49,6 +49,7 @@ class Field:
     link: str | None = None
     on_delete: str = "SET_NULL"
     old_name: str | None = None
+    old_relation_name: str | None = None  # `@relation(oldName:)`: the relation it continues
 
     @property
     def column(self) -> str:

@@ -40,14 +40,25 @@ class DatabaseFacts:
         self.schema = schema
         self.cache: dict[tuple[str, ...], bool] = {}
 
-    def _ask(self, key: tuple[str, ...], table: str, query: str) -> bool:
+    def _exists(self, table: str) -> bool:
+        key = ("exists", table)
         if key not in self.cache:
-            exists = self.conn.execute(
+            row = self.conn.execute(
                 "SELECT to_regclass(%s) IS NOT NULL", [f"{ident(self.schema)}.{ident(table)}"]
             ).fetchone()
-            self.cache[key] = bool(exists and exists[0]) and bool(
-                self.conn.execute(query).fetchone()[0]  # type: ignore[index]
-            )
+            self.cache[key] = bool(row and row[0])
+        return self.cache[key]
+
+    def _ask(
+        self, key: tuple[str, ...], tables: tuple[str, ...], query: str, params: Any = None
+    ) -> bool:
+        """The boolean answer of `query`, false when one of `tables` does not exist (yet)."""
+        if key not in self.cache:
+            answer = False
+            if all(self._exists(t) for t in tables):
+                row = self.conn.execute(query, params).fetchone()
+                answer = bool(row and row[0])
+            self.cache[key] = answer
         return self.cache[key]
 
     def table(self, table: str) -> str:
@@ -66,22 +77,59 @@ class DatabaseFacts:
     def has_rows(self, table: str) -> bool:
         return self._ask(
             ("rows", table),
-            table,
+            (table,),
             f"SELECT EXISTS (SELECT 1 FROM {self.table(table)})",  # noqa: S608
         )
 
     def has_nulls(self, table: str, column: str) -> bool:
         return self._ask(
             ("nulls", table, column),
-            table,
+            (table,),
             f"SELECT EXISTS (SELECT 1 FROM {self.table(table)} WHERE {ident(column)} IS NULL)",  # noqa: S608
         )
 
     def has_values(self, table: str, column: str) -> bool:
         return self._ask(
             ("values", table, column),
-            table,
+            (table,),
             f"SELECT EXISTS (SELECT 1 FROM {self.table(table)} WHERE {ident(column)} IS NOT NULL)",  # noqa: S608
+        )
+
+    def has_duplicates(self, table: str, column: str) -> bool:
+        c = ident(column)
+        return self._ask(
+            ("duplicates", table, column),
+            (table,),
+            f"SELECT EXISTS (SELECT 1 FROM {self.table(table)} WHERE {c} IS NOT NULL "  # noqa: S608
+            f"GROUP BY {c} HAVING count(*) > 1)",
+        )
+
+    def has_value(self, table: str, column: str, value: str) -> bool:
+        return self._ask(
+            ("value", table, column, value),
+            (table,),
+            f"SELECT EXISTS (SELECT 1 FROM {self.table(table)} WHERE {ident(column)} = %s)",  # noqa: S608
+            [value],
+        )
+
+    def has_pairs(self, table: str, column_a: str, column_b: str) -> bool:
+        return self._ask(
+            ("pairs", table, column_a, column_b),
+            (table,),
+            f"SELECT EXISTS (SELECT 1 FROM {self.table(table)} WHERE {ident(column_a)} "  # noqa: S608
+            f"IS NOT NULL AND {ident(column_b)} IS NOT NULL)",
+        )
+
+    def has_unlinked(
+        self, model_table: str, id_column: str, table: str, this_column: str, other_column: str
+    ) -> bool:
+        return self._ask(
+            ("unlinked", model_table, id_column, table, this_column, other_column),
+            (model_table, table),
+            f"SELECT EXISTS (SELECT 1 FROM {self.table(model_table)} AS node "  # noqa: S608
+            f"WHERE NOT EXISTS (SELECT 1 FROM {self.table(table)} AS link "
+            f"WHERE link.{ident(this_column)} = node.{ident(id_column)} "
+            f"AND link.{ident(other_column)} IS NOT NULL))",
         )
 
 
@@ -154,11 +202,9 @@ def deploy(_: Any, info: GraphQLResolveInfo, input: dict[str, Any]) -> dict[str,
         step_dicts = [s.as_dict() for s in steps]
         warnings = [w.as_dict() for w in check.warnings]
         if check.errors:
+            # Prisma's DeployMutation answers errors alone: no warnings, no steps, no migration.
             return _payload(
-                errors=[e.as_dict() for e in check.errors],
-                warnings=warnings,
-                steps=step_dicts,
-                client_mutation_id=mutation_id,
+                errors=[e.as_dict() for e in check.errors], client_mutation_id=mutation_id
             )
         if warnings and not force:
             return _payload(warnings=warnings, steps=step_dicts, client_mutation_id=mutation_id)

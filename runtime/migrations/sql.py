@@ -36,9 +36,10 @@ COLUMN_TYPES = {
     "Boolean": "boolean",
     "DateTime": "timestamp(3)",
 }
+# Prisma's MigrationValueGenerator: what existing rows get when a field becomes required.
 MIGRATION_VALUES = {
-    "ID": "",
-    "UUID": "00000000-0000-0000-0000-000000000000",
+    "ID": "DefaultCUIDMigrationValue",
+    "UUID": "550e8400-e29b-11d4-a716-446655440000",
     "String": "",
     "Json": "{}",
     "Int": "0",
@@ -59,6 +60,10 @@ def index_name(table: str, column: str, suffix: str) -> str:
 
 def unique_index_name(table: str, column: str) -> str:
     return index_name(table, column, "_UNIQUE")
+
+
+def _type_identifier(f: Field) -> str:
+    return "Enum" if f.kind == "enum" else f.type_name
 
 
 def column_type(f: Field) -> str:
@@ -207,17 +212,46 @@ class _Compiler:
         return (
             before.link == after.link == "INLINE"
             and before.inline_model == back.get(after.inline_model or "", after.inline_model)
-            and before.model_a == back.get(after.model_a, after.model_a)
-            and before.model_b == back.get(after.model_b, after.model_b)
+            and self.same_models(before, after)
         )
 
+    def same_models(self, before: Relation, after: Relation) -> bool:
+        back = {new: old for new, old in self.renames.items()}
+        now = {back.get(after.model_a, after.model_a), back.get(after.model_b, after.model_b)}
+        return now == {before.model_a, before.model_b}
+
+    def keep_link_table(self, before: Relation, after: Relation) -> list[str]:
+        """A link table that continues under a new name or with renamed models keeps its rows:
+        rename it (and its indexes), and swap its columns when a model rename swapped A and B."""
+        statements = []
+        if before.table != after.table:
+            statements.append(
+                f"ALTER TABLE {self.table(before.table)} RENAME TO {ident(after.table)}"
+            )
+            for suffix in ("_AB_unique", "_B"):
+                statements.append(
+                    f"ALTER INDEX IF EXISTS {self.index(before.table + suffix)} "
+                    f"RENAME TO {ident(after.table + suffix)}"
+                )
+        back = {new: old for new, old in self.renames.items()}
+        if before.model_a != before.model_b and back.get(after.model_a) == before.model_b:
+            table = self.table(after.table)
+            statements += [
+                f'ALTER TABLE {table} RENAME COLUMN "A" TO "_A"',
+                f'ALTER TABLE {table} RENAME COLUMN "B" TO "A"',
+                f'ALTER TABLE {table} RENAME COLUMN "_A" TO "B"',
+            ]
+        return statements
+
     def needs_recreate(self, before: Field, after: Field) -> bool:
-        """Type or shape changes rebuild the column (Prisma does the same, with a warning)."""
+        """A change of Prisma's type identifier (String to Enum included) or of list-ness drops
+        the column and creates it again, as Prisma's Postgres connector does: the values become
+        null, or the migration value when the field is required (with a warning)."""
         if before.kind == "relation" or after.kind == "relation":
             return False
         if before.is_list != after.is_list:
             return True
-        return column_type(before) != column_type(after)
+        return _type_identifier(before) != _type_identifier(after)
 
     # The whole migration ----------------------------------------------------------------
 
@@ -235,15 +269,19 @@ class _Compiler:
                     drops += self.drop_relation(relation, self.old)
             elif isinstance(step, UpdateRelation):
                 before = self.old.relation(step.name)
-                after = self.new.relation(step.name)
+                after = self.new.relation(step.new_name or step.name)
                 assert before is not None and after is not None
                 if self.relation_is_column_rename(before, after):
                     holder = self.new.model(after.inline_model or "")
                     assert holder is not None
-                    renames.append(
-                        f"ALTER TABLE {self.table(holder.table)} RENAME COLUMN "
-                        f"{ident(before.inline_column or '')} TO {ident(after.inline_column or '')}"
-                    )
+                    if before.inline_column != after.inline_column:
+                        renames.append(
+                            f"ALTER TABLE {self.table(holder.table)} RENAME COLUMN "
+                            f"{ident(before.inline_column or '')} TO "
+                            f"{ident(after.inline_column or '')}"
+                        )
+                elif before.link == after.link == "TABLE" and self.same_models(before, after):
+                    renames += self.keep_link_table(before, after)
                 else:
                     drops += self.drop_relation(before, self.old)
                     relations += self.create_relation(after)

@@ -32,6 +32,8 @@ class Facts:
 
     rows: set[str] = field(default_factory=set)
     nulls: set[tuple[str, str]] = field(default_factory=set)
+    duplicates: set[tuple[str, str]] = field(default_factory=set)
+    values: set[tuple[str, str, str]] = field(default_factory=set)
 
     def has_rows(self, table: str) -> bool:
         return table in self.rows
@@ -41,6 +43,20 @@ class Facts:
 
     def has_values(self, table: str, column: str) -> bool:
         return table in self.rows and (table, column) not in self.nulls
+
+    def has_duplicates(self, table: str, column: str) -> bool:
+        return (table, column) in self.duplicates
+
+    def has_value(self, table: str, column: str, value: str) -> bool:
+        return (table, column, value) in self.values
+
+    def has_pairs(self, table: str, column_a: str, column_b: str) -> bool:
+        return table in self.rows
+
+    def has_unlinked(
+        self, model_table: str, id_column: str, table: str, this_column: str, other_column: str
+    ) -> bool:
+        return model_table in self.rows and (table, this_column) in self.nulls
 
 
 def test_a_new_service_creates_every_model_field_enum_and_relation() -> None:
