@@ -327,12 +327,14 @@ def test_a_failing_migration_is_rolled_back_and_reported(
     add(runtime, token, service_name)
     deploy(runtime, token, service_name, "type T { id: ID! @id  code: String }")
     with database.connect() as conn:
-        conn.execute(f"""INSERT INTO "{schema}"."T" VALUES ('a', 'x'), ('b', 'x')""")  # noqa: S608
-    payload = deploy(runtime, token, service_name, "type T { id: ID! @id  code: String @unique }")
+        # A table made behind the server's back: the deploy's CREATE TABLE fails.
+        conn.execute(f'CREATE TABLE "{schema}"."U" (id text)')
+    payload = deploy(runtime, token, service_name, "type T { id: ID! @id }  type U { id: ID! @id }")
     assert payload["migration"]["status"] == "ROLLBACK_SUCCESS"
     status = runtime.management(STATUS, {"name": service_name, "stage": "dev"}, token)
     assert status["data"]["migrationStatus"]["errors"]
-    assert "UniqueViolation" in status["data"]["migrationStatus"]["errors"][0]
+    assert "DuplicateTable" in status["data"]["migrationStatus"]["errors"][0]
+    assert "code" in database.columns(schema, "T")  # the column drop was rolled back too
 
 
 def test_service_endpoints_route_and_check_the_service_token(
