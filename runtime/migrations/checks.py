@@ -157,7 +157,26 @@ class _Checker:
                     self.warn(step.name, None, DATA_LOSS_RELATION)
             elif isinstance(step, UpdateRelation):
                 self.update_relation(step)
+        for step in steps:
+            if isinstance(step, CreateField):
+                self.missing_behaviour(step)
         return self.result
+
+    def missing_behaviour(self, step: CreateField) -> None:
+        """A new `createdAt`/`updatedAt` field without its directive is only a plain DateTime:
+        Prisma warns once, when the field is created (any model, data or not)."""
+        model = self.new.model(step.model)
+        f = model.field(step.name) if model else None
+        if f is None or f.name not in ("createdAt", "updatedAt") or f.behaviour == f.name:
+            return
+        verb = "created" if f.name == "createdAt" else "updated"
+        self.warn(
+            step.model,
+            step.name,
+            f"You are adding the field `{f.name}` but is missing the directive `@{f.name}`. "
+            f"Please specify the field as `{f.name}: DateTime! @{f.name}` if you want to track "
+            f"the times for when a record was {verb}. Or deploy with `--force` to ignore this.",
+        )
 
     def create_field(self, step: CreateField) -> None:
         model = self.previous_model(step.model)
@@ -165,7 +184,12 @@ class _Checker:
         f = new_model.field(step.name) if new_model else None
         if model is None or f is None:
             return
-        if f.kind != "relation" and f.is_required and self.facts.has_rows(model.table):
+        if (
+            f.kind != "relation"
+            and f.is_required
+            and not f.is_list
+            and self.facts.has_rows(model.table)
+        ):
             if f.is_unique:
                 self.error(
                     step.model,

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import pytest
+
 from runtime.datamodel import Schema, parse_datamodel
+from runtime.errors import PrismaError
 from runtime.migrations import check_migration, plan_migration
 
 
@@ -222,3 +225,70 @@ def test_dropping_a_relation_with_links_warns() -> None:
     assert check_migration(old, new, steps, Facts(rows={"A", "B"})).warnings == []
     (warning,) = check_migration(old, new, steps, Facts(rows={"_AToB"})).warnings
     assert warning.description.startswith("You already have nodes for this relation.")
+
+
+def test_a_created_at_field_without_its_directive_warns_even_without_data() -> None:
+    """DestructiveChanges.missingCreatedAtOrUpdatedAtDirectives (datamodel 1.1)."""
+    old = schema_of(BASE)
+    new = schema_of(
+        "type User { id: ID! @id  name: String! }  "
+        "type Log { id: ID! @id  createdAt: DateTime  updatedAt: DateTime! @updatedAt }"
+    )
+    (warning,) = check_migration(old, new, plan_migration(old, new), Facts()).warnings
+    assert warning.as_dict() == {
+        "type": "Log",
+        "field": "createdAt",
+        "description": "You are adding the field `createdAt` but is missing the directive "
+        "`@createdAt`. Please specify the field as `createdAt: DateTime! @createdAt` if you want "
+        "to track the times for when a record was created. Or deploy with `--force` to ignore "
+        "this.",
+    }
+
+
+def test_a_relation_pointed_at_another_model_is_deleted_and_created() -> None:
+    """MigrationStepsInferrer matches relations by their models too: same name, new model."""
+    steps = plan(
+        'type A { id: ID! @id  b: B @relation(name: "R", link: INLINE) }  '
+        'type B { id: ID! @id  a: A @relation(name: "R") }',
+        'type A { id: ID! @id  b: C @relation(name: "R", link: INLINE) }  '
+        'type B { id: ID! @id }  type C { id: ID! @id  a: A @relation(name: "R") }',
+    )
+    relation_steps = [(s["type"], s["name"]) for s in steps if "Relation" in s["type"]]
+    assert relation_steps == [("DeleteRelation", "R"), ("CreateRelation", "R")]
+
+
+def test_naming_an_unnamed_relation_renames_it() -> None:
+    steps = plan(
+        "type A { id: ID! @id  b: B @relation(link: INLINE) }  type B { id: ID! @id  a: A }",
+        'type A { id: ID! @id  b: B @relation(name: "Named", link: INLINE) }  '
+        'type B { id: ID! @id  a: A @relation(name: "Named") }',
+    )
+    (step,) = [s for s in steps if "Relation" in s["type"]]
+    assert (step["type"], step["name"], step["newName"]) == ("UpdateRelation", "AToB", "Named")
+
+
+def test_two_named_relations_becoming_one_unnamed_is_3018() -> None:
+    old = schema_of(
+        'type A { id: ID! @id  b: B @relation(name: "AB1", link: INLINE)  '
+        'b2: B @relation(name: "AB2", link: INLINE) }  '
+        'type B { id: ID! @id  a: A @relation(name: "AB1")  a2: A @relation(name: "AB2") }'
+    )
+    new = schema_of("type A { id: ID! @id  b: B @relation(link: INLINE) }  type B { id: ID! @id }")
+    with pytest.raises(PrismaError) as raised:
+        plan_migration(old, new)
+    assert raised.value.code == 3018
+
+
+def test_a_removed_enum_value_in_use_is_a_global_error() -> None:
+    old = schema_of("type A { id: ID! @id  e: E }  enum E { X Y }")
+    new = schema_of("type A { id: ID! @id  e: E }  enum E { X }")
+    check = check_migration(old, new, plan_migration(old, new), Facts(values={("A", "e", "Y")}))
+    assert [e.as_dict() for e in check.errors] == [
+        {
+            "type": "Global",
+            "field": None,
+            "description": "You are deleting the value 'Y' of the enum 'E', but that value is in "
+            "use.",
+        }
+    ]
+    assert check_migration(old, new, plan_migration(old, new), Facts(rows={"A"})).errors == []
