@@ -199,7 +199,18 @@ def plan_migration(old: Schema, new: Schema) -> list[Step]:
     steps: list[Step] = []
     matcher = _RelationMatcher(old, new)
     deleted_relations = [r for r in old.relations if matcher.not_in_next(r)]
-    created_relations = [r for r in new.relations if matcher.not_in_previous(r)]
+    deleted = {r.name for r in deleted_relations}
+    continuations = {
+        before.name: after
+        for before in old.relations
+        if before.name not in deleted and (after := matcher.continuation(before)) is not None
+    }
+    targets = {after.name for after in continuations.values()}
+    # Prisma's matching can call a new relation "not new" without any old one continuing into
+    # it (two sides naming different relations); it must still get its column or table.
+    created_relations = [
+        r for r in new.relations if matcher.not_in_previous(r) or r.name not in targets
+    ]
 
     old_enums = {e.name: e for e in old.enums}
     new_enums = {e.name: e for e in new.enums}
@@ -241,11 +252,8 @@ def plan_migration(old: Schema, new: Schema) -> list[Step]:
                 after=relation.manifestation(),
             )
         )
-    deleted = {r.name for r in deleted_relations}
     for before in old.relations:
-        if before.name in deleted:
-            continue
-        after = matcher.continuation(before)
+        after = continuations.get(before.name)
         if after is not None and _relation_changed(before, after):
             steps.append(
                 UpdateRelation(

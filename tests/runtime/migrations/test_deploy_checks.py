@@ -729,3 +729,26 @@ def test_renames_keep_the_rows_of_a_link_table(setup_project) -> None:
     assert project.data("{ tags { name posts { title } } }") == {
         "tags": [{"name": "t", "posts": [{"title": "p"}]}]
     }
+
+
+def test_sides_naming_different_relations_still_get_storage(setup_project) -> None:
+    """RenamingWithExistingDataSpec: "Renaming a relation with oldName on both sides" renames
+    `First` to `Second` on one side only; the link keeps its data, and the relation the other
+    side now names (`First`, new) gets its own column rather than being taken for the old one."""
+    project = setup_project(
+        """
+        type A { id: ID! @id  a: String! @unique  b: B @relation(name: "First", link: INLINE) }
+        type B { id: ID! @id  b: String @unique  a: A @relation(name: "First") }
+        """
+    )
+    project.data('mutation { createA(data: {a: "A", b: {create: {b: "B1"}}}) { a } }')
+    project.must_succeed(
+        """
+        type A { id: ID! @id  a: String! @unique
+                 b: B @relation(name: "Second", oldName: "First", link: INLINE) }
+        type B { id: ID! @id  b: String @unique  a: A @relation(name: "First", oldName: "First") }
+        """,
+        3,
+    )
+    assert project.data("{ as { b { b } } }") == {"as": [{"b": {"b": "B1"}}]}
+    assert project.data("{ bs { b a { a } } }") == {"bs": [{"b": "B1", "a": None}]}
