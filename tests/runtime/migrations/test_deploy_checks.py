@@ -752,3 +752,33 @@ def test_sides_naming_different_relations_still_get_storage(setup_project) -> No
     )
     assert project.data("{ as { b { b } } }") == {"as": [{"b": {"b": "B1"}}]}
     assert project.data("{ bs { b a { a } } }") == {"bs": [{"b": "B1", "a": None}]}
+
+
+def test_renaming_a_model_keeps_unnamed_relations_of_both_kinds(setup_project) -> None:
+    """RenamingWithExistingDataSpec, with relations: the generated names change (`PostToTag`
+    becomes `ArticleToTag`), the link table and the inline column held by the renamed model
+    keep their rows."""
+    project = setup_project(
+        """
+        type Post { id: ID! @id  title: String! @unique  tags: [Tag]  author: User }
+        type Tag { id: ID! @id  name: String! @unique  posts: [Post] }
+        type User { id: ID! @id  name: String! @unique  posts: [Post] }
+        """
+    )
+    project.data(
+        'mutation { createPost(data: {title: "p", tags: {create: [{name: "t"}]}, '
+        'author: {create: {name: "u"}}}) { id } }'
+    )
+    project.must_succeed(
+        """
+        type Article @rename(oldName: "Post") { id: ID! @id  title: String! @unique
+          tags: [Tag]  author: User }
+        type Tag { id: ID! @id  name: String! @unique  posts: [Article] }
+        type User { id: ID! @id  name: String! @unique  posts: [Article] }
+        """,
+        3,
+    )
+    assert project.data("{ articles { title tags { name } author { name } } }") == {
+        "articles": [{"title": "p", "tags": [{"name": "t"}], "author": {"name": "u"}}]
+    }
+    assert project.data("{ users { posts { title } } }") == {"users": [{"posts": [{"title": "p"}]}]}
