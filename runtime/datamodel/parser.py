@@ -138,7 +138,11 @@ def _read_enum(node: EnumTypeDefinitionNode, errors: list[SchemaError]) -> Enum:
         )
     if not values:
         errors.append(SchemaError(name, None, f"The enum type `{name}` must have values."))
-    return Enum(name=name, values=tuple(dict.fromkeys(values)))
+    directives = read_directives(name, None, node.directives or (), errors)
+    old_name = None
+    if "rename" in directives:
+        old_name = string_argument(directives["rename"], "oldName", name, None, "rename", errors)
+    return Enum(name=name, values=tuple(dict.fromkeys(values)), old_name=old_name)
 
 
 def _read_model(

@@ -83,6 +83,7 @@ class Model:
 class Enum:
     name: str
     values: tuple[str, ...]
+    old_name: str | None = None
 
 
 @dataclass(frozen=True)
@@ -151,6 +152,9 @@ class Schema:
                 )
                 for m in data["models"]
             ),
-            enums=tuple(Enum(name=e["name"], values=tuple(e["values"])) for e in data["enums"]),
+            enums=tuple(
+                Enum(name=e["name"], values=tuple(e["values"]), old_name=e.get("old_name"))
+                for e in data["enums"]
+            ),
             relations=tuple(Relation(**r) for r in data["relations"]),
         )

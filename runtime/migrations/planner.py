@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TypeVar
 
-from runtime.datamodel.schema import Field, Model, Relation, Schema
+from runtime.datamodel.schema import Enum, Field, Model, Relation, Schema
 from runtime.errors import PrismaError
 from runtime.migrations.steps import (
     CreateEnum,
@@ -30,7 +30,9 @@ from runtime.migrations.steps import (
 T = TypeVar("T")
 
 
-def _renames(old: Sequence[Model | Field], new: Sequence[Model | Field]) -> dict[str, str]:
+def _renames(
+    old: Sequence[Model | Field | Enum], new: Sequence[Model | Field | Enum]
+) -> dict[str, str]:
     """New name -> the old item it continues: the same name, or a free `@rename(oldName:)`."""
     old_names = {item.name for item in old}
     new_names = {item.name for item in new}
@@ -212,13 +214,19 @@ def plan_migration(old: Schema, new: Schema) -> list[Step]:
         r for r in new.relations if matcher.not_in_previous(r) or r.name not in targets
     ]
 
-    old_enums = {e.name: e for e in old.enums}
-    new_enums = {e.name: e for e in new.enums}
+    enum_renames = _renames(old.enums, new.enums)
     for enum in new.enums:
-        if enum.name not in old_enums:
+        previous = old.enum(enum_renames.get(enum.name, ""))
+        if previous is None:
             steps.append(CreateEnum(name=enum.name, values=list(enum.values)))
-        elif old_enums[enum.name].values != enum.values:
-            steps.append(UpdateEnum(name=enum.name, new_name=None, values=list(enum.values)))
+        elif previous.values != enum.values or previous.name != enum.name:
+            steps.append(
+                UpdateEnum(
+                    name=previous.name,
+                    new_name=enum.name if enum.name != previous.name else None,
+                    values=list(enum.values) if previous.values != enum.values else None,
+                )
+            )
 
     for relation in deleted_relations:
         steps.append(DeleteRelation(name=relation.name))
@@ -264,8 +272,9 @@ def plan_migration(old: Schema, new: Schema) -> list[Step]:
                 )
             )
 
+    continued_enums = set(enum_renames.values())
     for enum in old.enums:
-        if enum.name not in new_enums:
+        if enum.name not in continued_enums:
             steps.append(DeleteEnum(name=enum.name))
     return steps
 

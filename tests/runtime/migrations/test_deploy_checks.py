@@ -782,3 +782,23 @@ def test_renaming_a_model_keeps_unnamed_relations_of_both_kinds(setup_project) -
         "articles": [{"title": "p", "tags": [{"name": "t"}], "author": {"name": "u"}}]
     }
     assert project.data("{ users { posts { title } } }") == {"users": [{"posts": [{"title": "p"}]}]}
+
+
+def test_renaming_an_enum_keeps_its_values_and_still_checks_removed_ones(setup_project) -> None:
+    """UpdateEnumDeploySpec: "Updating an Enum to rename it should succeed even if there is
+    data"; a value removed in the same deploy is still checked (named by its old enum)."""
+    project = setup_project(enum_model("A B C D", "ABCD"))
+    project.data(
+        'mutation { createA(data: {name: "A", enum: D, enums: {set: [C, B, A]}}) { name } }'
+    )
+    renamed = f"""
+    type A {{ id: ID! @id  name: String! @unique  enum: AB  enums: [AB] {LIST} }}
+    enum AB @rename(oldName: "ABCD") {{ %s }}
+    """
+    assert project.deploy(renamed % "A B C") == refused(
+        "You are deleting the value 'D' of the enum 'ABCD', but that value is in use."
+    )
+    project.must_succeed(renamed % "A B C D", 3)
+    assert project.data("{ as { enum enums } }") == {
+        "as": [{"enum": "D", "enums": ["C", "B", "A"]}]
+    }

@@ -292,3 +292,12 @@ def test_a_removed_enum_value_in_use_is_a_global_error() -> None:
         }
     ]
     assert check_migration(old, new, plan_migration(old, new), Facts(rows={"A"})).errors == []
+
+
+def test_a_renamed_enum_is_one_update_enum() -> None:
+    steps = plan(
+        "type A { id: ID! @id  e: E }  enum E { X Y }",
+        'type A { id: ID! @id  e: F }  enum F @rename(oldName: "E") { X }',
+    )
+    (update,) = [s for s in steps if "Enum" in s["type"]]
+    assert update == {"type": "UpdateEnum", "name": "E", "newName": "F", "values": ["X"]}
