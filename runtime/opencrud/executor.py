@@ -28,7 +28,6 @@ from graphql import (
     get_operation_ast,
     parse,
     type_from_ast,
-    validate,
 )
 from graphql.execution.values import get_variable_values
 from psycopg import Connection
@@ -46,6 +45,7 @@ from runtime.opencrud.roots import CompiledField, compile_query_field
 from runtime.opencrud.service import ServiceApi, service_api
 from runtime.opencrud.statement import Statement
 from runtime.opencrud.steps import Sql, Steps, answered, drive
+from runtime.opencrud.validation import validate_document
 from runtime.opencrud.values import shape
 
 __all__ = [
@@ -158,7 +158,7 @@ def _load(service: ServiceApi, text: str) -> _Document:
     if selection_depth(document) > MAX_DEPTH:
         loaded = _Document(errors=[{"message": too_deep}])
     else:
-        problems = validate(service.graphql_schema, document)
+        problems = validate_document(service.graphql_schema, document)
         loaded = _Document(errors=[graphql_error(e) for e in problems] or None)
         if not problems:
             loaded.document = document
