@@ -185,6 +185,19 @@ class ApiSchema:
     def model(self, name: str) -> ApiModel:
         return self.models[name]
 
+    def one_sided_to(self, model: ApiModel) -> list[ApiField]:
+        """Relation fields of any model pointing at `model` with no field on `model`'s side."""
+        return self._one_sided.get(model.name, [])
+
+    @cached_property
+    def _one_sided(self) -> dict[str, list[ApiField]]:
+        found: dict[str, list[ApiField]] = {}
+        for m in self.models.values():
+            for f in m.relation_fields:
+                if f.related is None and f.relation is not None:
+                    found.setdefault(f.type_name, []).append(f)
+        return found
+
 
 def api_schema(schema: Schema) -> ApiSchema:
     """Pair every relation field with its opposite field and its stored relation."""

@@ -188,6 +188,25 @@ class Writer:
             ).rows
         return [r[0] for r in rows]
 
+    def holders(self, f: ApiField, child_id: Any) -> Steps[list[Any]]:
+        """The nodes whose relation field `f` holds `child_id` (`related_ids` backwards)."""
+        holder = f.model
+        if f.is_inline_here:
+            query = (
+                f"SELECT {ident(holder.id_field.column)} FROM {self.table(holder)} "  # noqa: S608
+                f"WHERE {ident(f.inline_column)} = %s"
+            )
+        elif f.is_inline_there:
+            query = (
+                f"SELECT {ident(f.inline_column)} FROM {self.table(f.target)} "  # noqa: S608
+                f"WHERE {ident(f.target.id_field.column)} = %s "
+                f"AND {ident(f.inline_column)} IS NOT NULL"
+            )
+        else:
+            mine, theirs = f.link_columns
+            query = f"SELECT {ident(mine)} FROM {self.link_table(f)} WHERE {ident(theirs)} = %s"  # noqa: S608
+        return [r[0] for r in (yield from self.run(query, [child_id])).rows]
+
     def link_table(self, f: ApiField) -> str:
         assert f.relation is not None
         return in_service_schema(f.relation.table)
@@ -280,6 +299,11 @@ class Writer:
                     yield from self.delete_node(f.target, child, seen)
                 else:
                     self.touched.add((f.target.name, child))
+        # Relations without a field on this side (Prisma's `fieldsWhereThisModelIsRequired`
+        # includes them): the nodes pointing at this one lose their link too.
+        for f in self.api.one_sided_to(model):
+            for holder in (yield from self.holders(f, node_id)):
+                self.touched.add((f.model.name, holder))
         yield from self.run(
             f"DELETE FROM {self.table(model)} WHERE {ident(model.id_field.column)} = %s",  # noqa: S608
             [node_id],
