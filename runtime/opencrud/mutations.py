@@ -51,7 +51,17 @@ class Mutation:
 
     # Whole nodes --------------------------------------------------------------------------
 
-    def create(self, model: ApiModel, data: dict[str, Any]) -> Steps[Any]:
+    def create(
+        self, model: ApiModel, data: dict[str, Any], via: ApiField | None = None
+    ) -> Steps[Any]:
+        """Create a node; `via` is its field back to the parent of a nested create, if any.
+
+        A required to-one relation that the input neither creates nor connects is 3032, before
+        anything is written (Prisma's `RelationIsRequired`, raised while planning the creates).
+        """
+        for f in model.relation_fields:
+            if f.is_required and f is not via and not _creates_or_connects(data.get(f.name)):
+                raise errors.relation_is_required(f.name, model.name)
         node_id = yield from self.w.insert_node(model, data)
         for f in model.relation_fields:
             if data.get(f.name) is not None:
@@ -68,7 +78,7 @@ class Mutation:
                     yield from self.nested_update_one(f, node_id, data[f.name])
 
     def create_linked(self, f: ApiField, parent_id: Any, data: dict[str, Any]) -> Steps[None]:
-        child = yield from self.create(f.target, data)
+        child = yield from self.create(f.target, data, f.related)
         yield from self.w.link(f, parent_id, child)
 
     def connect(self, f: ApiField, parent_id: Any, where: dict[str, Any]) -> Steps[None]:
@@ -166,6 +176,13 @@ class Mutation:
         if value.get("disconnect"):
             child = yield from self.current(f, parent_id)
             yield from self.w.unlink(f, parent_id, child)
+
+
+def _creates_or_connects(value: Any) -> bool:
+    """A relation input that gives the new node a related node (a create or a connect)."""
+    return isinstance(value, dict) and any(
+        value.get(kind) not in (None, []) for kind in ("create", "connect")
+    )
 
 
 def root_mutations(service_api: Any) -> dict[str, tuple[str, ApiModel]]:

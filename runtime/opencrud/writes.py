@@ -224,6 +224,8 @@ class Writer:
                 if data.get(f.name) is not None:
                     lists[f] = write_value(f, (data[f.name] or {}).get("set") or [])
             elif f.name in data:
+                if data[f.name] is None and f.is_required and f.field.default is not None:
+                    raise errors.input_invalid("null", f.name, model.name)
                 values[f.column] = write_value(f, data[f.name])
             elif f.is_id:
                 if f.type_name == "ID":

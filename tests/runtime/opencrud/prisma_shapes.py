@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from tests.runtime.conftest import Database
 from tests.runtime.opencrud.conftest import Service, deploy
@@ -92,9 +93,15 @@ def on_every_variant(database: Database, shape: str, case: Callable[[Service], N
             case(service)
 
 
-def must_fail(service: Service, query: str, code: int, contains: str = "") -> dict:
-    """`server.queryThatMustFail`: one error, its code (0: no code), text in the response."""
-    result = service.query(query)
+def must_fail(
+    service: Service,
+    query: str,
+    code: int,
+    contains: str = "",
+    variables: dict[str, Any] | None = None,
+) -> dict:
+    """`server.queryThatMustFail`: one error, its code (0: no code), text in its message."""
+    result = service.query(query, variables)
     assert len(result.get("errors", [])) == 1, result
     error = result["errors"][0]
     assert error.get("code", 0) == code, result
