@@ -186,8 +186,8 @@ class ReadCompiler:
             name, direction = order_by.rsplit("_", 1)
             f = model.by_name[name]
             order = [("{a}." + ident(f.column), direction)]
-            if not f.is_id:
-                order.append((id_col, direction))
+            if not f.is_id:  # ties: id ascending in both directions, as Prisma orders them
+                order.append((id_col, "ASC"))
         else:
             order = [(id_col, "ASC")]
         return Page(
@@ -200,20 +200,28 @@ class ReadCompiler:
         """The rows of one page (plus `extra` look-ahead rows), in the order of the query."""
         st = self.st
         conditions = [link, where_condition(st, model, alias, page.where)]
-        keys = ", ".join(o.format(a=alias) for o, _ in page.order)
         for cursor, forward in ((page.after, True), (page.before, False)):
             if cursor is None:
                 continue
-            c = st.alias()
-            ascending = page.order[0][1] == "ASC"
-            op = ">" if forward == ascending else "<"
-            cursor_keys = ", ".join(o.format(a=c) for o, _ in page.order)
             id_field = model.id_field
-            p = st.param(cursor, int if id_field.type_name == "Int" else str)
-            conditions.append(
-                f"({keys}) {op} (SELECT {cursor_keys} FROM {st.table(model)} {c} "  # noqa: S608
-                f"WHERE {column(c, id_field)} = {p})"
-            )
+
+            def at_cursor(key: str, cursor: Any = cursor, id_field: ApiField = id_field) -> str:
+                """The cursor row's value of one sort key (each use binds its own parameter)."""
+                c = st.alias()
+                p = st.param(cursor, int if id_field.type_name == "Int" else str)
+                return (
+                    f"(SELECT {key.format(a=c)} FROM {st.table(model)} {c} "  # noqa: S608
+                    f"WHERE {column(c, id_field)} = {p})"
+                )
+
+            # Rows past the cursor in the page's order; the keys may run in different
+            # directions (a DESC field, then the id ascending), so no row comparison.
+            past = []
+            for i, (key, direction) in enumerate(page.order):
+                op = ">" if forward == (direction == "ASC") else "<"
+                equal = [f"{k.format(a=alias)} = {at_cursor(k)}" for k, _ in page.order[:i]]
+                past.append(" AND ".join([*equal, f"{key.format(a=alias)} {op} {at_cursor(key)}"]))
+            conditions.append(_join_or(past))
         flip = {"ASC": "DESC", "DESC": "ASC"}
         order = ", ".join(
             f"{o.format(a=alias)} {flip[d] if page.reversed else d}" for o, d in page.order
@@ -349,3 +357,11 @@ def _scalar_value(f: ApiField, expression: str) -> str:
     if f.type_name == "Json":
         return f"{expression}::json"
     return expression
+
+
+def _join_or(conditions: list[str]) -> str:
+    return (
+        conditions[0]
+        if len(conditions) == 1
+        else "(" + " OR ".join(f"({c})" for c in conditions) + ")"
+    )
