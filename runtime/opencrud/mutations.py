@@ -146,14 +146,15 @@ class Mutation:
         for where in as_list(value.get("disconnect")):
             child = yield from self.connected(f, parent_id, where, f.model)
             yield from self.w.unlink(f, parent_id, child)
-        for where in as_list(value.get("deleteMany")):
-            related = yield from self.w.related_ids(f, parent_id)
-            for child in (yield from self.w.ids_where(target, where, related)):
-                yield from self.w.delete_node(target, child)
+        # updateMany before deleteMany, as Prisma's `allNestedMutactions` orders them.
         for item in as_list(value.get("updateMany")):
             related = yield from self.w.related_ids(f, parent_id)
             children = yield from self.w.ids_where(target, item.get("where"), related)
             yield from self.w.update_scalars(target, children, item.get("data") or {})
+        for where in as_list(value.get("deleteMany")):
+            related = yield from self.w.related_ids(f, parent_id)
+            for child in (yield from self.w.ids_where(target, where, related)):
+                yield from self.w.delete_node(target, child)
 
     def nested_update_one(self, f: ApiField, parent_id: Any, value: dict[str, Any]) -> Steps[None]:
         target = f.target
