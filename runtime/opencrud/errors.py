@@ -98,14 +98,16 @@ def nodes_not_connected(
     relation: str, parent: str, parent_where: tuple[str, Any] | None, child: str,
     child_where: tuple[str, Any] | None,
 ) -> PrismaError:  # fmt: skip
-    """3041 in the one-edge shapes of `pathErrorMessage`."""
+    """3041 in the four shapes of `pathErrorMessage` (note "a Node" without a parent where)."""
     text = f"The relation {relation} has no node for the model {parent}"
     if parent_where is not None:
         text += f" with the value '{value_text(parent_where[1])}' for the field '{parent_where[0]}'"
-    text += f" connected to a node for the model {child}"
+        text += f" connected to a node for the model {child}"
+    else:
+        text += f" connected to a Node for the model {child}"
     if child_where is not None:
         text += f" with the value '{value_text(child_where[1])}' for the field '{child_where[0]}'"
-    else:
+    if parent_where is None or child_where is None:
         text += " on your mutation path."
     return PrismaError(3041, text)
 

@@ -94,25 +94,38 @@ class Mutation:
             yield from self.connect(f, parent_id, where)
 
     def connected(
-        self, f: ApiField, parent_id: Any, where: dict[str, Any], parent: ApiModel
+        self,
+        f: ApiField,
+        parent_id: Any,
+        where: dict[str, Any],
+        parent: ApiModel,
+        update: bool = False,
     ) -> Steps[Any]:
-        """The child `where` names, which must exist (3039) and be connected (3041)."""
+        """The child `where` names, which must exist (3039) and be connected (3041).
+
+        The 3041 text names what Prisma's check knows: for a nested update the child's where
+        only, for a delete or disconnect both ids (`ensureThatNodesAreConnected`)."""
         child = yield from self.w.require_unique(f.target, where)
         if child not in (yield from self.w.related_ids(f, parent_id)):
             assert f.relation is not None
-            field, value = where_unique_field(f.target, where)
+            if update:
+                field, value = where_unique_field(f.target, where)
+                ends: tuple[Any, Any] = (None, (field.name, value))
+            else:
+                ends = (("id", parent_id), ("id", child))
             raise errors.nodes_not_connected(
-                f.relation.name, parent.name, ("id", parent_id), f.target.name, (field.name, value)
+                f.relation.name, parent.name, ends[0], f.target.name, ends[1]
             )
         return child
 
-    def current(self, f: ApiField, parent_id: Any) -> Steps[Any]:
+    def current(self, f: ApiField, parent_id: Any, update: bool = False) -> Steps[Any]:
         """The one child of a to-one relation (3041 when there is none)."""
         children = yield from self.w.related_ids(f, parent_id)
         if not children:
             assert f.relation is not None
+            parent_where = None if update else ("id", parent_id)
             raise errors.nodes_not_connected(
-                f.relation.name, f.model.name, ("id", parent_id), f.target.name, None
+                f.relation.name, f.model.name, parent_where, f.target.name, None
             )
         return children[0]
 
@@ -121,7 +134,7 @@ class Mutation:
         for item in as_list(value.get("create")):
             yield from self.create_linked(f, parent_id, item)
         for item in as_list(value.get("update")):
-            child = yield from self.connected(f, parent_id, item["where"], f.model)
+            child = yield from self.connected(f, parent_id, item["where"], f.model, update=True)
             yield from self.update(target, child, item.get("data") or {})
         for item in as_list(value.get("upsert")):
             child = yield from self.w.find_unique(target, item["where"])
@@ -163,7 +176,7 @@ class Mutation:
         if value.get("connect") is not None:
             yield from self.connect(f, parent_id, value["connect"])
         if value.get("update") is not None:
-            child = yield from self.current(f, parent_id)
+            child = yield from self.current(f, parent_id, update=True)
             yield from self.update(target, child, value["update"])
         if value.get("upsert") is not None:
             children = yield from self.w.related_ids(f, parent_id)

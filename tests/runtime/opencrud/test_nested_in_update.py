@@ -506,3 +506,56 @@ def test_unknown_input_field_message_has_sangria_s_shape(database: Database) -> 
             '{update: [{where: {name: "b"}, data: {bogus: 1}}]}}) { name }\n' + " " * 45 + "^"
         )
         assert "code" not in error and len(error["locations"]) == 2
+
+
+def test_3041_texts_name_what_prisma_s_check_knows(database: Database) -> None:
+    def to_many(s: Service) -> None:
+        parent = create_parent_with(s, "childrenOpt", "c1", "p1")
+        other = s.data('mutation { createChild(data: {c: "c2"}) { id } }')["createChild"]["id"]
+        error = must_fail(
+            s,
+            'mutation { updateParent(where: {p: "p1"}, data: {childrenOpt: '
+            '{update: [{where: {c: "c2"}, data: {test: "x"}}]}}) { p } }',
+            3041,
+        )
+        assert error["message"] == (
+            "The relation ChildToParent has no node for the model Parent connected to a Node "
+            "for the model Child with the value 'c2' for the field 'c' on your mutation path."
+        )
+        error = must_fail(
+            s,
+            'mutation { updateParent(where: {p: "p1"}, data: {childrenOpt: '
+            '{delete: [{c: "c2"}]}}) { p } }',
+            3041,
+        )
+        assert error["message"] == (
+            f"The relation ChildToParent has no node for the model Parent with the value "
+            f"'{parent}' for the field 'id' connected to a node for the model Child with the "
+            f"value '{other}' for the field 'id'"
+        )
+
+    def to_one(s: Service) -> None:
+        parent = s.data('mutation { createParent(data: {p: "p1"}) { id } }')["createParent"]["id"]
+        error = must_fail(
+            s,
+            'mutation { updateParent(where: {p: "p1"}, data: {childOpt: {update: {c: "x"}}}) '
+            "{ p } }",
+            3041,
+        )
+        assert error["message"] == (
+            "The relation ChildToParent has no node for the model Parent connected to a Node "
+            "for the model Child on your mutation path."
+        )
+        error = must_fail(
+            s,
+            'mutation { updateParent(where: {p: "p1"}, data: {childOpt: {delete: true}}) { p } }',
+            3041,
+        )
+        assert error["message"] == (
+            f"The relation ChildToParent has no node for the model Parent with the value "
+            f"'{parent}' for the field 'id' connected to a node for the model Child on your "
+            "mutation path."
+        )
+
+    on_every_variant(database, "PMToC1opt", to_many)
+    on_every_variant(database, "P1optToC1opt", to_one)
