@@ -14,11 +14,13 @@ from graphql import GraphQLSyntaxError, parse, print_ast
 from graphql.language import (
     EnumTypeDefinitionNode,
     FieldDefinitionNode,
+    IntValueNode,
     ListTypeNode,
     NamedTypeNode,
     NonNullTypeNode,
     ObjectTypeDefinitionNode,
     TypeNode,
+    ValueNode,
 )
 
 from runtime.datamodel.directives import (
@@ -241,6 +243,43 @@ def _read_model(
     return Model(name=name, fields=tuple(fields), db_name=db_name, old_name=old_name)
 
 
+SEQUENCE_MISPLACED = (
+    "The directive `@sequence` must only be specified for fields that are marked as id, are of "
+    "type `Int` and use the sequence strategy. E.g. `id: Int! @id(strategy: SEQUENCE)`."
+)
+
+
+def _read_sequence(
+    model: str,
+    name: str,
+    type_name: str,
+    values: dict,
+    args: dict[str, ValueNode],
+    errors: list[SchemaError],
+) -> None:
+    """`@sequence(name:, initialValue:, allocationSize:)`, read as Prisma's SequenceDirective."""
+    if not values.get("is_id") or type_name != "Int" or values.get("id_strategy") != "SEQUENCE":
+        errors.append(SchemaError(model, name, SEQUENCE_MISPLACED))
+        return
+    values["sequence_name"] = string_argument(args, "name", model, name, "sequence", errors)
+    for argument, key in (
+        ("initialValue", "sequence_initial"),
+        ("allocationSize", "sequence_allocation"),
+    ):
+        value = args.get(argument)
+        if not isinstance(value, IntValueNode):
+            errors.append(
+                SchemaError(
+                    model,
+                    name,
+                    f"The field `{name}` specifies the directive `@sequence` but it's missing the "
+                    f"required argument `{argument}` (an Int).",
+                )
+            )
+            continue
+        values[key] = int(value.value)
+
+
 def _type_shape(type_node: TypeNode) -> tuple[str, bool, bool, bool]:
     """(named type, required, list, well formed) of a field's type expression."""
     required = isinstance(type_node, NonNullTypeNode)
@@ -334,6 +373,9 @@ def _read_field(
             errors.append(
                 SchemaError(model, name, "Only `Int!` id fields can use the SEQUENCE strategy.")
             )
+
+    if "sequence" in directives:
+        _read_sequence(model, name, type_name, values, directives["sequence"], errors)
 
     if "unique" in directives:
         if kind == "relation" or is_list:

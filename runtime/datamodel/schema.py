@@ -50,6 +50,10 @@ class Field:
     on_delete: str = "SET_NULL"
     old_name: str | None = None
     old_relation_name: str | None = None  # `@relation(oldName:)`: the relation it continues
+    # `@sequence(name:, initialValue:, allocationSize:)` of an Int id with strategy SEQUENCE.
+    sequence_name: str | None = None
+    sequence_initial: int | None = None
+    sequence_allocation: int | None = None
 
     @property
     def column(self) -> str:

@@ -156,9 +156,31 @@ class _Compiler:
     def reference_type(self, id_field: Field) -> str:
         return column_type(id_field)
 
+    def create_sequence(self, model: Model) -> list[str]:
+        """`@sequence`: its own sequence, starting at `initialValue`, as Prisma's
+        createModelTable makes it (allocationSize is kept in the schema only)."""
+        f = model.id_field
+        if f.sequence_name is None:
+            return []
+        start = f.sequence_initial if f.sequence_initial is not None else 1
+        return [f"CREATE SEQUENCE {self.table(f.sequence_name)} START {int(start)}"]
+
+    def own_sequence(self, model: Model) -> list[str]:
+        """The table owns its sequence, so dropping the model drops it too."""
+        f = model.id_field
+        if f.sequence_name is None:
+            return []
+        return [
+            f"ALTER SEQUENCE {self.table(f.sequence_name)} OWNED BY "
+            f"{self.table(model.table)}.{ident(f.column)}"
+        ]
+
     def id_column(self, model: Model) -> str:
         f = model.id_field
-        if f.type_name == "Int" and f.id_strategy in ("AUTO", "SEQUENCE"):
+        if f.type_name == "Int" and f.sequence_name is not None:
+            sequence = literal(self.table(f.sequence_name))
+            kind = f"integer DEFAULT nextval({sequence}::regclass)"
+        elif f.type_name == "Int" and f.id_strategy in ("AUTO", "SEQUENCE"):
             kind = "SERIAL"
         else:
             kind = column_type(f)
@@ -311,7 +333,9 @@ class _Compiler:
             elif isinstance(step, CreateModel):
                 model = self.new.model(step.name)
                 assert model is not None
+                creates += self.create_sequence(model)
                 creates.append(self.create_table(model))
+                creates += self.own_sequence(model)
             elif isinstance(step, CreateField):
                 model = self.new.model(step.model)
                 assert model is not None
