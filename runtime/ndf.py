@@ -209,8 +209,9 @@ def _relation_reader(schema: Schema, relation: Relation):
 
     def read(conn: Connection, schema_name: str, offset: int) -> list[list[dict]]:
         if relation.link == "TABLE":
-            query = sql.SQL('SELECT "A", "B" FROM {} ORDER BY "A", "B" LIMIT %s OFFSET %s').format(
-                _table(schema_name, relation.table)
+            a, b = sql.Identifier(relation.column_a), sql.Identifier(relation.column_b)
+            query = sql.SQL("SELECT {}, {} FROM {} ORDER BY {}, {} LIMIT %s OFFSET %s").format(
+                a, b, _table(schema_name, relation.table), a, b
             )
         else:
             id_column = sql.Identifier(first.model.id_field.column)
@@ -357,8 +358,10 @@ def _import_relation(conn: Connection, schema_name: str, schema: Schema, value: 
         raise NdfError(f"the pair does not match the sides of relation {relation.name}")
     if relation.link == "TABLE":
         conn.execute(
-            sql.SQL('INSERT INTO {} ("A", "B") VALUES (%s, %s) ON CONFLICT DO NOTHING').format(
-                _table(schema_name, relation.table)
+            sql.SQL("INSERT INTO {} ({}, {}) VALUES (%s, %s) ON CONFLICT DO NOTHING").format(
+                _table(schema_name, relation.table),
+                sql.Identifier(relation.column_a),
+                sql.Identifier(relation.column_b),
             ),
             [first_id, second_id],
         )

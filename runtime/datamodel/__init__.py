@@ -88,7 +88,7 @@ def parse_datamodel(
             )
         )
     errors.extend(_crossed_renames(parsed.models))
-    models, relations = infer_relations(parsed.models, errors)
+    models, relations = infer_relations(parsed.models, errors, parsed.link_tables)
     if errors:
         return DatamodelResult(None, _unique(errors))
     return DatamodelResult(

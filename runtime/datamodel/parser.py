@@ -29,7 +29,7 @@ from runtime.datamodel.directives import (
     read_directives,
     string_argument,
 )
-from runtime.datamodel.schema import SCALAR_TYPES, Enum, Field, Model, SchemaError
+from runtime.datamodel.schema import SCALAR_TYPES, Enum, Field, LinkTable, Model, SchemaError
 
 RESERVED_TYPE_NAMES = frozenset(
     {
@@ -54,6 +54,7 @@ class ParsedDatamodel:
 
     models: list[Model] = field(default_factory=list)
     enums: list[Enum] = field(default_factory=list)
+    link_tables: list[LinkTable] = field(default_factory=list)
     errors: list[SchemaError] = field(default_factory=list)
     syntax_error: str | None = None
 
@@ -109,12 +110,64 @@ def parse_document(text: str) -> ParsedDatamodel:
             )
 
     enum_values = {e.name.value: [v.name.value for v in e.values or ()] for e in enums}
-    model_names = {o.name.value for o in objects}
+    link_nodes = [o for o in objects if _is_link_table(o)]
+    model_names = {o.name.value for o in objects if o not in link_nodes}
     for node in enums:
         result.enums.append(_read_enum(node, result.errors))
     for node in objects:
-        result.models.append(_read_model(node, model_names, enum_values, result.errors))
+        if node in link_nodes:
+            result.link_tables.append(_read_link_table(node, model_names, result.errors))
+        else:
+            result.models.append(_read_model(node, model_names, enum_values, result.errors))
     return result
+
+
+def _is_link_table(node: ObjectTypeDefinitionNode) -> bool:
+    return any(d.name.value == "relationTable" for d in node.directives or ())
+
+
+def _read_link_table(
+    node: ObjectTypeDefinitionNode, model_names: set[str], errors: list[SchemaError]
+) -> LinkTable:
+    """A `@relationTable` type, checked as Prisma's RelationTableDirective shapes it."""
+    name = node.name.value
+    directives = read_directives(name, None, node.directives or (), errors)
+    table = name
+    if "db" in directives:
+        table = string_argument(directives["db"], "name", name, None, "db", errors) or name
+    fields: list[tuple[str, str, str]] = []
+    for field_node in node.fields or ():
+        field_name = field_node.name.value
+        type_name, _, _, _ = _type_shape(field_node.type)
+        field_directives = read_directives(name, field_name, field_node.directives or (), errors)
+        if "id" in field_directives:
+            description = (
+                "The id field of a link table must be of type `ID!`."
+                if type_name != "ID"
+                else "Id fields on link tables are deprecated and this server does not create "
+                "them. Please remove it from your datamodel."
+            )
+            errors.append(SchemaError(name, field_name, description))
+            continue
+        if type_name not in model_names:
+            errors.append(
+                SchemaError(
+                    name, field_name, "A link table must not specify any additional scalar fields."
+                )
+            )
+            continue
+        column = field_name
+        if "db" in field_directives:
+            column = (
+                string_argument(field_directives["db"], "name", name, field_name, "db", errors)
+                or field_name
+            )
+        fields.append((field_name, type_name, column))
+    if len(fields) != 2:
+        errors.append(
+            SchemaError(name, None, "A link table must specify exactly two relation fields.")
+        )
+    return LinkTable(name=name, table=table, fields=tuple(fields))
 
 
 def _read_enum(node: EnumTypeDefinitionNode, errors: list[SchemaError]) -> Enum:
@@ -180,15 +233,6 @@ def _read_model(
                 "embedded types.",
             )
         )
-    if "relationTable" in type_directives:
-        errors.append(
-            SchemaError(
-                name,
-                None,
-                f"The type `{name}` uses `@relationTable`, which this server does not support yet.",
-            )
-        )
-
     fields: list[Field] = []
     seen: set[str] = set()
     for field_node in node.fields or ():

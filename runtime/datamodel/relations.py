@@ -12,15 +12,17 @@ from collections import defaultdict
 from dataclasses import replace
 from typing import Any
 
-from runtime.datamodel.schema import Field, Model, Relation, SchemaError
+from runtime.datamodel.schema import Field, LinkTable, Model, Relation, SchemaError
 
 FieldRef = tuple[Model, Field]
 
 
 def infer_relations(
-    models: list[Model], errors: list[SchemaError]
+    models: list[Model], errors: list[SchemaError], link_tables: list[LinkTable] | None = None
 ) -> tuple[list[Model], list[Relation]]:
     """Pair every relation field; returns the models with `relation_name` filled in."""
+    tables = {t.name: t for t in link_tables or ()}
+    _check_link_tables(models, tables, errors)
     named: dict[str, list[FieldRef]] = defaultdict(list)
     unnamed: dict[frozenset[str], list[FieldRef]] = defaultdict(list)
     for model in models:
@@ -103,7 +105,7 @@ def infer_relations(
 
     relations: list[Relation] = []
     for group_name, refs in groups:
-        relation = _relation(group_name, refs, errors)
+        relation = _relation(group_name, refs, errors, tables)
         if relation is None:
             continue
         if any(r.name == relation.name for r in relations):
@@ -140,7 +142,62 @@ def infer_relations(
     return resolved, relations
 
 
-def _relation(name: str | None, refs: list[FieldRef], errors: list[SchemaError]) -> Relation | None:
+def _check_link_tables(
+    models: list[Model], tables: dict[str, LinkTable], errors: list[SchemaError]
+) -> None:
+    """Prisma's RelationTableDirective.postValidate: referenced, and by the right types."""
+    for table in tables.values():
+        using = [(m, f) for m in models for f in m.fields if f.relation_name == table.name]
+        if not using:
+            errors.append(
+                SchemaError(
+                    table.name,
+                    None,
+                    f"The link table `{table.name}` is not referenced in any relation field.",
+                )
+            )
+            continue
+        in_fields = {m.name for m, _ in using} | {f.type_name for _, f in using}
+        if {model for _, model, _ in table.fields} != in_fields:
+            errors.append(
+                SchemaError(
+                    table.name,
+                    None,
+                    f"The link table `{table.name}` is not referencing the right types.",
+                )
+            )
+
+
+def _with_link_table(relation: Relation, table: LinkTable | None) -> Relation:
+    """A TABLE relation stored in its `@relationTable`: SchemaInferrer's column choice (for a
+    self relation the table's first field is side A, else the field naming model A)."""
+    if table is None or relation.link != "TABLE" or len(table.fields) != 2:
+        return relation
+    first, second = table.fields
+    if relation.model_a == relation.model_b:
+        column_a, column_b = first[2], second[2]
+    else:
+        a = first if first[1] == relation.model_a else second
+        b = second if a is first else first
+        column_a, column_b = a[2], b[2]
+    return replace(relation, table_name=table.table, column_a=column_a, column_b=column_b)
+
+
+def _relation(
+    name: str | None,
+    refs: list[FieldRef],
+    errors: list[SchemaError],
+    tables: dict[str, LinkTable] | None = None,
+) -> Relation | None:
+    relation = _relation_link(name, refs, errors, tables or {})
+    return (
+        None if relation is None else _with_link_table(relation, (tables or {}).get(relation.name))
+    )
+
+
+def _relation_link(
+    name: str | None, refs: list[FieldRef], errors: list[SchemaError], tables: dict[str, LinkTable]
+) -> Relation | None:
     if len(refs) == 2:
         (m1, f1), (m2, f2) = refs
         if m1.name == m2.name:
@@ -179,6 +236,8 @@ def _relation(name: str | None, refs: list[FieldRef], errors: list[SchemaError])
         "field_b": field_b.name if field_b else None,
     }
     to_one = [(m, f) for m, f in present if not f.is_list]
+    if not links and relation_name in tables:  # a declared link table means link: TABLE
+        return Relation(**base, link="TABLE")
     if links:
         m, f = links[0]
         if f.link == "TABLE":

@@ -102,10 +102,14 @@ class Relation:
     link: Literal["INLINE", "TABLE"]
     inline_model: str | None = None
     inline_column: str | None = None
+    # A link table declared with `@relationTable`: its own table and column names.
+    table_name: str | None = None
+    column_a: str = "A"
+    column_b: str = "B"
 
     @property
     def table(self) -> str:
-        return f"_{self.name}"
+        return self.table_name or f"_{self.name}"
 
     def manifestation(self) -> dict[str, Any]:
         """The `RelationManifestation` value the management API reports."""
@@ -114,10 +118,20 @@ class Relation:
         return {
             "type": "LinkTable",
             "table": self.table,
-            "modelAColumn": "A",
-            "modelBColumn": "B",
+            "modelAColumn": self.column_a,
+            "modelBColumn": self.column_b,
             "idColumn": None,
         }
+
+
+@dataclass(frozen=True)
+class LinkTable:
+    """A type marked `@relationTable`: the table (and its two columns) of the relation that
+    bears its name. `fields` are (field name, referenced model, column) in written order."""
+
+    name: str
+    table: str
+    fields: tuple[tuple[str, str, str], ...]
 
 
 @dataclass(frozen=True)

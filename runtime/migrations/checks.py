@@ -86,7 +86,7 @@ def display_value(f: Field, schema: Schema) -> str:
 def relation_columns(schema: Schema, relation: Relation) -> tuple[str, str, str] | None:
     """(table, column of side A, column of side B) where the relation's pairs are stored."""
     if relation.link == "TABLE":
-        return relation.table, "A", "B"
+        return relation.table, relation.column_a, relation.column_b
     holder = schema.model(relation.inline_model or "")
     if holder is None:
         return None

@@ -205,14 +205,15 @@ class _Compiler:
         assert model_a is not None and model_b is not None
         if relation.link == "TABLE":
             table = self.table(relation.table)
+            a, b = ident(relation.column_a), ident(relation.column_b)
             return [
                 f"CREATE TABLE {table} ("
-                f'"A" {self.reference_type(model_a.id_field)} NOT NULL REFERENCES '
+                f"{a} {self.reference_type(model_a.id_field)} NOT NULL REFERENCES "
                 f"{self.table(model_a.table)} ({ident(model_a.id_field.column)}) ON DELETE CASCADE, "
-                f'"B" {self.reference_type(model_b.id_field)} NOT NULL REFERENCES '
+                f"{b} {self.reference_type(model_b.id_field)} NOT NULL REFERENCES "
                 f"{self.table(model_b.table)} ({ident(model_b.id_field.column)}) ON DELETE CASCADE)",
-                f'CREATE UNIQUE INDEX {ident(f"{relation.table}_AB_unique")} ON {table} ("A", "B")',
-                f'CREATE INDEX {ident(f"{relation.table}_B")} ON {table} ("B")',
+                f"CREATE UNIQUE INDEX {ident(f'{relation.table}_AB_unique')} ON {table} ({a}, {b})",
+                f"CREATE INDEX {ident(f'{relation.table}_B')} ON {table} ({b})",
             ]
         holder = self.new.model(relation.inline_model or "")
         assert holder is not None
@@ -256,13 +257,19 @@ class _Compiler:
                     f"RENAME TO {ident(after.table + suffix)}"
                 )
         back = {new: old for new, old in self.renames.items()}
-        if before.model_a != before.model_b and back.get(after.model_a) == before.model_b:
-            table = self.table(after.table)
-            statements += [
-                f'ALTER TABLE {table} RENAME COLUMN "A" TO "_A"',
-                f'ALTER TABLE {table} RENAME COLUMN "B" TO "A"',
-                f'ALTER TABLE {table} RENAME COLUMN "_A" TO "B"',
-            ]
+        swapped = before.model_a != before.model_b and back.get(after.model_a) == before.model_b
+        targets = (after.column_b, after.column_a) if swapped else (after.column_a, after.column_b)
+        moves = [
+            (old, new)
+            for old, new in zip((before.column_a, before.column_b), targets, strict=True)
+            if old != new
+        ]
+        table = self.table(after.table)
+        # Through temporary names, so that swapping A and B never collides.
+        for i, (old, _) in enumerate(moves):
+            statements.append(f"ALTER TABLE {table} RENAME COLUMN {ident(old)} TO {ident(f'_{i}')}")
+        for i, (_, new) in enumerate(moves):
+            statements.append(f"ALTER TABLE {table} RENAME COLUMN {ident(f'_{i}')} TO {ident(new)}")
         return statements
 
     def needs_recreate(self, before: Field, after: Field) -> bool:

@@ -132,9 +132,10 @@ class ApiField:
         """(column holding this model's id, column holding the related id) in the link table."""
         r = self.relation
         assert r is not None
+        a, b = r.column_a, r.column_b
         if r.model_a == r.model_b:
-            return ("A", "B") if self.name == r.field_a else ("B", "A")
-        return ("A", "B") if self.model.name == r.model_a else ("B", "A")
+            return (a, b) if self.name == r.field_a else (b, a)
+        return (a, b) if self.model.name == r.model_a else (b, a)
 
     @property
     def inline_column(self) -> str:

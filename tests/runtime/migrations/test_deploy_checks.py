@@ -802,3 +802,39 @@ def test_renaming_an_enum_keeps_its_values_and_still_checks_removed_ones(setup_p
     assert project.data("{ as { enum enums } }") == {
         "as": [{"enum": "D", "enums": ["C", "B", "A"]}]
     }
+
+
+def test_declaring_a_relation_table_renames_the_link_table_and_keeps_its_rows(
+    setup_project,
+) -> None:
+    """`@relationTable` on an existing relation: its `_Name` table with columns A/B becomes the
+    declared table and columns; the links stay."""
+    project = setup_project(
+        """
+        type Post { id: ID! @id  title: String! @unique  tags: [Tag] @relation(name: "Tagged") }
+        type Tag { id: ID! @id  name: String! @unique  posts: [Post] @relation(name: "Tagged") }
+        """
+    )
+    project.data(
+        'mutation { createPost(data: {title: "p", tags: {create: [{name: "t"}]}}) { id } }'
+    )
+    project.must_succeed(
+        """
+        type Post { id: ID! @id  title: String! @unique  tags: [Tag] @relation(name: "Tagged") }
+        type Tag { id: ID! @id  name: String! @unique  posts: [Post] @relation(name: "Tagged") }
+        type Tagged @relationTable @db(name: "post_tags") {
+          tag: Tag! @db(name: "tag_id")
+          post: Post! @db(name: "post_id")
+        }
+        """,
+        3,
+    )
+    assert project.data("{ posts { title tags { name } } }") == {
+        "posts": [{"title": "p", "tags": [{"name": "t"}]}]
+    }
+    project.data(
+        'mutation { updateTag(where: {name: "t"}, data: {posts: {create: [{title: "q"}]}}) { id } }'
+    )
+    assert project.data("{ tags { name posts(orderBy: title_ASC) { title } } }") == {
+        "tags": [{"name": "t", "posts": [{"title": "p"}, {"title": "q"}]}]
+    }
