@@ -45,6 +45,9 @@ from runtime.opencrud.steps import Steps, drive_async
 from runtime.operator import Operator, ServerUnavailable, is_operator_path
 from runtime.quota import StorageGuard, StorageLimitReached
 from runtime.sandbox import SandboxPolicy
+from runtime.subscriptions.events import EventSink, channel_for
+from runtime.subscriptions.hub import SubscriptionHub
+from runtime.subscriptions.session import PROTOCOL, ServiceHandle, Session
 from runtime.tenants import Tenant
 from runtime.throttle import Throttled
 from runtime.throttle import header as throttled_by
@@ -89,6 +92,7 @@ class RuntimeApp:
         self.management_schema = build_management_schema()
         self.directory = ServiceDirectory()
         self.watches = ClientWatches()  # cancels the statements of clients that went away
+        self.subscriptions = SubscriptionHub()  # websocket subscribers and their LISTEN
         # Sandbox servers: a throttle shared by every runtime process through Redis, and a
         # storage cap per service.
         self.redis: Redis | None = None
@@ -110,7 +114,7 @@ class RuntimeApp:
         elif scope["type"] == "http":
             await self._http(scope, receive, send)
         elif scope["type"] == "websocket":
-            await send({"type": "websocket.close", "code": 1003})
+            await self._websocket(scope, receive, send)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
@@ -135,6 +139,7 @@ class RuntimeApp:
                 for tenant in self.tenants.values():
                     await tenant.close_loop_pool()
                     await asyncio.to_thread(tenant.close)
+                await self.subscriptions.close()
                 if self.redis is not None:
                     await self.redis.aclose()
                 await send({"type": "lifespan.shutdown.complete"})
@@ -204,6 +209,73 @@ class RuntimeApp:
         if server is None and self.operator is not None:
             server = self.operator.server_for_host(hostname)
         return server or self.catch_all
+
+    async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Subscriptions on a service endpoint (`runtime.subscriptions`). Anything else, and a
+        client that does not offer the `graphql-ws` subprotocol, is refused at the handshake
+        (403), as Prisma refuses it."""
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        path = scope["path"]
+        server = self._server_for_host(headers.get("host", ""))
+        route = None if is_operator_path(path) else service_route(path)
+        refused = (
+            server is None
+            or route is None
+            or route[2] is not None
+            or path.rstrip("/") in ("/management", "/status")
+            or PROTOCOL not in scope.get("subprotocols", ())
+        )
+        if refused:
+            await send({"type": "websocket.close", "code": 1008})
+            return
+        assert server is not None and route is not None
+        tenant = self.tenants.get(server.name)
+        registered = tenant is None
+        if tenant is None:
+            assert self.operator is not None
+            try:
+                tenant = await self.operator.acquire(server.name)
+            except ServerUnavailable:
+                await send({"type": "websocket.close", "code": 1011})
+                return
+        pid = store.project_id(route[0], route[1])
+        handle = ServiceHandle(
+            project_id=pid,
+            load=lambda: self._subscription_service(tenant, pid),
+            sink=self._event_sink(tenant, pid),
+            listener=self.subscriptions.listener(tenant),
+            sandbox=self.sandboxes.get(server.name),
+            request_id=lambda: f"{self.request_prefix}:{cuid()}",
+        )
+        try:
+            await Session(handle, receive, send, headers.get("authorization")).run()
+        finally:
+            if registered and self.operator is not None:
+                self.operator.release(tenant)
+
+    async def _subscription_service(self, tenant: Tenant, pid: str) -> ServiceEntry:
+        cached = self.directory.cached(tenant, pid)
+        if cached is not None:
+            return cached
+
+        def load() -> ServiceEntry:
+            with tenant.pool.connection() as conn, _autocommit(conn):
+                return self.directory.load(conn, tenant, pid)
+
+        return await asyncio.to_thread(load)
+
+    @staticmethod
+    def _event_sink(tenant: Tenant, pid: str) -> EventSink:
+        """Where the service's mutations publish their events (`runtime.subscriptions`)."""
+        database = tenant.config.database
+        return EventSink(
+            channel_for(
+                f"{database.host}:{database.port}/{database.database}",
+                tenant.management_schema,
+                pid,
+            ),
+            pid,
+        )
 
     async def _serve(
         self,
@@ -452,7 +524,8 @@ class RuntimeApp:
             return None
         sandbox = self.sandboxes.get(tenant.config.name)
         limits = self._limits(tenant, service, sandbox)
-        steps = plan(service.api, payload, request_id, cached_only=True, limits=limits)
+        sink = self._event_sink(tenant, service.project_id)
+        steps = plan(service.api, payload, request_id, cached_only=True, limits=limits, sink=sink)
         if steps is None:
             return None
         roots = sandbox.writes(service.api, payload) if sandbox is not None else []
@@ -526,7 +599,8 @@ class RuntimeApp:
             except StorageLimitReached as exc:
                 return 200, envelope.error(exc.code, exc.message, request_id)
         limits = self._limits(tenant, service, sandbox)
-        answer = execute(api, service.schema, payload, conn, request_id, limits)
+        sink = self._event_sink(tenant, service.project_id)
+        answer = execute(api, service.schema, payload, conn, request_id, limits, sink)
         if sandbox is not None:
             sandbox.wrote(service.schema, roots)
         return answer.status, RawJson(answer.body)

@@ -47,6 +47,7 @@ from runtime.opencrud.statement import Statement
 from runtime.opencrud.steps import Sql, Steps, answered, drive
 from runtime.opencrud.validation import validate_document
 from runtime.opencrud.values import shape
+from runtime.subscriptions.events import EventSink
 
 __all__ = [
     "Answer",
@@ -79,6 +80,7 @@ def execute(
     conn: Connection,
     request_id: str,
     limits: RequestLimits | None = None,
+    sink: EventSink | None = None,
 ) -> Answer:
     """Answer a request body on a synchronous connection: one operation, or a JSON array of
     them answered with an array.
@@ -86,7 +88,7 @@ def execute(
     `schema_name` is the service's PostgreSQL schema, where its statements run; `conn` is a
     connection of the tenant's pool. The event loop uses `plan` and `steps.drive_async` instead.
     """
-    steps = plan(service, payload, request_id, limits=limits)
+    steps = plan(service, payload, request_id, limits=limits, sink=sink)
     assert steps is not None
     return Answer(*drive(steps, conn, schema_sql(schema_name, service.version)))
 
@@ -324,6 +326,7 @@ def plan(
     *,
     cached_only: bool = False,
     limits: RequestLimits | None = None,
+    sink: EventSink | None = None,
 ) -> Steps[tuple[int, bytes]] | None:
     """The steps that answer a request body (status and JSON body), for any driver.
 
@@ -339,10 +342,11 @@ def plan(
     `limits` (one object for the whole request, a batch included) hold the answer to its
     response budget and, on a sandbox, the mutations to the storage cap; an operation selecting
     more root fields than `limits.root_fields` is answered with an error and runs nothing.
+    With `sink`, mutations publish their events there (the service's subscription channel).
     """
     if isinstance(payload, list):
         items = [
-            plan(service, item, request_id, cached_only=cached_only, limits=limits)
+            plan(service, item, request_id, cached_only=cached_only, limits=limits, sink=sink)
             for item in payload
         ]
         if any(item is None for item in items):
@@ -361,9 +365,9 @@ def plan(
         return answered(request)
     operation = request.operation
     if operation.operation == OperationType.MUTATION:
-        return _mutation(service, request, request_id, limits)
+        return _mutation(service, request, request_id, limits, sink)
     if operation.operation == OperationType.SUBSCRIPTION:
-        message = "Subscriptions are served over websockets, which this runtime does not offer yet."
+        message = "Subscriptions are served over websockets: open one to this endpoint."
         return answered((200, dump({"data": None, "errors": [{"message": message}]})))
     key = _compiled_key(service, request)
     fields: list[CompiledField] | None = service.compiled.lookup(key)
@@ -382,7 +386,11 @@ def plan(
 
 
 def _mutation(
-    service: ServiceApi, request: _Request, request_id: str, limits: RequestLimits | None
+    service: ServiceApi,
+    request: _Request,
+    request_id: str,
+    limits: RequestLimits | None,
+    sink: EventSink | None,
 ) -> Steps[tuple[int, bytes]]:
     body = yield from run_mutation(
         service,
@@ -391,6 +399,7 @@ def _mutation(
         request.variables,
         request_id,
         limits,
+        sink,
     )
     return 200, body
 

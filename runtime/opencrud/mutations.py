@@ -30,6 +30,8 @@ from runtime.opencrud.statement import Statement, column
 from runtime.opencrud.steps import BEGIN, COMMIT, ROLLBACK, Sql, Steps
 from runtime.opencrud.values import plain
 from runtime.opencrud.writes import Writer
+from runtime.subscriptions import events
+from runtime.subscriptions.events import EventSink
 
 ROOT_KINDS = ("create", "updateMany", "update", "upsert", "deleteMany", "delete")
 
@@ -69,13 +71,24 @@ class Mutation:
         return node_id
 
     def update(self, model: ApiModel, node_id: Any, data: dict[str, Any]) -> Steps[None]:
+        previous = yield from self.w.previous_values(model, node_id)
         yield from self.w.update_scalars(model, [node_id], data)
+        if self.w.events is not None:
+            names = [f.name for f in model.scalar_fields if f.name in data]
+            self.w.events.append(events.updated(model, node_id, names, previous))
         for f in model.relation_fields:
             if data.get(f.name) is not None:
                 if f.is_list:
                     yield from self.nested_update_many(f, node_id, data[f.name])
                 else:
                     yield from self.nested_update_one(f, node_id, data[f.name])
+
+    def delete(self, model: ApiModel, node_id: Any) -> Steps[None]:
+        """Delete one node the request names (a cascade's nodes publish nothing, as in Prisma)."""
+        previous = yield from self.w.previous_values(model, node_id)
+        yield from self.w.delete_node(model, node_id)
+        if self.w.events is not None:
+            self.w.events.append(events.deleted(model, node_id, previous))
 
     def create_linked(self, f: ApiField, parent_id: Any, data: dict[str, Any]) -> Steps[None]:
         child = yield from self.create(f.target, data, f.related)
@@ -144,7 +157,7 @@ class Mutation:
                 yield from self.create_linked(f, parent_id, item.get("create") or {})
         for where in as_list(value.get("delete")):
             child = yield from self.connected(f, parent_id, where, f.model)
-            yield from self.w.delete_node(target, child)
+            yield from self.delete(target, child)
         for where in as_list(value.get("connect")):
             yield from self.connect(f, parent_id, where)
         if "set" in value and value["set"] is not None:
@@ -186,7 +199,7 @@ class Mutation:
                 yield from self.create_linked(f, parent_id, value["upsert"].get("create") or {})
         if value.get("delete"):
             child = yield from self.current(f, parent_id)
-            yield from self.w.delete_node(target, child)
+            yield from self.delete(target, child)
         if value.get("disconnect"):
             child = yield from self.current(f, parent_id)
             yield from self.w.unlink(f, parent_id, child)
@@ -216,8 +229,12 @@ def run_mutation(
     variables: dict[str, Any],
     request_id: str,
     limits: RequestLimits | None = None,
+    sink: EventSink | None = None,
 ) -> Steps[bytes]:
     """Run the root fields of a mutation in order, each atomic, in one transaction.
+
+    With `sink`, the nodes it creates, updates and deletes are published to the service's
+    subscribers inside the transaction, so they leave with its COMMIT (`subscriptions.events`).
 
     With `limits`, the nodes it answers are held to the response budget, and on a sandbox the
     storage guard sees the writes' growth before COMMIT and may roll the whole request back."""
@@ -229,7 +246,7 @@ def run_mutation(
     parts: list[bytes] = []
     problems: list[dict[str, Any]] = []
     null_data = False
-    writer = Writer(service.api)
+    writer = Writer(service.api, publishes=sink is not None)
     # With one root field the request's transaction is all the atomicity needed; a savepoint
     # per field (two more round trips) only matters when a failed field must spare the others.
     fields = [nodes for nodes in roots.values() if nodes[0].name.value != "__typename"]
@@ -243,6 +260,7 @@ def run_mutation(
             continue
         definition = mutation_type.fields[name]
         savepoint = f"field_{index}"
+        published = len(writer.events or ())
         try:
             if not single:
                 yield Sql(f"SAVEPOINT {savepoint}")
@@ -257,6 +275,8 @@ def run_mutation(
             if not single:
                 yield Sql(f"ROLLBACK TO SAVEPOINT {savepoint}")
             writer.touched.clear()
+            if writer.events is not None:
+                del writer.events[published:]  # the field's writes were undone
             problems.append(errors.error_entry(exc, key, nodes, request_id))
             parts.append(encoded + b":null")
             null_data = null_data or isinstance(definition.type, GraphQLNonNull)
@@ -270,6 +290,8 @@ def run_mutation(
             except PrismaError as exc:
                 yield ROLLBACK
                 return error_body(exc.code, exc.message, request_id)
+        if sink is not None and writer.events:
+            yield from events.publish(sink, writer.events)
         yield COMMIT
     data = b"null" if null_data else b"{" + b",".join(parts) + b"}"
     if problems:
@@ -304,7 +326,7 @@ def _root_field(
         elif kind == "delete":
             node_id = yield from writer.require_unique(model, args["where"])
             body = yield from _read_node(compiler, model, node_id, nodes, writer, limits)
-            yield from writer.delete_node(model, node_id)
+            yield from mutation.delete(model, node_id)
             return body
         else:
             ids = yield from writer.ids_where(model, args.get("where"))

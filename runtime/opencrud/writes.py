@@ -23,6 +23,7 @@ from runtime.opencrud.roots import where_unique_field
 from runtime.opencrud.statement import Statement, array_type
 from runtime.opencrud.steps import Result, Sql, Steps
 from runtime.opencrud.values import converter, to_datetime, to_json_text
+from runtime.subscriptions import events
 
 MAX_ID_LENGTH = 25
 # A bound of what a write statement can add to the service's files (heap, TOAST, indexes), for
@@ -73,9 +74,12 @@ def default_value(f: ApiField) -> Any:
 class Writer:
     """The writes of one request, on one connection, inside its transaction."""
 
-    def __init__(self, api: ApiSchema) -> None:
+    def __init__(self, api: ApiSchema, publishes: bool = False) -> None:
         self.api = api
         self.touched: set[tuple[str, Any]] = set()
+        # The subscription events of the request (`runtime.subscriptions.events`), when its
+        # service's events are published; None otherwise (nothing is captured then).
+        self.events: list[dict[str, Any]] | None = [] if publishes else None
         # What the writes so far can have added to the service's files, at most (bytes).
         self.growth = 0
         now = datetime.now(UTC)
@@ -248,7 +252,18 @@ class Writer:
         for f, items in lists.items():
             yield from self.set_list(f, node_id, items)
         self.touched.add((model.name, node_id))
+        if self.events is not None:
+            self.events.append(events.created(model, node_id))
         return node_id
+
+    def previous_values(self, model: ApiModel, node_id: Any) -> Steps[dict[str, Any] | None]:
+        """The node's scalar values before a write, for its subscription event (None when its
+        events are not published)."""
+        if self.events is None:
+            return None
+        query = events.previous_values_query(model)
+        row = (yield from self.run(query, [node_id])).one()
+        return json.loads(row[0]) if row and row[0] is not None else None
 
     def update_scalars(self, model: ApiModel, ids: list[Any], data: dict[str, Any]) -> Steps[None]:
         """Scalar fields and scalar lists of `data` on every node of `ids`, plus `@updatedAt`."""

@@ -1,0 +1,136 @@
+"""What a mutation publishes, and how a listener reads it back.
+
+A mutation collects its events while it writes (`Writer.events`): a node created, a node updated
+(the names of the scalar fields its input set, and the node's scalar values before the update,
+read inside the transaction) and a node deleted (its values before the delete). Just before
+COMMIT, the events go out through `pg_notify` on the service's channel in the same transaction:
+PostgreSQL delivers a notification only when its transaction commits, to every session that
+listens on the channel by then, in every runtime process; a rolled-back mutation publishes
+nothing. What Prisma publishes is followed (`SubscriptionEvents.scala`): `updateMany` and
+`deleteMany` publish nothing, nor do cascading deletes; Refract also publishes nested deletes
+and gives nested updates their full previous values (Prisma gives only the id there).
+
+A notification's payload must be under 8000 bytes, and previous values can be larger (a long
+text, a Json field): a request's events are one JSON document, sent in numbered chunks that the
+listener puts together again (`Reassembler`). Notifications of one transaction arrive together
+and in order; the chunk numbers make that an optimisation, not an assumption.
+
+Channels are keyed by server and service (DESIGN invariant 7): the database the server's
+connections reach, its management schema and the project id, hashed into a channel name (a
+PostgreSQL identifier is at most 63 bytes). The payload names the project again, and the
+listener checks it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+from collections import OrderedDict
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+from runtime.opencrud.model import ApiModel
+from runtime.opencrud.reads import scalar_json
+from runtime.opencrud.statement import Statement, column, json_object
+from runtime.opencrud.steps import Sql, Steps
+
+# Characters of JSON (ASCII: `json.dumps` escapes the rest) per notification, with room for
+# the chunk header under PostgreSQL's 8000-byte limit.
+CHUNK_CHARS = 7900
+# Events put together at once from chunks; a chunk whose siblings never come is dropped.
+PARTIAL_EVENTS = 256
+
+CREATED, UPDATED, DELETED = "CREATED", "UPDATED", "DELETED"
+
+
+@dataclass(frozen=True)
+class EventSink:
+    """Where the events of a request go: its service's channel."""
+
+    channel: str
+    project_id: str
+
+
+def channel_for(database: str, management_schema: str, project_id: str) -> str:
+    """The channel of one service of one server (see the module's docstring)."""
+    key = "\x00".join((database, management_schema, project_id)).encode()
+    return "refract_" + hashlib.sha256(key).hexdigest()[:40]
+
+
+def created(model: ApiModel, node_id: Any) -> dict[str, Any]:
+    return {"k": CREATED, "m": model.name, "id": node_id}
+
+
+def updated(
+    model: ApiModel, node_id: Any, fields: list[str], previous: dict[str, Any] | None
+) -> dict[str, Any]:
+    return {"k": UPDATED, "m": model.name, "id": node_id, "f": fields, "pv": previous}
+
+
+def deleted(model: ApiModel, node_id: Any, previous: dict[str, Any] | None) -> dict[str, Any]:
+    return {"k": DELETED, "m": model.name, "id": node_id, "pv": previous}
+
+
+@cache
+def previous_values_query(model: ApiModel) -> str:
+    """The JSON of a node's scalar fields (lists included), as the API answers them: what
+    `previousValues` selects from. Runs in the mutation's transaction, before the write."""
+    st = Statement()
+    pairs = [(f.name, scalar_json(st, f, "t")) for f in model.scalar_fields]
+    return (
+        f"SELECT {json_object(pairs)}::text FROM {st.table(model)} t "  # noqa: S608 - quoted names
+        f"WHERE {column('t', model.id_field)} = %s"
+    )
+
+
+def notifications(sink: EventSink, events: list[dict[str, Any]]) -> list[str]:
+    """The payloads that carry a request's events: `<token>:<index>:<count>:<json part>`."""
+    body = json.dumps({"p": sink.project_id, "e": events}, separators=(",", ":"), default=str)
+    parts = [body[i : i + CHUNK_CHARS] for i in range(0, len(body), CHUNK_CHARS)]
+    token = secrets.token_hex(8)
+    return [f"{token}:{i}:{len(parts)}:{part}" for i, part in enumerate(parts)]
+
+
+def publish(sink: EventSink, events: list[dict[str, Any]]) -> Steps[None]:
+    """One statement inside the transaction, just before COMMIT; nothing without events."""
+    if not events:
+        return
+    yield Sql(
+        "SELECT count(pg_notify(%s, p)) FROM unnest(%s::text[]) AS p",
+        [sink.channel, notifications(sink, events)],
+    )
+
+
+class Reassembler:
+    """Notifications back into `{"p": project id, "e": [event, ...]}` documents."""
+
+    def __init__(self, limit: int = PARTIAL_EVENTS) -> None:
+        self.limit = limit
+        self.partial: OrderedDict[str, dict[int, str]] = OrderedDict()
+
+    def add(self, payload: str) -> dict[str, Any] | None:
+        try:
+            token, index_text, count_text, part = payload.split(":", 3)
+            index, count = int(index_text), int(count_text)
+        except ValueError:
+            return None
+        if count == 1:
+            return _document(part)
+        parts = self.partial.setdefault(token, {})
+        parts[index] = part
+        if len(parts) < count:
+            while len(self.partial) > self.limit:
+                self.partial.popitem(last=False)
+            return None
+        del self.partial[token]
+        return _document("".join(parts[i] for i in range(count)))
+
+
+def _document(text: str) -> dict[str, Any] | None:
+    try:
+        document = json.loads(text)
+    except ValueError:
+        return None
+    return document if isinstance(document, dict) else None
