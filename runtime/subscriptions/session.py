@@ -101,7 +101,9 @@ class Session:
             self.deliver(_error(subscription_id, message))
 
     def _drop_too_slow(self) -> None:
-        log.info("subscriptions: a subscriber of %s was too slow; dropped", self.service.project_id)
+        log.warning(
+            "subscriptions: a subscriber of %s was too slow; dropped", self.service.project_id
+        )
         self.dropped = True
         self._end_subscriptions()
         self.buffer.clear()

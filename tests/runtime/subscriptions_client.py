@@ -5,8 +5,12 @@ listening, and every write that commits from then on reaches it."""
 
 from __future__ import annotations
 
+import base64
 import json
+import os
 import secrets
+import socket
+import struct
 import time
 from typing import Any
 
@@ -89,3 +93,58 @@ class Subscriber:
 
     def __exit__(self, *_: object) -> None:
         self.close()
+
+
+class StalledSubscriber:
+    """A subscriber that stops reading: a bare socket with a small receive buffer (Linux would
+    grow it to tens of megabytes) that speaks just enough of the websocket protocol. A client
+    library keeps reading into its own memory, so it cannot stall a server."""
+
+    def __init__(self, url: str, path: str) -> None:
+        host, port = url.removeprefix("http://").split(":")
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16 * 1024)
+        self.sock.settimeout(WAIT_SECONDS)
+        self.sock.connect((host, int(port)))
+        key = base64.b64encode(os.urandom(16)).decode()
+        self.sock.sendall(
+            f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\n"
+            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
+            f"Sec-WebSocket-Protocol: {PROTOCOL}\r\n\r\n".encode()
+        )
+        self.buffer = b""
+        while b"\r\n\r\n" not in self.buffer:
+            self.buffer += self.sock.recv(4096)
+        head, self.buffer = self.buffer.split(b"\r\n\r\n", 1)
+        assert head.startswith(b"HTTP/1.1 101"), head
+
+    def send(self, message: dict[str, Any]) -> None:
+        data = json.dumps(message).encode()
+        mask = os.urandom(4)
+        size = (
+            bytes([0x80 | len(data)]) if len(data) < 126 else b"\xfe" + struct.pack("!H", len(data))
+        )
+        masked = bytes(b ^ mask[i % 4] for i, b in enumerate(data))
+        self.sock.sendall(b"\x81" + size + mask + masked)
+
+    def _read(self, size: int) -> bytes:
+        while len(self.buffer) < size:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise EOFError("the server closed the connection")
+            self.buffer += chunk
+        data, self.buffer = self.buffer[:size], self.buffer[size:]
+        return data
+
+    def frame(self) -> tuple[int, bytes]:
+        """The next frame from the server: (opcode, payload); fragments are not expected."""
+        first, second = self._read(2)
+        size = second & 0x7F
+        if size == 126:
+            size = struct.unpack("!H", self._read(2))[0]
+        elif size == 127:
+            size = struct.unpack("!Q", self._read(8))[0]
+        return first & 0x0F, self._read(size)
+
+    def close(self) -> None:
+        self.sock.close()
