@@ -27,6 +27,7 @@ from typing import Any
 
 from runtime.auth import verify_service
 from runtime.directory import ServiceEntry
+from runtime.envelope import INTERNAL_ERROR
 from runtime.errors import PrismaError
 from runtime.sandbox import SandboxPolicy
 from runtime.subscriptions.events import EventSink
@@ -132,7 +133,13 @@ class Session:
                 text = message.get("text")
                 if text is None and message.get("bytes") is not None:
                     text = message["bytes"].decode("utf-8", "replace")
-                await self._handle(text or "")
+                try:
+                    await self._handle(text or "")
+                except Exception:
+                    # The database cannot be reached, say: Prisma's top-level answer.
+                    request_id = self.service.request_id()
+                    log.exception("subscriptions: request %s failed", request_id)
+                    self.deliver(_connection_error(INTERNAL_ERROR.format(request_id)))
         finally:
             self._end_subscriptions()
             keep_alive.cancel()
@@ -278,7 +285,11 @@ class Session:
         if self.closing is not None:
             return
         self.subscriptions[key] = subscription
-        await self.service.listener.add(subscription)
+        try:
+            await self.service.listener.add(subscription)
+        except Exception:
+            self.subscriptions.pop(key, None)
+            raise
         if self.closing is not None or self.subscriptions.get(key) is not subscription:
             self.service.listener.remove(subscription)  # ended while LISTEN ran
 

@@ -352,7 +352,7 @@ def test_a_protected_service_needs_its_token(pair: tuple[Runtime, Runtime], toke
     deploy(a, token, name, DATAMODEL, secrets=["service-secret-long-enough-for-hs256-0123"])
     path = f"/{name}/dev"
     good = jwt.encode({"data": "x"}, "service-secret-long-enough-for-hs256-0123", algorithm="HS256")
-    bad = jwt.encode({"data": "x"}, "another-secret", algorithm="HS256")
+    bad = jwt.encode({"data": "x"}, "another-secret-just-as-long-for-hs256-0123", algorithm="HS256")
     with Subscriber(a.url + path) as sub:
         assert sub.init() == {
             "type": "connection_error",
