@@ -10,6 +10,7 @@ write that every subscription matches must be the next event.
 
 from __future__ import annotations
 
+import json
 import secrets
 from collections.abc import Iterator
 from typing import Any
@@ -309,7 +310,9 @@ def test_protocol_messages_and_errors_are_prismas(
                 "message": "You have to send an init message before sending anything else."
             },
         }
-        assert sub.init() == {"type": "connection_ack"}
+        sub.send({"type": "connection_init", "payload": {}})
+        acknowledged = [json.loads(sub.ws.recv(timeout=30)) for _ in range(2)]
+        assert acknowledged == [{"type": "connection_ack"}, {"type": "ka"}]
         no_model = (
             "The provided query doesn't include any known model name. "
             "Please check for the latest subscriptions API."
