@@ -33,6 +33,7 @@ from runtime.opencrud.writes import Writer
 from runtime.subscriptions import events
 from runtime.subscriptions.events import EventSink
 
+UNREAD = object()  # a node's previous values not read yet
 ROOT_KINDS = ("create", "updateMany", "update", "upsert", "deleteMany", "delete")
 
 
@@ -70,8 +71,13 @@ class Mutation:
                 yield from self.nested_create(f, node_id, data[f.name])
         return node_id
 
-    def update(self, model: ApiModel, node_id: Any, data: dict[str, Any]) -> Steps[None]:
-        previous = yield from self.w.previous_values(model, node_id)
+    def update(
+        self, model: ApiModel, node_id: Any, data: dict[str, Any], previous: Any = UNREAD
+    ) -> Steps[None]:
+        """Update a node the request names; `previous`: its values, when the caller read them
+        already (`Writer.require_unique_before_write`)."""
+        if previous is UNREAD:
+            previous = yield from self.w.previous_values(model, node_id)
         yield from self.w.update_scalars(model, [node_id], data)
         if self.w.events is not None:
             names = [f.name for f in model.scalar_fields if f.name in data]
@@ -83,9 +89,10 @@ class Mutation:
                 else:
                     yield from self.nested_update_one(f, node_id, data[f.name])
 
-    def delete(self, model: ApiModel, node_id: Any) -> Steps[None]:
+    def delete(self, model: ApiModel, node_id: Any, previous: Any = UNREAD) -> Steps[None]:
         """Delete one node the request names (a cascade's nodes publish nothing, as in Prisma)."""
-        previous = yield from self.w.previous_values(model, node_id)
+        if previous is UNREAD:
+            previous = yield from self.w.previous_values(model, node_id)
         yield from self.w.delete_node(model, node_id)
         if self.w.events is not None:
             self.w.events.append(events.deleted(model, node_id, previous))
@@ -315,8 +322,8 @@ def _root_field(
         if kind == "create":
             node_id = yield from mutation.create(model, args.get("data") or {})
         elif kind == "update":
-            node_id = yield from writer.require_unique(model, args["where"])
-            yield from mutation.update(model, node_id, args["data"])
+            node_id, previous = yield from writer.require_unique_before_write(model, args["where"])
+            yield from mutation.update(model, node_id, args["data"], previous)
         elif kind == "upsert":
             node_id = yield from writer.find_unique(model, args["where"])
             if node_id is None:
@@ -324,9 +331,9 @@ def _root_field(
             else:
                 yield from mutation.update(model, node_id, args["update"])
         elif kind == "delete":
-            node_id = yield from writer.require_unique(model, args["where"])
+            node_id, previous = yield from writer.require_unique_before_write(model, args["where"])
             body = yield from _read_node(compiler, model, node_id, nodes, writer, limits)
-            yield from mutation.delete(model, node_id)
+            yield from mutation.delete(model, node_id, previous)
             return body
         else:
             ids = yield from writer.ids_where(model, args.get("where"))

@@ -134,6 +134,20 @@ class Writer:
             raise errors.node_not_found(model.name, f.name, value)
         return node_id
 
+    def require_unique_before_write(
+        self, model: ApiModel, where: dict[str, Any] | None
+    ) -> Steps[tuple[Any, dict[str, Any] | None]]:
+        """`require_unique` for a node about to be updated or deleted, with its values for the
+        subscription event read in the same statement (None when events are not published)."""
+        if self.events is None:
+            return (yield from self.require_unique(model, where)), None
+        f, value = where_unique_field(model, where)
+        key = write_value_item(f, value) if f.type_name != "ID" else str(value)
+        row = (yield from self.run(events.previous_values_query(model, f), [key])).one()
+        if row is None:
+            raise errors.node_not_found(model.name, f.name, value)
+        return row[0], json.loads(row[1])
+
     def ids_where(
         self, model: ApiModel, where: dict[str, Any] | None, among: list[Any] | None = None
     ) -> Steps[list[Any]]:
@@ -263,7 +277,7 @@ class Writer:
             return None
         query = events.previous_values_query(model)
         row = (yield from self.run(query, [node_id])).one()
-        return json.loads(row[0]) if row and row[0] is not None else None
+        return json.loads(row[1]) if row else None
 
     def update_scalars(self, model: ApiModel, ids: list[Any], data: dict[str, Any]) -> Steps[None]:
         """Scalar fields and scalar lists of `data` on every node of `ids`, plus `@updatedAt`."""

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-from runtime.opencrud.model import ApiModel
+from runtime.opencrud.model import ApiField, ApiModel
 from runtime.opencrud.reads import scalar_json
 from runtime.opencrud.statement import Statement, column, json_object
 from runtime.opencrud.steps import Sql, Steps
@@ -74,14 +74,16 @@ def deleted(model: ApiModel, node_id: Any, previous: dict[str, Any] | None) -> d
 
 
 @cache
-def previous_values_query(model: ApiModel) -> str:
-    """The JSON of a node's scalar fields (lists included), as the API answers them: what
-    `previousValues` selects from. Runs in the mutation's transaction, before the write."""
+def previous_values_query(model: ApiModel, by: ApiField | None = None) -> str:
+    """The id and the JSON of a node's scalar fields (lists included), as the API answers them:
+    what `previousValues` selects from. Runs in the mutation's transaction, before the write;
+    `by` is the unique field the parameter holds (the id by default)."""
     st = Statement()
     pairs = [(f.name, scalar_json(st, f, "t")) for f in model.scalar_fields]
     return (
-        f"SELECT {json_object(pairs)}::text FROM {st.table(model)} t "  # noqa: S608 - quoted names
-        f"WHERE {column('t', model.id_field)} = %s"
+        f"SELECT {column('t', model.id_field)}, {json_object(pairs)}::text "  # noqa: S608
+        f"FROM {st.table(model)} t "
+        f"WHERE {column('t', by or model.id_field)} = %s"
     )
 
 

@@ -186,11 +186,16 @@ def test_a_thousand_connections_that_come_and_go_leave_nothing_behind(
         assert settled(lambda: pg_connections(process, database.port), baseline[0]) == baseline[0]
         assert settled(process.num_fds, baseline[1]) <= baseline[1]
         assert settled(process.num_threads, baseline[2]) <= baseline[2]
+        ports = [
+            c.laddr.port
+            for c in process.net_connections("tcp")
+            if c.raddr and c.raddr.port == database.port
+        ]
         with database.connect() as conn:
             listeners = conn.execute(
-                "SELECT count(*) FROM pg_stat_activity "
-                "WHERE datname = %s AND application_name = 'refract-runtime-listen'",
-                [database.database],
+                "SELECT count(*) FROM pg_stat_activity WHERE client_port = ANY(%s) "
+                "AND application_name = 'refract-runtime-listen'",
+                [ports],
             ).fetchone()
         assert listeners is not None and listeners[0] == 1  # one per process with subscribers
         # And the process still delivers.
