@@ -226,6 +226,8 @@ class AuditAction(models.TextChoices):
     SESSION_KEYS_REVOKED = "session_key.revoked_all", "Revoked all session keys"
     SERVER_CREATED = "server.created", "Created a server"
     SERVER_STATUS_CHANGED = "server.status_changed", "Server status changed"
+    SERVER_DELETE_REQUESTED = "server.delete_requested", "Asked to delete a server"
+    SERVER_DELETED = "server.deleted", "Deleted a server"
     SERVICE_CREATED = "service.created", "Created a service"
     SERVICE_DELETED = "service.deleted", "Deleted a service"
     SERVICE_TOKEN_ISSUED = "service.token_issued", "Issued a service token"

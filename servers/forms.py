@@ -9,6 +9,7 @@ from django import forms
 from accounts.models import User, Workspace
 from servers.deploys import DEFAULT_STAGE
 from servers.models import Server
+from servers.private import DEFAULT_SSL_MODE, SSL_MODES, DatabaseParams
 from servers.starters import STARTERS
 
 
@@ -34,4 +35,37 @@ class NewServiceForm(forms.Form):
             Server.objects.for_user(user)
             .filter(workspace=workspace, status=Server.Status.HEALTHY)
             .select_related("workspace")
+        )
+
+
+class PrivateServerForm(forms.Form):
+    """A private server: its name and the user's PostgreSQL database, as parts or as one URL
+    (the URL wins when given). `servers.private` judges the values; the password is never
+    rendered back into the page."""
+
+    name = forms.CharField(required=False, strip=True, max_length=40)
+    url = forms.CharField(required=False, strip=True, label="Or a URL")
+    host = forms.CharField(required=False, strip=True)
+    port = forms.IntegerField(required=False, initial=5432, min_value=1, max_value=65535)
+    database = forms.CharField(required=False, strip=True)
+    user = forms.CharField(required=False, strip=True)
+    password = forms.CharField(
+        required=False, strip=False, widget=forms.PasswordInput(render_value=False)
+    )
+    sslmode = forms.ChoiceField(
+        choices=[(mode, mode) for mode in SSL_MODES], initial=DEFAULT_SSL_MODE, label="SSL mode"
+    )
+
+    def params(self) -> DatabaseParams:
+        """The database the form describes; ValidationError for a URL that does not parse."""
+        data = self.cleaned_data
+        if data.get("url"):
+            return DatabaseParams.from_url(data["url"])
+        return DatabaseParams(
+            host=data.get("host") or "",
+            port=data.get("port") or 5432,
+            database=data.get("database") or "",
+            user=data.get("user") or "",
+            password=data.get("password") or "",
+            sslmode=data.get("sslmode") or DEFAULT_SSL_MODE,
         )

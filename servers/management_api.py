@@ -197,3 +197,100 @@ class ManagementClient:
             " { clientMutationId } }",
             {"input": {"name": name, "stage": stage}},
         )
+
+
+class OperatorError(ManagementError):
+    """The platform runtime's operator API refused a request: `status` is the HTTP status,
+    `field` the input it named on a 400."""
+
+    def __init__(self, status: int, message: str, field: str = "") -> None:
+        self.status, self.field = status, field
+        super().__init__(message)
+
+
+@dataclass
+class OperatorClient:
+    """Calls the platform runtime's operator API (`<origin>/_operator/servers/...`), which adds
+    and removes the private servers it serves; `token` is an operator token (RS256, signed with
+    the platform's key, audience `refract-operator`: `tokens.operator_token`)."""
+
+    origin: str
+    token: str
+    timeout: float | None = None
+
+    def _request(
+        self, method: str, path: str, body: dict[str, Any] | None = None
+    ) -> tuple[int, dict[str, Any]]:
+        data = json.dumps(body).encode() if body is not None else None
+        headers = {"Accept": "application/json", "Authorization": f"Bearer {self.token}"}
+        if data is not None:
+            headers["Content-Type"] = "application/json"
+        where = f"{self.origin}{path}"
+        request = urllib.request.Request(  # noqa: S310 - a configured http(s) origin
+            where, data=data, headers=headers, method=method
+        )
+        timeout = self.timeout if self.timeout is not None else settings.SERVER_MANAGEMENT_TIMEOUT
+        try:
+            with urllib.request.urlopen(request, timeout=timeout) as answer:  # noqa: S310
+                status, raw = answer.status, answer.read(MAX_ANSWER_BYTES + 1)
+        except urllib.error.HTTPError as error:
+            status, raw = error.code, error.read(MAX_ANSWER_BYTES + 1)
+        except TimeoutError:
+            raise ServerUnreachable(f"{where} did not answer within {timeout} s") from None
+        except urllib.error.URLError as error:
+            raise ServerUnreachable(f"cannot connect to {where}: {error.reason}") from None
+        except (OSError, ValueError) as error:
+            raise ServerUnreachable(f"cannot connect to {where}: {error}") from None
+        try:
+            document = json.loads(raw[:MAX_ANSWER_BYTES])
+        except ValueError:
+            raise ServerUnreachable(
+                f"{where} answered HTTP {status} with a body that is not JSON"
+            ) from None
+        if not isinstance(document, dict):
+            raise ServerUnreachable(f"{where} answered HTTP {status} without a JSON object")
+        return status, document
+
+    def _refused(self, status: int, document: dict[str, Any]) -> OperatorError:
+        message = str(document.get("error") or f"HTTP {status}")
+        return OperatorError(status, message, str(document.get("field") or ""))
+
+    def put_server(
+        self,
+        name: str,
+        *,
+        hosts: list[str],
+        database: dict[str, Any],
+        management_public_key: str,
+    ) -> dict[str, Any]:
+        """Create or replace a server; answers its entry (without the password)."""
+        body = {"hosts": hosts, "database": database, "managementPublicKey": management_public_key}
+        status, document = self._request("PUT", f"/_operator/servers/{name}", body)
+        if status == 404:  # a runtime without `operator` in its config answers 404 to all
+            raise OperatorError(404, f"{self.origin} has no operator API (`operator` is not set)")
+        if status not in (200, 201):
+            raise self._refused(status, document)
+        return document
+
+    def get_server(self, name: str) -> dict[str, Any] | None:
+        status, document = self._request("GET", f"/_operator/servers/{name}")
+        if status == 404:
+            return None
+        if status != 200:
+            raise self._refused(status, document)
+        return document
+
+    def list_servers(self) -> list[dict[str, Any]]:
+        status, document = self._request("GET", "/_operator/servers")
+        if status != 200:
+            raise self._refused(status, document)
+        return list(document.get("servers") or [])
+
+    def delete_server(self, name: str) -> bool:
+        """Remove a server; False when the runtime did not have it (already removed)."""
+        status, document = self._request("DELETE", f"/_operator/servers/{name}")
+        if status == 404:
+            return False
+        if status != 200:
+            raise self._refused(status, document)
+        return True

@@ -104,6 +104,9 @@ class Server(models.Model):
     database_user = models.CharField(max_length=63, blank=True)
     database_password = crypto.EncryptedTextField(blank=True)
     database_sslmode = models.CharField(max_length=12, blank=True)
+    # Deleting (status `deleting`): whether the user asked to drop the services' schemas in
+    # their database too, kept on the row so a retried deletion does what was asked.
+    delete_schemas = models.BooleanField(default=False)
     # The provisioning run: who holds it (claim), when it last showed life (heartbeat), and
     # how many times a worker claimed it (the reaper gives up after SERVER_PROVISION_ATTEMPTS).
     claim_id = models.UUIDField(null=True, blank=True)

@@ -413,3 +413,126 @@ def cluster_token(
     """
     server = find_cluster(user, workspace_slug, cluster_name)
     return tokens.cluster_token(server, service, stage)
+
+
+# --- deleting servers ---------------------------------------------------------------------------
+# A private or self-hosted server is deleted in a task, like a service: the row moves to
+# `deleting` (the server's services stop taking deploys), a worker claims it, takes a private
+# server off the platform runtime (dropping the services' schemas only when asked), and then
+# deletes the row with its services and their history. A self-hosted server is the user's own:
+# only the console's record of it goes. Sandboxes are not deleted here.
+
+
+@transaction.atomic
+def delete_server(
+    user: User, server: Server, *, drop_schemas: bool = False, request: HttpRequest | None = None
+) -> Server:
+    """Ask for the server's deletion (admins and owners; the view asks for its typed name
+    first). Idempotent: a server already being deleted is left to that run."""
+    from servers.models import Deploy
+
+    membership = get_membership(user, server.workspace.slug)  # 404 for non-members
+    if not membership.has_role(Role.ADMIN):
+        raise PermissionDenied("Only admins and owners can delete servers.")
+    if server.kind == Server.Kind.SANDBOX:
+        raise ValidationError("A sandbox is the workspace's slice of a region: it is not deleted.")
+    server = Server.objects.select_for_update().select_related("workspace").get(id=server.id)
+    if server.status == Server.Status.DELETING:
+        return server
+    drop_schemas = drop_schemas and server.kind == Server.Kind.PRIVATE
+    what = "deleting, and dropping the services' schemas" if drop_schemas else "deleting"
+    _move(server, Server.Status.DELETING, f"{what} (asked by {user.email})", actor=user)
+    Server.objects.filter(id=server.id).update(
+        claim_id=None, heartbeat_at=None, attempts=0, delete_schemas=drop_schemas
+    )
+    server.delete_schemas = drop_schemas
+    Deploy.objects.filter(service__server=server, status=Deploy.Status.QUEUED).update(
+        status=Deploy.Status.CANCELLED,
+        reason="cancelled: the server is being deleted",
+        finished_at=timezone.now(),
+    )
+    audit.record(
+        AuditAction.SERVER_DELETE_REQUESTED,
+        request=request,
+        actor=user,
+        workspace=server.workspace,
+        server=str(server.id),
+        name=server.name,
+        kind=server.kind,
+        drop_schemas=drop_schemas,
+    )
+    _enqueue_deletion(server)
+    return server
+
+
+def _enqueue_deletion(server: Server) -> None:
+    from servers.tasks import delete_server as task
+
+    server_id = str(server.id)
+    transaction.on_commit(lambda: task.delay(server_id))
+
+
+def run_deletion(server_id: str, now: datetime | None = None) -> str:
+    """The delete task's body: idempotent (a deleted or held run is left alone). A server that
+    cannot be removed now (the platform runtime unreachable) stays `deleting` with the reason,
+    and the reaper tries again after SERVER_STALE_SECONDS."""
+    from servers.models import Deploy
+
+    now = now or timezone.now()
+    stale = now - timedelta(seconds=settings.SERVER_STALE_SECONDS)
+    claim_id = uuid.uuid4()
+    taken = (
+        Server.objects.filter(id=server_id, status=Server.Status.DELETING)
+        .filter(Q(heartbeat_at__isnull=True) | Q(heartbeat_at__lt=stale))
+        .update(claim_id=claim_id, heartbeat_at=now, attempts=F("attempts") + 1)
+    )
+    if not taken:
+        return "skipped"
+    server = Server.objects.select_related("workspace").get(id=server_id)
+    if Deploy.objects.filter(service__server=server, status=Deploy.Status.RUNNING).exists():
+        # A migration is being applied: let it end rather than pull the server from under it.
+        Server.objects.filter(id=server.id, claim_id=claim_id).update(
+            heartbeat_at=None, updated_at=now
+        )
+        return "waiting"
+    dropped: list[str] = []
+    if server.kind == Server.Kind.PRIVATE:
+        from servers import private
+
+        try:
+            dropped = private.remove(server, drop_schemas=server.delete_schemas)
+        except (ManagementError, tokens.PlatformKeyMissing) as error:
+            Server.objects.filter(id=server.id, claim_id=claim_id).update(
+                status_reason=f"deleting: {error}; trying again shortly"[:2000],
+                heartbeat_at=None,
+                updated_at=timezone.now(),
+            )
+            return "retry"
+    deleted, _ = Server.objects.filter(id=server.id, claim_id=claim_id).delete()
+    if not deleted:
+        return "lost claim"
+    audit.record(
+        AuditAction.SERVER_DELETED,
+        workspace=server.workspace,
+        server=str(server.id),
+        name=server.name,
+        kind=server.kind,
+        dropped=dropped,
+    )
+    return "deleted"
+
+
+def reap_deletions(now: datetime | None = None) -> int:
+    """Deletions whose worker went away or that could not finish: queued again."""
+    now = now or timezone.now()
+    stale = now - timedelta(seconds=settings.SERVER_STALE_SECONDS)
+    pending = Server.objects.filter(status=Server.Status.DELETING).filter(
+        Q(heartbeat_at__lt=stale) | Q(heartbeat_at__isnull=True, updated_at__lt=stale)
+    )
+    from servers.tasks import delete_server as task
+
+    count = 0
+    for server_id in pending.values_list("id", flat=True):
+        task.delay(str(server_id))
+        count += 1
+    return count

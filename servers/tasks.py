@@ -12,8 +12,16 @@ def provision_server(server_id: str) -> str:
 
 @shared_task(name="servers.reap_stale", acks_late=True, time_limit=300)
 def reap_stale() -> int:
-    """Retry or fail provisioning runs whose worker went away (every minute by beat)."""
-    return services.reap_stale()
+    """Retry or fail provisioning runs whose worker went away, and retry deletions that did not
+    finish (every minute by beat)."""
+    return services.reap_stale() + services.reap_deletions()
+
+
+@shared_task(name="servers.delete", acks_late=True, time_limit=300)
+def delete_server(server_id: str) -> str:
+    """Remove a private server from the platform runtime (and its schemas when asked), then the
+    row; idempotent (see services.run_deletion)."""
+    return services.run_deletion(server_id)
 
 
 @shared_task(name="servers.check_status", acks_late=True, time_limit=300)

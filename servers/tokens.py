@@ -118,3 +118,16 @@ def workspace_token(server: Server, ttl: int = TOKEN_TTL_SECONDS) -> str:
     if server.kind != Server.Kind.SANDBOX:
         raise ValueError("a workspace-wide token exists only for sandboxes")
     return sign(server, [{"target": f"{server.workspace.slug}~*/*", "action": "*"}], ttl)
+
+
+OPERATOR_AUDIENCE = "refract-operator"
+
+
+def operator_token(ttl: int = 60) -> str:
+    """A token for the platform runtime's operator API (adding and removing private servers):
+    signed with the platform's key like a sandbox's tokens, but with the operator audience and
+    no grants, so it opens nothing on a management API and no management token opens the
+    operator API."""
+    now = int(time.time())
+    claims = {"aud": OPERATOR_AUDIENCE, "iat": now, "exp": now + ttl}
+    return jwt.encode(claims, platform_private_key(), algorithm="RS256")

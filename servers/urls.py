@@ -1,6 +1,6 @@
 from django.urls import path
 
-from servers import views
+from servers import private_views, views
 
 app_name = "servers"
 
@@ -24,5 +24,17 @@ urlpatterns = [
     path(DEPLOY + "cancel/", views.deploy_cancel, name="deploy-cancel"),
     path(DEPLOY + "redeploy/", views.deploy_redeploy, name="deploy-redeploy"),
     # Private servers (servers.private_views)
+    path("w/<slug:slug>/servers/private/new/", private_views.private_new, name="private-new"),
+    path("w/<slug:slug>/servers/private/test/", private_views.private_test, name="private-test"),
+    path(
+        "w/<slug:slug>/servers/<uuid:server_id>/provision-again/",
+        private_views.private_retry,
+        name="private-retry",
+    ),
+    path(
+        "w/<slug:slug>/servers/<uuid:server_id>/delete/",
+        private_views.server_delete,
+        name="delete",
+    ),
     # Self-hosted servers (servers.self_hosted_views)
 ]

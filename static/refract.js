@@ -46,6 +46,32 @@
     }
   });
 
+  /* <button type="submit" formaction="url" data-fragment="#target">: post the form to the url
+     and put the answer (an HTML fragment) in place of #target, without leaving the page
+     ("Test connection"). Without script the button posts the form and the page comes back. */
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest("button[data-fragment]");
+    if (!button || !button.form) { return; }
+    event.preventDefault();
+    var target = document.querySelector(button.getAttribute("data-fragment"));
+    var label = button.textContent;
+    button.disabled = true;
+    button.textContent = button.getAttribute("data-busy") || label;
+    fetch(button.getAttribute("formaction"), {
+      method: "POST", body: new FormData(button.form), credentials: "same-origin",
+      headers: { "X-Requested-With": "fetch", "Accept": "text/html" }
+    }).then(function (response) { return response.text(); }).then(function (html) {
+      var holder = document.createElement("div");
+      holder.innerHTML = html.trim();
+      if (target && holder.firstElementChild) { target.replaceWith(holder.firstElementChild); }
+    }, function () {
+      if (target) { target.textContent = "The console did not answer: try again."; }
+    }).finally(function () {
+      button.disabled = false;
+      button.textContent = label;
+    });
+  });
+
   /* <input data-slug-from="id_name">: suggest a slug from the name until the user edits it. */
   function slugify(text) {
     return text.normalize("NFKD").replace(/[\u0300-\u036f]/g, "").toLowerCase()
