@@ -245,6 +245,9 @@ def test_connection(params: DatabaseParams) -> ConnectionCheck:
     return ConnectionCheck(True, version=version)
 
 
+test_connection.__test__ = False  # type: ignore[attr-defined] # not a test for pytest
+
+
 def endpoint_for(name: str, workspace: Workspace) -> str:
     """The server's public endpoint: PRIVATE_SERVER_ENDPOINT with `{server}` as
     `<name>-<workspace>` (a template without it serves one private server in all)."""

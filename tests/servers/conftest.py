@@ -106,3 +106,20 @@ def empty_region(origin: str, private_pem: str) -> None:
     client = ManagementClient(origin, token=jwt.encode(claims, private_pem, algorithm="RS256"))
     for project in client.list_projects():
         client.delete_project(project["name"], project["stage"])
+
+
+# Private servers: a PostgreSQL that checks passwords, and the user's database on it.
+from tests.servers.private_support import (  # noqa: E402, F401 - fixtures
+    password_postgres,
+    user_database,
+)
+
+
+@pytest.fixture
+def private_offered(settings, platform_keys: KeyPair) -> str:
+    """Private servers offered on a platform runtime where nothing listens: for pages and
+    workflows that only queue provisioning (the unit tests' on-commit callbacks never run it)."""
+    settings.PRIVATE_SERVER_RUNTIME = closed_port_origin()
+    settings.PRIVATE_SERVER_ENDPOINT = "https://{server}.servers.example.com"
+    settings.PLATFORM_PRIVATE_KEY = platform_keys.private_pem
+    return settings.PRIVATE_SERVER_RUNTIME
