@@ -53,7 +53,10 @@ class PrivateServerForm(forms.Form):
         required=False, strip=False, widget=forms.PasswordInput(render_value=False)
     )
     sslmode = forms.ChoiceField(
-        choices=[(mode, mode) for mode in SSL_MODES], initial=DEFAULT_SSL_MODE, label="SSL mode"
+        required=False,
+        choices=[(mode, mode) for mode in SSL_MODES],
+        initial=DEFAULT_SSL_MODE,
+        label="SSL mode",
     )
 
     def params(self) -> DatabaseParams:

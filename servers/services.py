@@ -522,6 +522,7 @@ def run_deletion(server_id: str, now: datetime | None = None) -> str:
     return "deleted"
 
 
+@transaction.atomic
 def reap_deletions(now: datetime | None = None) -> int:
     """Deletions whose worker went away or that could not finish: queued again."""
     now = now or timezone.now()
@@ -529,10 +530,8 @@ def reap_deletions(now: datetime | None = None) -> int:
     pending = Server.objects.filter(status=Server.Status.DELETING).filter(
         Q(heartbeat_at__lt=stale) | Q(heartbeat_at__isnull=True, updated_at__lt=stale)
     )
-    from servers.tasks import delete_server as task
-
     count = 0
-    for server_id in pending.values_list("id", flat=True):
-        task.delay(str(server_id))
+    for server in pending.only("id"):
+        _enqueue_deletion(server)
         count += 1
     return count
