@@ -1,0 +1,225 @@
+"""Private servers end to end, real components throughout: the user's PostgreSQL (one that
+checks passwords), the platform runtime as a process with its operator API (bound to 127.0.0.1
+for its own server and 127.0.0.5 for the private server's endpoint), and a Celery worker.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from typing import Any
+
+import jwt
+import pytest
+from cryptography.fernet import Fernet
+from psycopg import sql
+
+from accounts.models import AuditAction, AuditEvent
+from servers import deploys, private, services, tokens
+from servers.management_api import PrismaError
+from servers.models import Deploy, Server, Service
+from tests.runtime.conftest import KeyPair, Runtime, make_key_pair, run_runtime
+from tests.support.worker import celery_worker, wait_until
+
+pytestmark = [pytest.mark.multiprocess]
+
+ENDPOINT_ADDRESS = "127.0.0.5"
+NOTES = "type Note {\n  id: ID! @id\n  text: String!\n}\n"
+
+
+@pytest.fixture(scope="module")
+def platform_runtime(database, platform_keys: KeyPair, tmp_path_factory) -> Iterator[Runtime]:
+    """The platform's runtime: its own server on 127.0.0.1 only, so that a private server's
+    host (127.0.0.5) is answered by the registered server or not at all."""
+    config = {
+        "hosts": ["127.0.0.1"],
+        "managementPublicKey": platform_keys.public_pem,
+        "operator": {
+            "publicKey": platform_keys.public_pem,
+            "encryptionKey": Fernet.generate_key().decode(),
+        },
+        "databases": {"default": database.prisma_config()},
+    }
+    with run_runtime(
+        config, tmp_path_factory.mktemp("platform"), extra_hosts=(ENDPOINT_ADDRESS,)
+    ) as running:
+        yield running
+
+
+@pytest.fixture
+def platform(settings, monkeypatch, platform_runtime: Runtime, platform_keys: KeyPair) -> str:
+    """The console set up for private servers on that runtime, here and in the worker. The
+    endpoint template has no `{server}`: one private server at a time, on 127.0.0.5."""
+    port = platform_runtime.url.rsplit(":", 1)[1]
+    values = {
+        "PRIVATE_SERVER_RUNTIME": platform_runtime.url,
+        "PRIVATE_SERVER_ENDPOINT": f"http://{ENDPOINT_ADDRESS}:{port}",
+        "PLATFORM_PRIVATE_KEY": platform_keys.private_pem,
+        "DEPLOY_POLL_SECONDS": 0.1,
+    }
+    for name, value in values.items():
+        setattr(settings, name, value)
+        monkeypatch.setenv(name, str(value))
+    monkeypatch.delenv("PLATFORM_PRIVATE_KEY_FILE", raising=False)
+    yield values["PRIVATE_SERVER_ENDPOINT"]
+    # The runtime's registry outlives each test's database: leave it empty.
+    operator = private.operator()
+    for entry in operator.list_servers():
+        operator.delete_server(entry["name"])
+
+
+def call(url: str, document: str) -> tuple[int, dict[str, Any]]:
+    request = urllib.request.Request(  # noqa: S310 - loopback
+        url,
+        data=json.dumps({"query": document}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as answer:  # noqa: S310
+            return answer.status, json.loads(answer.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+def settled(server: Server) -> Server:
+    assert wait_until(
+        lambda: Server.objects.get(id=server.id).status != Server.Status.PROVISIONING, timeout=60
+    )
+    server.refresh_from_db()
+    return server
+
+
+def deployed(created: deploys.NewService) -> Service:
+    deploy = created.deploy
+    assert wait_until(lambda: Deploy.objects.get(id=deploy.id).is_final, timeout=60)
+    deploy.refresh_from_db()
+    assert deploy.status == Deploy.Status.SUCCEEDED, deploy.reason
+    created.service.refresh_from_db()
+    return created.service
+
+
+def notes_in(password_postgres, params, schema: str) -> list[str]:
+    with password_postgres.connect(params.database) as conn:
+        rows = conn.execute(
+            sql.SQL("SELECT text FROM {}.{} ORDER BY text").format(
+                sql.Identifier(schema), sql.Identifier("Note")
+            )
+        )
+        return [row[0] for row in rows]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_private_server_keeps_its_data_in_the_users_database_and_leaves_it_when_deleted(
+    platform, password_postgres, user_database, team, owner, member
+):
+    with celery_worker():
+        server = private.create_private_server(owner.user, team, "shop", user_database)
+        server = settled(server)
+        assert server.status == Server.Status.HEALTHY, server.status_reason
+        assert server.version and server.last_seen_at
+
+        # A member deploys to it as to a sandbox; the data lands in the user's database.
+        created = deploys.create_service(member.user, server, "notes", "dev", NOTES, protect=False)
+        service = deployed(created)
+        assert service.endpoint == f"{platform}/notes/dev"
+        status, answer = call(
+            service.endpoint, 'mutation { createNote(data: {text: "kept"}) { id } }'
+        )
+        assert status == 200 and answer["data"]["createNote"]["id"], answer
+        assert notes_in(password_postgres, user_database, "notes$dev") == ["kept"]
+
+        # The periodic check reaches it through the platform runtime.
+        assert services.check_servers() == {"healthy": 1}
+
+        services.delete_server(owner.user, server)
+        assert wait_until(lambda: not Server.objects.filter(id=server.id).exists(), timeout=60)
+
+    # The user's database is untouched: the schema and its data stay.
+    assert notes_in(password_postgres, user_database, "notes$dev") == ["kept"]
+    assert not Service.objects.filter(id=service.id).exists()
+    # The runtime no longer answers the server's host.
+    status, answer = call(service.endpoint, "{ notes { id } }")
+    assert status == 404 and answer["errors"][0]["message"] == "Unknown host"
+    with pytest.raises(PrismaError, match="Unknown host"):
+        server.management_client().server_info()
+    done = AuditEvent.objects.get(action=AuditAction.SERVER_DELETED)
+    assert done.detail == {
+        "server": str(server.id), "name": "shop", "kind": "private", "dropped": []
+    }  # fmt: skip
+
+
+@pytest.mark.django_db(transaction=True)
+def test_deleting_with_the_schemas_dropped_empties_the_users_database_of_them(
+    platform, password_postgres, user_database, team, owner
+):
+    with celery_worker():
+        server = settled(private.create_private_server(owner.user, team, "shop", user_database))
+        assert server.status == Server.Status.HEALTHY, server.status_reason
+        for name in ("notes", "diary"):
+            service = deployed(
+                deploys.create_service(owner.user, server, name, "dev", NOTES, protect=False)
+            )
+            call(service.endpoint, 'mutation { createNote(data: {text: "gone"}) { id } }')
+        assert {"notes$dev", "diary$dev"} <= password_postgres.schemas(user_database)
+
+        services.delete_server(owner.user, server, drop_schemas=True)
+        assert wait_until(lambda: not Server.objects.filter(id=server.id).exists(), timeout=60)
+
+    assert not {"notes$dev", "diary$dev"} & password_postgres.schemas(user_database)
+    done = AuditEvent.objects.get(action=AuditAction.SERVER_DELETED)
+    assert sorted(done.detail["dropped"]) == ["diary/dev", "notes/dev"]
+    assert private.operator().get_server(server.runtime_name) is None
+
+
+def test_a_database_password_changed_before_provisioning_fails_it_with_the_reason(
+    platform, password_postgres, user_database, team, owner, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=False):
+        server = private.create_private_server(owner.user, team, "shop", user_database)
+    with password_postgres.connect() as conn:
+        conn.execute(
+            sql.SQL("ALTER ROLE {} PASSWORD 'changed-behind-our-back'").format(
+                sql.Identifier(user_database.user)
+            )
+        )
+
+    assert services.run_provisioning(str(server.id)) == Server.Status.FAILED
+
+    server.refresh_from_db()
+    assert "password" in server.status_reason, server.status_reason
+    assert user_database.password not in server.status_reason
+
+
+def test_a_runtime_that_refuses_the_operator_token_fails_provisioning_clearly(
+    platform, settings, user_database, team, owner, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=False):
+        server = private.create_private_server(owner.user, team, "shop", user_database)
+    settings.PLATFORM_PRIVATE_KEY = make_key_pair().private_pem  # not the key the runtime knows
+
+    assert services.run_provisioning(str(server.id)) == Server.Status.FAILED
+
+    server.refresh_from_db()
+    assert "refused the console's operator token" in server.status_reason
+
+
+def test_no_key_but_the_servers_own_opens_its_management_api(
+    platform, platform_keys, user_database, team, owner, django_capture_on_commit_callbacks
+):
+    """A token signed by anyone but the server's own key opens nothing on it, the platform's
+    key included (that one only signs operator tokens and sandbox tokens)."""
+    with django_capture_on_commit_callbacks(execute=False):
+        server = private.create_private_server(owner.user, team, "shop", user_database)
+    assert services.run_provisioning(str(server.id)) == Server.Status.HEALTHY
+    platform_signed = jwt.encode(
+        {"grants": [{"target": "*/*", "action": "*"}], "exp": int(time.time()) + 60},
+        platform_keys.private_pem,
+        algorithm="RS256",
+    )
+
+    with pytest.raises(PrismaError, match=r"3015|token"):
+        server.management_client(platform_signed).list_projects()
+    assert server.management_client(tokens.server_token(server)).list_projects() == []
