@@ -66,6 +66,7 @@ def platform(settings, monkeypatch, platform_runtime: Runtime, platform_keys: Ke
     monkeypatch.delenv("PLATFORM_PRIVATE_KEY_FILE", raising=False)
     yield values["PRIVATE_SERVER_ENDPOINT"]
     # The runtime's registry outlives each test's database: leave it empty.
+    settings.PLATFORM_PRIVATE_KEY = platform_keys.private_pem  # a test may have changed it
     operator = private.operator()
     for entry in operator.list_servers():
         operator.delete_server(entry["name"])
@@ -189,7 +190,7 @@ def test_a_database_password_changed_before_provisioning_fails_it_with_the_reaso
     assert services.run_provisioning(str(server.id)) == Server.Status.FAILED
 
     server.refresh_from_db()
-    assert "password" in server.status_reason, server.status_reason
+    assert "password authentication failed" in server.status_reason, server.status_reason
     assert user_database.password not in server.status_reason
 
 
