@@ -531,7 +531,9 @@ def reap_deletions(now: datetime | None = None) -> int:
         Q(heartbeat_at__lt=stale) | Q(heartbeat_at__isnull=True, updated_at__lt=stale)
     )
     count = 0
-    for server in pending.only("id"):
+    for server in pending.select_for_update(skip_locked=True).only("id"):
+        # The stale claim is released, so the queued run can take it at once.
+        Server.objects.filter(id=server.id).update(claim_id=None, heartbeat_at=None, updated_at=now)
         _enqueue_deletion(server)
         count += 1
     return count

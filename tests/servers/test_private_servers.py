@@ -6,15 +6,19 @@ for its own server and 127.0.0.5 for the private server's endpoint), and a Celer
 from __future__ import annotations
 
 import json
+import os
+import signal
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 import jwt
 import pytest
 from cryptography.fernet import Fernet
+from django.utils import timezone
 from psycopg import sql
 
 from accounts.models import AuditAction, AuditEvent
@@ -224,3 +228,33 @@ def test_no_key_but_the_servers_own_opens_its_management_api(
     with pytest.raises(PrismaError, match=r"3015|token"):
         server.management_client(platform_signed).list_projects()
     assert server.management_client(tokens.server_token(server)).list_projects() == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_killed_mid_deletion_leaves_nothing_stuck(
+    platform, settings, monkeypatch, silent_server, user_database, team, owner
+):
+    """The platform runtime hangs while a worker removes the server; the worker is SIGKILLed;
+    the reaper queues the deletion again and a new worker finishes it."""
+    with celery_worker():
+        server = settled(private.create_private_server(owner.user, team, "shop", user_database))
+    assert server.status == Server.Status.HEALTHY, server.status_reason
+    monkeypatch.setenv("PRIVATE_SERVER_RUNTIME", silent_server)
+    monkeypatch.setenv("SERVER_MANAGEMENT_TIMEOUT", "600")
+
+    with celery_worker() as worker:
+        services.delete_server(owner.user, server)
+        assert wait_until(lambda: Server.objects.get(id=server.id).heartbeat_at is not None)
+        os.kill(worker.pid, signal.SIGKILL)
+        worker.wait(timeout=30)
+    stuck = Server.objects.get(id=server.id)
+    assert stuck.status == Server.Status.DELETING and stuck.attempts == 1
+    assert private.operator().get_server(server.runtime_name) is not None  # still served
+
+    monkeypatch.setenv("PRIVATE_SERVER_RUNTIME", settings.PRIVATE_SERVER_RUNTIME)
+    with celery_worker():
+        later = timezone.now() + timedelta(seconds=settings.SERVER_STALE_SECONDS + 1)
+        assert services.reap_deletions(now=later) == 1
+        assert wait_until(lambda: not Server.objects.filter(id=server.id).exists(), timeout=60)
+
+    assert private.operator().get_server(server.runtime_name) is None
