@@ -385,9 +385,21 @@ def _hostname(server: Server) -> str:
     return urlsplit(server.endpoint).hostname or ""
 
 
+def public(message: object, server: Server) -> str:
+    """A management error as its server's owner may read it: the platform runtime's internal
+    address (which the management client names) is replaced by the server's endpoint."""
+    text = str(message)
+    runtime = settings.PRIVATE_SERVER_RUNTIME
+    return text.replace(runtime, server.endpoint) if runtime else text
+
+
 def _operator_failure(error: ManagementError) -> ManagementError:
     if isinstance(error, ServerUnreachable):
-        return ManagementError(f"the platform runtime cannot be reached: {error}")
+        # The operator API's address is the platform's business: logged, not shown.
+        log.warning("the platform runtime's operator API failed: %s", error)
+        text = str(error)
+        cause = text.rsplit(": ", 1)[-1] if "cannot connect" in text else "no answer in time"
+        return ManagementError(f"the platform runtime cannot be reached ({cause})")
     if isinstance(error, OperatorError):
         if error.status == 401:
             return ManagementError(
@@ -432,10 +444,12 @@ def provision(server: Server) -> str:
     try:
         client.list_projects()
     except PrismaError as error:
-        raise ManagementError(f"the platform runtime cannot use the database: {error}") from None
+        raise ManagementError(
+            f"the platform runtime cannot use the database: {public(error, server)}"
+        ) from None
     except ServerUnreachable as error:
         raise ManagementError(
-            f"the server does not answer on the platform runtime: {error}"
+            f"the server does not answer on the platform runtime: {public(error, server)}"
         ) from None
     return str(info.get("version") or "")
 
@@ -449,11 +463,13 @@ def _server_info(server: Server) -> dict[str, object]:
             return server.management_client().server_info()
         except PrismaError as error:
             if "unknown host" not in str(error).lower() or time.monotonic() > deadline:
-                raise ManagementError(f"the server's serverInfo failed: {error}") from None
+                raise ManagementError(
+                    f"the server's serverInfo failed: {public(error, server)}"
+                ) from None
         except ServerUnreachable as error:
             if time.monotonic() > deadline:
                 raise ManagementError(
-                    f"the server does not answer on the platform runtime: {error}"
+                    f"the server does not answer on the platform runtime: {public(error, server)}"
                 ) from None
         time.sleep(0.2)
 
@@ -487,9 +503,11 @@ def _drop_projects(server: Server) -> list[str]:
     except PrismaError as error:
         if "unknown host" in str(error).lower():
             return []  # not on the runtime (never provisioned, or removed by a previous run)
-        raise ManagementError(f"listing the server's services failed: {error}") from None
+        raise ManagementError(
+            f"listing the server's services failed: {public(error, server)}"
+        ) from None
     except ServerUnreachable as error:
-        raise ManagementError(f"the platform runtime cannot be reached: {error}") from None
+        raise _operator_failure(error) from None
     dropped = []
     for project in projects:
         name, stage = str(project["name"]), str(project["stage"])

@@ -267,6 +267,10 @@ def probe(server: Server) -> tuple[str | None, str]:
     try:
         info = client.server_info()
     except ManagementError as error:
+        if server.kind == Server.Kind.PRIVATE:  # not the platform runtime's internal address
+            from servers.private import public
+
+            return None, public(error, server)
         return None, str(error)
     except Exception as error:  # one odd answer must not stop the others
         log.exception("serverInfo of server %s failed", server.id)

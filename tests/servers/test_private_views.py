@@ -320,11 +320,13 @@ def test_a_deletion_that_cannot_reach_the_runtime_waits_for_the_reaper(
 
 
 def test_a_failed_private_server_is_provisioned_again(
-    private_server, owner_client, django_capture_on_commit_callbacks
+    private_server, private_offered, owner_client, django_capture_on_commit_callbacks
 ):
     assert services.run_provisioning(str(private_server.id)) == Server.Status.FAILED
     private_server.refresh_from_db()
     assert "the platform runtime cannot be reached" in private_server.status_reason
+    assert "Connection refused" in private_server.status_reason
+    assert private_offered not in private_server.status_reason  # the platform's own address
     assert "Provision again" in owner_client.get(detail_url(private_server)).content.decode()
 
     with django_capture_on_commit_callbacks(execute=False) as queued:
@@ -355,3 +357,16 @@ def test_a_stranger_gets_404_everywhere(private_server, outsider_client):
         assert outsider_client.post(url, {"confirm": "shop-db"}).status_code == 404
     private_server.refresh_from_db()
     assert private_server.status == Server.Status.PROVISIONING
+
+
+def test_the_health_check_names_the_endpoint_not_the_platforms_address(
+    private_server, private_offered
+):
+    Server.objects.filter(id=private_server.id).update(status=Server.Status.HEALTHY)
+
+    assert services.check_servers() == {"lost": 1}
+
+    private_server.refresh_from_db()
+    assert private_server.status == Server.Status.UNREACHABLE
+    assert private_server.endpoint in private_server.status_reason
+    assert private_offered not in private_server.status_reason
