@@ -111,6 +111,8 @@ def empty_region(origin: str, private_pem: str) -> None:
 # Private servers: a PostgreSQL that checks passwords, and the user's database on it.
 from tests.servers.private_support import (  # noqa: E402, F401 - fixtures
     password_postgres,
+    platform_runtime,
+    private_platform,
     user_database,
 )
 

@@ -22,9 +22,14 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from cryptography.fernet import Fernet
 from psycopg import sql
 
+from servers import private
 from servers.private import DatabaseParams
+from tests.runtime.conftest import KeyPair, Runtime, run_runtime
+
+ENDPOINT_ADDRESS = "127.0.0.5"
 
 SUPERUSER_PASSWORD = "refract-test-superuser-" + secrets.token_hex(8)
 
@@ -154,3 +159,47 @@ def user_database(password_postgres: PasswordPostgres) -> Iterator[DatabaseParam
     params = password_postgres.create_database()
     yield params
     password_postgres.drop_database(params)
+
+
+@pytest.fixture(scope="session")
+def platform_runtime(database, platform_keys: KeyPair, tmp_path_factory) -> Iterator[Runtime]:
+    """The platform's runtime: its own server on 127.0.0.1 only, so that a private server's
+    host (127.0.0.5) is answered by the registered server or not at all."""
+    config = {
+        "hosts": ["127.0.0.1"],
+        "managementPublicKey": platform_keys.public_pem,
+        "operator": {
+            "publicKey": platform_keys.public_pem,
+            "encryptionKey": Fernet.generate_key().decode(),
+        },
+        "databases": {"default": database.prisma_config()},
+    }
+    with run_runtime(
+        config, tmp_path_factory.mktemp("platform"), extra_hosts=(ENDPOINT_ADDRESS,)
+    ) as running:
+        yield running
+
+
+@pytest.fixture
+def private_platform(
+    settings, monkeypatch, platform_runtime: Runtime, platform_keys: KeyPair
+) -> Iterator[str]:
+    """The console set up for private servers on that runtime, here and in the worker. The
+    endpoint template has no `{server}`: one private server at a time, on 127.0.0.5."""
+    port = platform_runtime.url.rsplit(":", 1)[1]
+    values = {
+        "PRIVATE_SERVER_RUNTIME": platform_runtime.url,
+        "PRIVATE_SERVER_ENDPOINT": f"http://{ENDPOINT_ADDRESS}:{port}",
+        "PLATFORM_PRIVATE_KEY": platform_keys.private_pem,
+        "DEPLOY_POLL_SECONDS": 0.1,
+    }
+    for name, value in values.items():
+        setattr(settings, name, value)
+        monkeypatch.setenv(name, str(value))
+    monkeypatch.delenv("PLATFORM_PRIVATE_KEY_FILE", raising=False)
+    yield values["PRIVATE_SERVER_ENDPOINT"]
+    # The runtime's registry outlives each test's database: leave it empty.
+    settings.PLATFORM_PRIVATE_KEY = platform_keys.private_pem  # a test may have changed it
+    operator = private.operator()
+    for entry in operator.list_servers():
+        operator.delete_server(entry["name"])

@@ -11,13 +11,11 @@ import signal
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
 import jwt
 import pytest
-from cryptography.fernet import Fernet
 from django.utils import timezone
 from psycopg import sql
 
@@ -25,55 +23,12 @@ from accounts.models import AuditAction, AuditEvent
 from servers import deploys, private, services, tokens
 from servers.management_api import PrismaError
 from servers.models import Deploy, Server, Service
-from tests.runtime.conftest import KeyPair, Runtime, make_key_pair, run_runtime
+from tests.runtime.conftest import make_key_pair
 from tests.support.worker import celery_worker, wait_until
 
 pytestmark = [pytest.mark.multiprocess]
 
-ENDPOINT_ADDRESS = "127.0.0.5"
 NOTES = "type Note {\n  id: ID! @id\n  text: String!\n}\n"
-
-
-@pytest.fixture(scope="module")
-def platform_runtime(database, platform_keys: KeyPair, tmp_path_factory) -> Iterator[Runtime]:
-    """The platform's runtime: its own server on 127.0.0.1 only, so that a private server's
-    host (127.0.0.5) is answered by the registered server or not at all."""
-    config = {
-        "hosts": ["127.0.0.1"],
-        "managementPublicKey": platform_keys.public_pem,
-        "operator": {
-            "publicKey": platform_keys.public_pem,
-            "encryptionKey": Fernet.generate_key().decode(),
-        },
-        "databases": {"default": database.prisma_config()},
-    }
-    with run_runtime(
-        config, tmp_path_factory.mktemp("platform"), extra_hosts=(ENDPOINT_ADDRESS,)
-    ) as running:
-        yield running
-
-
-@pytest.fixture
-def platform(settings, monkeypatch, platform_runtime: Runtime, platform_keys: KeyPair) -> str:
-    """The console set up for private servers on that runtime, here and in the worker. The
-    endpoint template has no `{server}`: one private server at a time, on 127.0.0.5."""
-    port = platform_runtime.url.rsplit(":", 1)[1]
-    values = {
-        "PRIVATE_SERVER_RUNTIME": platform_runtime.url,
-        "PRIVATE_SERVER_ENDPOINT": f"http://{ENDPOINT_ADDRESS}:{port}",
-        "PLATFORM_PRIVATE_KEY": platform_keys.private_pem,
-        "DEPLOY_POLL_SECONDS": 0.1,
-    }
-    for name, value in values.items():
-        setattr(settings, name, value)
-        monkeypatch.setenv(name, str(value))
-    monkeypatch.delenv("PLATFORM_PRIVATE_KEY_FILE", raising=False)
-    yield values["PRIVATE_SERVER_ENDPOINT"]
-    # The runtime's registry outlives each test's database: leave it empty.
-    settings.PLATFORM_PRIVATE_KEY = platform_keys.private_pem  # a test may have changed it
-    operator = private.operator()
-    for entry in operator.list_servers():
-        operator.delete_server(entry["name"])
 
 
 def call(url: str, document: str) -> tuple[int, dict[str, Any]]:
@@ -118,7 +73,7 @@ def notes_in(password_postgres, params, schema: str) -> list[str]:
 
 @pytest.mark.django_db(transaction=True)
 def test_a_private_server_keeps_its_data_in_the_users_database_and_leaves_it_when_deleted(
-    platform, password_postgres, user_database, team, owner, member
+    private_platform, password_postgres, user_database, team, owner, member
 ):
     with celery_worker():
         server = private.create_private_server(owner.user, team, "shop", user_database)
@@ -129,7 +84,7 @@ def test_a_private_server_keeps_its_data_in_the_users_database_and_leaves_it_whe
         # A member deploys to it as to a sandbox; the data lands in the user's database.
         created = deploys.create_service(member.user, server, "notes", "dev", NOTES, protect=False)
         service = deployed(created)
-        assert service.endpoint == f"{platform}/notes/dev"
+        assert service.endpoint == f"{private_platform}/notes/dev"
         status, answer = call(
             service.endpoint, 'mutation { createNote(data: {text: "kept"}) { id } }'
         )
@@ -158,7 +113,7 @@ def test_a_private_server_keeps_its_data_in_the_users_database_and_leaves_it_whe
 
 @pytest.mark.django_db(transaction=True)
 def test_deleting_with_the_schemas_dropped_empties_the_users_database_of_them(
-    platform, password_postgres, user_database, team, owner
+    private_platform, password_postgres, user_database, team, owner
 ):
     with celery_worker():
         server = settled(private.create_private_server(owner.user, team, "shop", user_database))
@@ -180,7 +135,12 @@ def test_deleting_with_the_schemas_dropped_empties_the_users_database_of_them(
 
 
 def test_a_database_password_changed_before_provisioning_fails_it_with_the_reason(
-    platform, password_postgres, user_database, team, owner, django_capture_on_commit_callbacks
+    private_platform,
+    password_postgres,
+    user_database,
+    team,
+    owner,
+    django_capture_on_commit_callbacks,
 ):
     with django_capture_on_commit_callbacks(execute=False):
         server = private.create_private_server(owner.user, team, "shop", user_database)
@@ -199,7 +159,7 @@ def test_a_database_password_changed_before_provisioning_fails_it_with_the_reaso
 
 
 def test_a_runtime_that_refuses_the_operator_token_fails_provisioning_clearly(
-    platform, settings, user_database, team, owner, django_capture_on_commit_callbacks
+    private_platform, settings, user_database, team, owner, django_capture_on_commit_callbacks
 ):
     with django_capture_on_commit_callbacks(execute=False):
         server = private.create_private_server(owner.user, team, "shop", user_database)
@@ -212,7 +172,7 @@ def test_a_runtime_that_refuses_the_operator_token_fails_provisioning_clearly(
 
 
 def test_no_key_but_the_servers_own_opens_its_management_api(
-    platform, platform_keys, user_database, team, owner, django_capture_on_commit_callbacks
+    private_platform, platform_keys, user_database, team, owner, django_capture_on_commit_callbacks
 ):
     """A token signed by anyone but the server's own key opens nothing on it, the platform's
     key included (that one only signs operator tokens and sandbox tokens)."""
@@ -232,7 +192,7 @@ def test_no_key_but_the_servers_own_opens_its_management_api(
 
 @pytest.mark.django_db(transaction=True)
 def test_a_worker_killed_mid_deletion_leaves_nothing_stuck(
-    platform, settings, monkeypatch, silent_server, user_database, team, owner
+    private_platform, settings, monkeypatch, silent_server, user_database, team, owner
 ):
     """The platform runtime hangs while a worker removes the server; the worker is SIGKILLed;
     the reaper queues the deletion again and a new worker finishes it."""
