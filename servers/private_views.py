@@ -15,6 +15,8 @@ from servers import private, services
 from servers.forms import PrivateServerForm
 from servers.models import Server, get_server
 
+DATABASE_FIELDS = {"host", "port", "database", "user", "password", "sslmode"}
+
 
 def _add_errors(form: PrivateServerForm, error: ValidationError) -> None:
     if not hasattr(error, "error_dict"):
@@ -22,7 +24,7 @@ def _add_errors(form: PrivateServerForm, error: ValidationError) -> None:
         return
     for field, errors in error.error_dict.items():
         # A URL's parts are judged as parts: their errors belong to the URL field then.
-        if form.cleaned_data.get("url") and field in {"host", "port", "database", "user"}:
+        if form.cleaned_data.get("url") and field in DATABASE_FIELDS:
             field = "url"
         form.add_error(field if field in form.fields else None, errors)
 

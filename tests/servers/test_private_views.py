@@ -98,6 +98,20 @@ def test_a_url_does_as_well_as_the_fields(
     assert server.database_sslmode == "disable" and server.database_password_value == p.password
 
 
+def test_a_url_with_a_wrong_password_is_an_error_on_the_url_never_shown_again(
+    private_offered, owner_client, user_database
+):
+    p = user_database
+    url = f"postgresql://{p.user}:secret-in-url-77@{p.host}:{p.port}/{p.database}"
+
+    response = owner_client.post(new_url(), {"name": "from-url", "url": url})
+
+    assert response.status_code == 400
+    assert "with this password" in response.context["form"].errors["url"][0]
+    assert "secret-in-url-77" not in response.content.decode()
+    assert not Server.objects.exists()
+
+
 def test_a_wrong_password_is_a_field_error_and_stores_nothing(
     private_offered, owner_client, team, user_database
 ):
