@@ -398,9 +398,19 @@ def _operator_failure(error: ManagementError) -> ManagementError:
         # The operator API's address is the platform's business: logged, not shown.
         log.warning("the platform runtime's operator API failed: %s", error)
         text = str(error)
-        cause = text.rsplit(": ", 1)[-1] if "cannot connect" in text else "no answer in time"
+        if "cannot connect" in text:
+            cause = text.rsplit(": ", 1)[-1]
+        elif "did not answer within" in text:
+            cause = "no answer in time"
+        else:
+            cause = "it does not answer as an operator API"
         return ManagementError(f"the platform runtime cannot be reached ({cause})")
     if isinstance(error, OperatorError):
+        if error.status == 404:
+            log.warning("the platform runtime has no operator API: %s", error)
+            return ManagementError(
+                "the platform runtime has no operator API (its config has no `operator` block)"
+            )
         if error.status == 401:
             return ManagementError(
                 f"the platform runtime refused the console's operator token ({error}): its"

@@ -25,7 +25,8 @@ import pytest
 from cryptography.fernet import Fernet
 from psycopg import sql
 
-from servers import private
+from servers import tokens
+from servers.management_api import OperatorClient
 from servers.private import DatabaseParams
 from tests.runtime.conftest import KeyPair, Runtime, run_runtime
 
@@ -199,7 +200,8 @@ def private_platform(
     monkeypatch.delenv("PLATFORM_PRIVATE_KEY_FILE", raising=False)
     yield values["PRIVATE_SERVER_ENDPOINT"]
     # The runtime's registry outlives each test's database: leave it empty.
-    settings.PLATFORM_PRIVATE_KEY = platform_keys.private_pem  # a test may have changed it
-    operator = private.operator()
+    # (with the platform's key and runtime: a test may have changed either setting)
+    settings.PLATFORM_PRIVATE_KEY = platform_keys.private_pem
+    operator = OperatorClient(platform_runtime.url, tokens.operator_token())
     for entry in operator.list_servers():
         operator.delete_server(entry["name"])

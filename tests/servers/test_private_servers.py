@@ -218,3 +218,24 @@ def test_a_worker_killed_mid_deletion_leaves_nothing_stuck(
         assert wait_until(lambda: not Server.objects.filter(id=server.id).exists(), timeout=60)
 
     assert private.operator().get_server(server.runtime_name) is None
+
+
+def test_a_runtime_without_an_operator_api_fails_provisioning_clearly(
+    private_platform,
+    settings,
+    region,
+    user_database,
+    team,
+    owner,
+    django_capture_on_commit_callbacks,
+):
+    settings.PRIVATE_SERVER_RUNTIME = region.url  # a sandbox region: no `operator` block
+
+    with django_capture_on_commit_callbacks(execute=False):
+        server = private.create_private_server(owner.user, team, "shop", user_database)
+    assert services.run_provisioning(str(server.id)) == Server.Status.FAILED
+
+    server.refresh_from_db()
+    assert server.status_reason == (
+        "the platform runtime has no operator API (its config has no `operator` block)"
+    )
