@@ -384,3 +384,17 @@ def test_the_health_check_names_the_endpoint_not_the_platforms_address(
     assert private_server.status == Server.Status.UNREACHABLE
     assert private_server.endpoint in private_server.status_reason
     assert private_offered not in private_server.status_reason
+
+
+def test_an_operator_sees_a_private_servers_database_but_not_its_password(private_server):
+    from accounts.models import User
+    from tests.conftest import Persona, client_for
+
+    operator = User.objects.create_superuser("ops@example.com", "pw-ops-123456", name="Ops")
+
+    page = client_for(Persona(operator)).get(f"/admin/servers/server/{private_server.pk}/change/")
+
+    html = page.content.decode()
+    assert page.status_code == 200 and private_server.database_name in html
+    assert private_server.database_password not in html
+    assert private_server.database_password_value not in html
