@@ -25,7 +25,7 @@ from accounts import audit
 from accounts.models import AuditAction, Role, User, Workspace, get_membership
 from servers import clusters, tokens
 from servers.management_api import ManagementError, PrismaError
-from servers.models import Server, Service
+from servers.models import Deploy, Server, Service
 
 log = logging.getLogger(__name__)
 
@@ -433,8 +433,6 @@ def delete_server(
 ) -> Server:
     """Ask for the server's deletion (admins and owners; the view asks for its typed name
     first). Idempotent: a server already being deleted is left to that run."""
-    from servers.models import Deploy
-
     membership = get_membership(user, server.workspace.slug)  # 404 for non-members
     if not membership.has_role(Role.ADMIN):
         raise PermissionDenied("Only admins and owners can delete servers.")
@@ -480,8 +478,6 @@ def run_deletion(server_id: str, now: datetime | None = None) -> str:
     """The delete task's body: idempotent (a deleted or held run is left alone). A server that
     cannot be removed now (the platform runtime unreachable) stays `deleting` with the reason,
     and the reaper tries again after SERVER_STALE_SECONDS."""
-    from servers.models import Deploy
-
     now = now or timezone.now()
     stale = now - timedelta(seconds=settings.SERVER_STALE_SECONDS)
     claim_id = uuid.uuid4()
