@@ -10,6 +10,7 @@ import os
 import signal
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from datetime import timedelta
 from typing import Any
@@ -19,8 +20,9 @@ import pytest
 from django.utils import timezone
 from psycopg import sql
 
+from accounts import services as accounts_services
 from accounts.models import AuditAction, AuditEvent
-from servers import deploys, private, services, tokens
+from servers import deploys, private, runs, services, tokens
 from servers.management_api import PrismaError
 from servers.models import Deploy, Server, Service
 from tests.runtime.conftest import make_key_pair
@@ -29,6 +31,7 @@ from tests.support.worker import celery_worker, wait_until
 pytestmark = [pytest.mark.multiprocess]
 
 NOTES = "type Note {\n  id: ID! @id\n  text: String!\n}\n"
+NOTE_TEXTS = "{ notes { text } }"
 
 
 def call(url: str, document: str) -> tuple[int, dict[str, Any]]:
@@ -239,3 +242,69 @@ def test_a_runtime_without_an_operator_api_fails_provisioning_clearly(
     assert server.status_reason == (
         "the platform runtime has no operator API (its config has no `operator` block)"
     )
+
+
+def query_host(runtime_url: str, endpoint: str, document: str) -> dict[str, Any]:
+    """A request to a service endpoint whose host name has no DNS: sent to the runtime's
+    address with the endpoint's Host, as a DNS record would route it."""
+    parts = urllib.parse.urlsplit(endpoint)
+    request = urllib.request.Request(  # noqa: S310 - loopback
+        runtime_url + parts.path,
+        data=json.dumps({"query": document}).encode(),
+        headers={"Content-Type": "application/json", "Host": parts.netloc},
+    )
+    with urllib.request.urlopen(request, timeout=30) as answer:  # noqa: S310
+        return json.loads(answer.read())
+
+
+def test_two_workspaces_private_servers_never_meet(
+    private_platform,
+    settings,
+    platform_runtime,
+    password_postgres,
+    user_database,
+    team,
+    owner,
+    outsider,
+    django_capture_on_commit_callbacks,
+):
+    """Two workspaces, each its own private server on its own database, the same service name
+    on both: each endpoint reaches its own data only, and one server's token opens nothing on
+    the other."""
+    port = platform_runtime.url.rsplit(":", 1)[1]
+    settings.PRIVATE_SERVER_ENDPOINT = f"http://{{server}}.servers.test:{port}"
+    other = accounts_services.create_workspace(user=outsider.user, name="Other", slug="other")
+    theirs_database = password_postgres.create_database()
+    try:
+        with django_capture_on_commit_callbacks(execute=False):
+            ours = private.create_private_server(owner.user, team, "db", user_database)
+            theirs = private.create_private_server(outsider.user, other, "db", theirs_database)
+        assert (ours.endpoint, theirs.endpoint) == (
+            f"http://db-acme.servers.test:{port}",
+            f"http://db-other.servers.test:{port}",
+        )
+        for server, user, text in ((ours, owner, "ours"), (theirs, outsider, "theirs")):
+            assert services.run_provisioning(str(server.id)) == Server.Status.HEALTHY
+            server.refresh_from_db()
+            with django_capture_on_commit_callbacks(execute=False):
+                created = deploys.create_service(
+                    user.user, server, "notes", "dev", NOTES, protect=False
+                )
+            assert runs.run_deploy(str(created.deploy.id)) == Deploy.Status.SUCCEEDED
+            query_host(
+                platform_runtime.url,
+                created.service.endpoint,
+                f'mutation {{ createNote(data: {{text: "{text}"}}) {{ id }} }}',
+            )
+
+        ours_notes = query_host(platform_runtime.url, f"{ours.endpoint}/notes/dev", NOTE_TEXTS)
+        theirs_notes = query_host(platform_runtime.url, f"{theirs.endpoint}/notes/dev", NOTE_TEXTS)
+        assert ours_notes == {"data": {"notes": [{"text": "ours"}]}}
+        assert theirs_notes == {"data": {"notes": [{"text": "theirs"}]}}
+        assert notes_in(password_postgres, user_database, "notes$dev") == ["ours"]
+        assert notes_in(password_postgres, theirs_database, "notes$dev") == ["theirs"]
+        # Our server's own token is worth nothing on theirs.
+        with pytest.raises(PrismaError):
+            theirs.management_client(tokens.server_token(ours)).list_projects()
+    finally:
+        password_postgres.drop_database(theirs_database)
