@@ -45,7 +45,7 @@ class ConnectServerForm(forms.Form):
     name = forms.CharField(
         max_length=40,
         strip=True,
-        help_text="Lowercase letters, digits and dashes; the Prisma CLI knows it by this name.",
+        help_text="Letters, digits, - and _; the Prisma CLI knows the server by this name.",
     )
     endpoint = forms.CharField(
         max_length=200,

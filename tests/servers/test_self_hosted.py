@@ -368,6 +368,30 @@ def test_a_confirmed_rotation_signs_with_the_new_key_and_deploys_keep_working(
 
 
 @pytest.mark.django_db
+def test_a_server_given_both_keys_takes_deploys_before_and_after_the_rotation(
+    team, owner, owner_client, host, connected
+):
+    with host.run(connected.config):
+        server = check_now(connected)
+        created = deploys.create_service(owner.user, server, "blog", "dev", BLOG)
+        assert run(created.deploy).status == Deploy.Status.SUCCEEDED
+        server = self_hosted.start_rotation(owner.user, server)
+    # The user pastes the page's configuration, which carries both keys, and restarts.
+    both = page_config(owner_client, server)
+    assert both["managementPublicKey"].count("BEGIN PUBLIC KEY") == 2
+    with host.run(both):
+        tagged = BLOG + "type Tag {\n  id: ID! @id\n}\n"
+        before = deploys.request_deploy(owner.user, created.service, tagged)
+        assert run(before).status == Deploy.Status.SUCCEEDED  # still the current key
+        server = self_hosted.confirm_rotation(owner.user, server)
+        server.refresh_from_db()
+        assert not server.next_public_key_pem
+        labelled = tagged + "type Label {\n  id: ID! @id\n}\n"
+        after = run(deploys.request_deploy(owner.user, created.service, labelled))
+        assert after.status == Deploy.Status.SUCCEEDED, after.reason  # the new key signs
+
+
+@pytest.mark.django_db
 def test_a_cancelled_rotation_forgets_the_new_key(team, owner, connected):
     server = self_hosted.start_rotation(owner.user, connected)
     again = self_hosted.start_rotation(owner.user, server)  # a second click keeps the first
