@@ -2,9 +2,10 @@
 plane makes to a Prisma server, ours or a real one, goes through `ManagementClient`.
 
 Errors come in two kinds, so callers can tell "try again later" from "the server said no":
-`ServerUnreachable` (connection refused, timeout, a proxy's 502, an answer that is not the
-management API's JSON) and `PrismaError` (a GraphQL error with Prisma's `code`, e.g. 3015 for a
-refused token, 4000 for an unknown service).
+`ServerUnreachable` (connection refused, timeout, a proxy's 502; an answer that is not the
+management API's JSON is its subclass `NotManagementApi`: something else answers there) and
+`PrismaError` (a GraphQL error with Prisma's `code`, e.g. 3015 for a refused token, 4000 for an
+unknown service).
 
 (The module is `management_api`, not `management`: `servers/management/` is Django's folder for
 `manage.py` commands.)

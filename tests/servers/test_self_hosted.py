@@ -240,6 +240,18 @@ class NotGraphql(Html):
         self.wfile.write(body)
 
 
+class BadGateway(Html):
+    """A proxy whose Prisma server behind it is down."""
+
+    def do_POST(self) -> None:
+        body = b"<html><body><h1>502 Bad Gateway</h1></body></html>"
+        self.send_response(502)
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
 @contextmanager
 def web_server(handler) -> Iterator[str]:
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
@@ -260,6 +272,16 @@ def test_a_web_server_that_is_not_prisma_is_not_a_prisma_server(team, owner, han
     assert server.status == Server.Status.FAILED
     assert server.status_reason.startswith(
         f"Not a Prisma server: {endpoint} answers, but not as a Prisma management API"
+    )
+
+
+@pytest.mark.django_db
+def test_a_proxy_whose_server_is_down_is_unreachable_not_a_stranger(team, owner, no_broker):
+    with web_server(BadGateway) as endpoint:
+        server = check_now(connect(owner.user, team, endpoint))
+    assert server.status == Server.Status.FAILED
+    assert server.status_reason.startswith(
+        f"Unreachable: {endpoint}/management answered HTTP 502 with a body that is not JSON"
     )
 
 
