@@ -73,10 +73,13 @@ def check(request: HttpRequest, membership: Membership, server_id: str) -> HttpR
         for message in error.messages:
             messages.error(request, message)
     else:
+        server.refresh_from_db(fields=["status"])
         if queued:
             messages.info(request, "Checking the connection.")
+        elif server.status == Server.Status.PROVISIONING:
+            messages.info(request, "A check is running already: its outcome appears here.")
         else:
-            messages.info(request, "Nothing to check: the check is running or the server is up.")
+            messages.info(request, "The server is connected: the console checks it every minute.")
     return _back(server)
 
 
