@@ -38,7 +38,7 @@ class NewServiceForm(forms.Form):
 
 
 class ConnectServerForm(forms.Form):
-    """ "Connect a server": names and the endpoint are judged by `servers.self_hosted`."""
+    """The "Connect a server" form; names and the endpoint are judged by `servers.self_hosted`."""
 
     KEY_PAIR, SECRET = "key_pair", "secret"
 

@@ -148,8 +148,8 @@ def connect_server(
 
 @transaction.atomic
 def request_check(user: User, server: Server, *, request: HttpRequest | None = None) -> bool:
-    """ "Check connection": a failed server is checked again (in a worker). Returns False when
-    there is nothing to do (a check is already queued, or the server is connected)."""
+    """The "Check connection" button: a failed server is checked again (in a worker). Returns
+    False when there is nothing to do (a check is already queued, or the server is connected)."""
     _require_admin(user, server.workspace)
     if server.kind != Server.Kind.SELF_HOSTED:
         raise ValidationError("Only self-hosted servers are checked this way.")

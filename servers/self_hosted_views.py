@@ -19,8 +19,8 @@ from servers.models import Server, get_server
 
 @workspace_view(min_role=Role.ADMIN)
 def connect(request: HttpRequest, membership: Membership) -> HttpResponse:
-    """ "Connect a server": the row is created and its check queued; the server's page then
-    shows the configuration to paste and the check's outcome."""
+    """The "Connect a server" form: the row is created and its check queued; the server's page
+    then shows the configuration to paste and the check's outcome."""
     workspace = membership.workspace
     form = ConnectServerForm(request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
