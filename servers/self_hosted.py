@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -59,6 +60,7 @@ EXAMPLE_DATABASE = {
     "database": "prisma",
 }
 MIN_SECRET_LENGTH = 8
+IMPORT_HISTORY_SECONDS = 30
 
 
 # --- connecting -------------------------------------------------------------------------------
@@ -250,7 +252,9 @@ def _refuse_open(server: Server) -> None:
 
 def _import_services(server: Server) -> None:
     """The services already on the server appear in the console with their history (they keep
-    working on the server whatever happens here, so a failure is logged, not fatal)."""
+    working on the server whatever happens here, so a failure is logged, not fatal). Histories
+    are read for IMPORT_HISTORY_SECONDS at most, well within the provisioning run's stale
+    limit; the periodic reconciliation reads the rest within a minute."""
     try:
         found = runs.discover_services(server)
     except ManagementError as error:
@@ -261,7 +265,10 @@ def _import_services(server: Server) -> None:
     imported = server.services.filter(
         origin=Service.Origin.SERVER, status=Service.Status.NEW
     ).select_related("server__workspace")
+    deadline = time.monotonic() + IMPORT_HISTORY_SECONDS
     for service in imported:
+        if time.monotonic() > deadline:
+            break
         try:
             runs.reconcile_service(service)
         except (ManagementError, ValueError) as error:
