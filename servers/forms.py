@@ -72,3 +72,44 @@ class PrivateServerForm(forms.Form):
             password=data.get("password") or "",
             sslmode=data.get("sslmode") or DEFAULT_SSL_MODE,
         )
+
+
+class ConnectServerForm(forms.Form):
+    """The "Connect a server" form; names and the endpoint are judged by `servers.self_hosted`."""
+
+    KEY_PAIR, SECRET = "key_pair", "secret"
+
+    name = forms.CharField(
+        max_length=40,
+        strip=True,
+        help_text="Letters, digits, - and _; the Prisma CLI knows the server by this name.",
+    )
+    endpoint = forms.CharField(
+        max_length=200,
+        strip=True,
+        help_text="The server's origin, such as https://prisma.example.com:4466.",
+    )
+    credentials = forms.ChoiceField(
+        choices=[
+            (KEY_PAIR, "Generate a key pair (the console shows the public key to install)"),
+            (SECRET, "Use the server's management API secret"),
+        ],
+        initial=KEY_PAIR,
+        widget=forms.RadioSelect,
+    )
+    secret = forms.CharField(
+        required=False,
+        strip=True,
+        label="Management API secret",
+        widget=forms.PasswordInput(render_value=False),
+        help_text="managementApiSecret of the server (PRISMA_MANAGEMENT_API_SECRET); kept"
+        " encrypted and never shown again.",
+    )
+
+    def clean(self) -> dict[str, object]:
+        data = super().clean() or {}
+        if data.get("credentials") == self.SECRET and not data.get("secret"):
+            self.add_error("secret", "Enter the server's management API secret.")
+        if data.get("credentials") != self.SECRET:
+            data["secret"] = ""
+        return data

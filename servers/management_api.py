@@ -2,9 +2,10 @@
 plane makes to a Prisma server, ours or a real one, goes through `ManagementClient`.
 
 Errors come in two kinds, so callers can tell "try again later" from "the server said no":
-`ServerUnreachable` (connection refused, timeout, a proxy's 502, an answer that is not the
-management API's JSON) and `PrismaError` (a GraphQL error with Prisma's `code`, e.g. 3015 for a
-refused token, 4000 for an unknown service).
+`ServerUnreachable` (connection refused, timeout, a proxy's 502; an answer that is not the
+management API's JSON is its subclass `NotManagementApi`: something else answers there) and
+`PrismaError` (a GraphQL error with Prisma's `code`, e.g. 3015 for a refused token, 4000 for an
+unknown service).
 
 (The module is `management_api`, not `management`: `servers/management/` is Django's folder for
 `manage.py` commands.)
@@ -67,6 +68,11 @@ class ServerUnreachable(ManagementError):
     """The server could not be reached or did not answer as a management API (transient)."""
 
 
+class NotManagementApi(ServerUnreachable):
+    """Something answered at the address, but not as a management API: an HTML page, a 404, JSON
+    without a GraphQL result (a web server, a proxy's error page, another service's port)."""
+
+
 class PrismaError(ManagementError):
     """The server answered with GraphQL errors; `code` is Prisma's (3015, 4000, ...) or None."""
 
@@ -116,20 +122,21 @@ class ManagementClient:
             raise ServerUnreachable(f"cannot connect to {where}: {error}") from None
         if len(raw) > MAX_ANSWER_BYTES:
             raise ServerUnreachable(f"{where} answered more than {MAX_ANSWER_BYTES} bytes")
+        # A 5xx page is a proxy or gateway telling that what is behind it is down (transient);
+        # any other answer that is not GraphQL comes from something else than a Prisma server.
+        not_api = ServerUnreachable if status >= 500 else NotManagementApi
         try:
             document = json.loads(raw)
         except ValueError:
-            raise ServerUnreachable(
-                f"{where} answered HTTP {status} with a body that is not JSON"
-            ) from None
+            raise not_api(f"{where} answered HTTP {status} with a body that is not JSON") from None
         if not isinstance(document, dict):
-            raise ServerUnreachable(f"{where} answered HTTP {status} without a GraphQL result")
+            raise not_api(f"{where} answered HTTP {status} without a GraphQL result")
         errors = document.get("errors")
         if errors:
             raise PrismaError(errors if isinstance(errors, list) else [{"message": str(errors)}])
         data = document.get("data")
         if status >= 400 or not isinstance(data, dict):
-            raise ServerUnreachable(f"{where} answered HTTP {status} without data")
+            raise not_api(f"{where} answered HTTP {status} without data")
         return data
 
     def server_info(self) -> dict[str, Any]:

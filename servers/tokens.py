@@ -96,6 +96,16 @@ def sign(server: Server, grants: list[dict[str, str]], ttl: int = TOKEN_TTL_SECO
     raise ImproperlyConfigured(f"server {server.id} has no credentials to sign with")
 
 
+def rotation_token(server: Server, ttl: int = TOKEN_TTL_SECONDS) -> str:
+    """A `*/*` token signed with the next key pair of a rotation in progress: what proves the
+    server has the new public key before the console signs with it for good."""
+    if not server.next_private_key:
+        raise ValueError(f"server {server.id} has no key rotation in progress")
+    now = int(time.time())
+    claims = {"grants": [{"target": "*/*", "action": "*"}], "iat": now, "exp": now + ttl}
+    return jwt.encode(claims, _load_private_key(server.next_private_key_pem), algorithm="RS256")
+
+
 def cluster_token(server: Server, service: str, stage: str, ttl: int = TOKEN_TTL_SECONDS) -> str:
     """A token for exactly one `service/stage` of the server (the CLI's `generateClusterToken`)."""
     validate_service_stage(service, stage)

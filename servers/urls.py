@@ -1,6 +1,6 @@
 from django.urls import path
 
-from servers import private_views, views
+from servers import private_views, self_hosted_views, views
 
 app_name = "servers"
 
@@ -8,6 +8,7 @@ app_name = "servers"
 # `views.server_list` and `views.service_list`.
 SERVICE = "w/<slug:slug>/services/<uuid:service_id>/"
 DEPLOY = SERVICE + "deploys/<uuid:deploy_id>/"
+SERVER = "w/<slug:slug>/servers/<uuid:server_id>/"
 
 urlpatterns = [
     path("w/<slug:slug>/servers/provision/", views.provision, name="provision"),
@@ -37,4 +38,9 @@ urlpatterns = [
         name="delete",
     ),
     # Self-hosted servers (servers.self_hosted_views)
+    path("w/<slug:slug>/servers/connect/", self_hosted_views.connect, name="connect"),
+    path(SERVER + "check/", self_hosted_views.check, name="check"),
+    path(SERVER + "rotation/", self_hosted_views.rotation_start, name="rotation-start"),
+    path(SERVER + "rotation/confirm/", self_hosted_views.rotation_confirm, name="rotation-confirm"),
+    path(SERVER + "rotation/cancel/", self_hosted_views.rotation_cancel, name="rotation-cancel"),
 ]
