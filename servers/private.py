@@ -226,13 +226,26 @@ def test_connection(params: DatabaseParams) -> ConnectionCheck:
             autocommit=True,
         ) as conn:
             version = str(conn.execute("SHOW server_version").fetchone()[0])  # type: ignore[index]
-            may_create = conn.execute(
-                "SELECT has_database_privilege(current_user, current_database(), 'CREATE')"
-            ).fetchone()[0]  # type: ignore[index]
+            may_create, superuser = conn.execute(
+                "SELECT has_database_privilege(current_user, current_database(), 'CREATE'),"
+                " (SELECT rolsuper FROM pg_roles WHERE rolname = current_user)"
+            ).fetchone()  # type: ignore[misc]
     except psycopg.Error as error:
         return _failure(params, error)
     except OSError as error:  # a resolver or socket error psycopg did not wrap
         return _failure(params, psycopg.OperationalError(str(error)))
+    if superuser:
+        # The platform's runtime would hold a superuser's connection on the tenant's behalf:
+        # everything on that PostgreSQL server, other databases included, within its reach.
+        return ConnectionCheck(
+            False,
+            f"{params.user} is a superuser of that PostgreSQL server: give Refract a role of"
+            f" its own, which owns {params.database} or may create schemas in it (CREATE ROLE"
+            f" refract LOGIN PASSWORD '...'; GRANT CREATE ON DATABASE \"{params.database}\""
+            " TO refract).",
+            version=version,
+            field="user",
+        )
     if not may_create:
         return ConnectionCheck(
             False,

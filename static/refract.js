@@ -107,7 +107,10 @@
           var updated = holder.firstElementChild;
           if (!updated) { return; }
           element.replaceWith(updated);
-          if (updated.hasAttribute("data-refresh")) { refresh(updated); }
+          if (updated.hasAttribute("data-refresh")) { refresh(updated); return; }
+          /* data-reload-when-done: the rest of the page depends on the final status (a
+             server's services, its configuration): load it again once. */
+          if (element.hasAttribute("data-reload-when-done")) { window.location.reload(); }
         }, function (error) {
           /* A network blip or a server error: try again. A 4xx (signed out, gone) stops; a
              404 for an element with data-gone="text" (a service being deleted) says it. */

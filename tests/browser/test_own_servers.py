@@ -156,7 +156,7 @@ def test_a_self_hosted_server_connected_by_key_pair_then_rotated(
             page.get_by_test_id("start-rotation").click()
             both = configuration_on_page(page)
             assert both["managementPublicKey"].count("BEGIN PUBLIC KEY") == 2
-        with run_runtime({**mine, **both}, tmp_path, port=port):
+        with run_runtime({**both, "databases": mine["databases"]}, tmp_path, port=port):
             page.wait_for_timeout(PAUSE)
             page.get_by_test_id("confirm-rotation").click()
             expect(page.get_by_test_id("key-rotation")).not_to_contain_text(

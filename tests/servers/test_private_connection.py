@@ -8,6 +8,7 @@ import pytest
 from servers import private
 from servers.private import DatabaseParams
 from tests.servers.conftest import closed_port_origin
+from tests.servers.private_support import SUPERUSER_PASSWORD
 
 pytestmark = [pytest.mark.multiprocess]
 
@@ -85,3 +86,19 @@ def test_a_url_gives_the_same_parts():
     )
 
     assert params == DatabaseParams("db.example.com", 6543, "shop", "app", "s@cret", "require")
+
+
+def test_a_superuser_is_refused_for_a_role_of_its_own(password_postgres):
+    """The runtime would hold the connection on the tenant's behalf: a superuser's reaches
+    every database of that PostgreSQL server."""
+    superuser = DatabaseParams(
+        password_postgres.host, password_postgres.port, "postgres", "postgres",
+        SUPERUSER_PASSWORD, "disable",
+    )  # fmt: skip
+
+    check = private.test_connection(superuser)
+
+    assert not check.ok
+    assert check.field == "user"
+    assert "postgres is a superuser of that PostgreSQL server" in check.reason
+    assert SUPERUSER_PASSWORD not in check.reason
