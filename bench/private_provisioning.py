@@ -164,6 +164,8 @@ def main() -> None:
             "DATABASE_URL": database_url,
             "PLATFORM_PRIVATE_KEY": key_file.read_text(),
             "PRIVATE_SERVER_RUNTIME": runtime_url,
+            # The user's database is a scratch one on the platform's own server here.
+            "PRIVATE_DATABASE_DENY": "",
             "PRIVATE_SERVER_ENDPOINT": f"http://{{server}}.servers.bench:{port}",
             "CELERY_QUEUE": f"bench-{secrets.token_hex(4)}",
             "LOG_LEVEL": "WARNING",

@@ -203,6 +203,13 @@ PLATFORM_PRIVATE_KEY = env_secret("PLATFORM_PRIVATE_KEY", "")
 # PRIVATE_SERVER_RUNTIME the console offers no private servers.
 PRIVATE_SERVER_RUNTIME = env_str("PRIVATE_SERVER_RUNTIME", "").rstrip("/")
 PRIVATE_SERVER_ENDPOINT = env_str("PRIVATE_SERVER_ENDPOINT", "https://{server}.servers.example.com")
+# Database servers private servers may not use (`host:port`, comma-separated; empty allows any):
+# by default the console's own, whose roles a tenant must never reach through the runtime.
+_OWN_DATABASE = DATABASES["default"]
+PRIVATE_DATABASE_DENY = env_list(
+    "PRIVATE_DATABASE_DENY",
+    [f"{_OWN_DATABASE.get('HOST') or 'localhost'}:{_OWN_DATABASE.get('PORT') or 5432}"],
+)
 # Calls to servers' management APIs; provisioning runs whose heartbeat is older than
 # SERVER_STALE_SECONDS are retried by the reaper, up to SERVER_PROVISION_ATTEMPTS claims.
 SERVER_MANAGEMENT_TIMEOUT = env_int("SERVER_MANAGEMENT_TIMEOUT", 10)

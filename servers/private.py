@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import re
+import socket
 import time
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -205,6 +206,27 @@ def _failure(params: DatabaseParams, error: psycopg.Error) -> ConnectionCheck:
     return ConnectionCheck(False, f"The connection to {where} failed: {raw}", field="host")
 
 
+def _addresses(host: str) -> set[str]:
+    try:
+        return {str(info[4][0]) for info in socket.getaddrinfo(host, None)}
+    except (OSError, UnicodeError):
+        return {host}
+
+
+def is_denied(host: str, port: int) -> bool:
+    """Whether the address is one of PRIVATE_DATABASE_DENY's database servers (the console's
+    own by default), by the addresses both names resolve to."""
+    addresses = None
+    for entry in settings.PRIVATE_DATABASE_DENY:
+        denied_host, _, denied_port = entry.rpartition(":")
+        if not denied_host or denied_host.startswith("/") or denied_port != str(port):
+            continue  # a socket path is refused anyway (`validate`)
+        addresses = addresses if addresses is not None else _addresses(host)
+        if addresses & _addresses(denied_host):
+            return True
+    return False
+
+
 def test_connection(params: DatabaseParams) -> ConnectionCheck:
     """Really connect, as the runtime will, and check the user may create schemas (one per
     service). Within CONNECT_TIMEOUT_SECONDS; never raises for a database's answer."""
@@ -213,6 +235,13 @@ def test_connection(params: DatabaseParams) -> ConnectionCheck:
     except ValidationError as error:
         field, messages = next(iter(error.message_dict.items()))
         return ConnectionCheck(False, messages[0], field=field)
+    if is_denied(params.host, params.port):
+        return ConnectionCheck(
+            False,
+            "That is this platform's own database server, which cannot hold private servers:"
+            " use a PostgreSQL server of your own.",
+            field="host",
+        )
     try:
         with psycopg.connect(
             host=params.host,

@@ -102,3 +102,39 @@ def test_a_superuser_is_refused_for_a_role_of_its_own(password_postgres):
     assert check.field == "user"
     assert "postgres is a superuser of that PostgreSQL server" in check.reason
     assert SUPERUSER_PASSWORD not in check.reason
+
+
+def test_the_platforms_own_database_server_is_refused_by_any_of_its_names(settings, user_database):
+    """A tenant must never reach the console's roles through the platform's runtime (where
+    local connections are trusted, any role would do): its database server is refused,
+    whichever name or address reaches it, before any connection."""
+    settings.PRIVATE_DATABASE_DENY = [f"localhost:{user_database.port}"]
+
+    for host in ("127.0.0.1", "localhost"):
+        check = private.test_connection(dataclasses.replace(user_database, host=host))
+
+        assert not check.ok
+        assert check.field == "host"
+        assert "this platform's own database server" in check.reason
+    settings.PRIVATE_DATABASE_DENY = [f"localhost:{user_database.port + 1}"]  # another port
+    assert private.test_connection(user_database).ok
+    settings.PRIVATE_DATABASE_DENY = []
+    assert private.test_connection(user_database).ok
+
+
+def test_by_default_the_consoles_own_database_server_is_refused():
+    from django.conf import settings
+
+    own = settings.DATABASES["default"]
+    params = DatabaseParams(
+        own["HOST"] or "localhost", int(own["PORT"] or 5432), own["NAME"], "postgres", "", "prefer"
+    )
+
+    check = private.test_connection(params)
+
+    assert not check.ok
+    assert check.field == "host"
+    if params.host.startswith("/"):  # a socket path: refused before anything else
+        assert "no socket path" in check.reason
+    else:
+        assert "this platform's own database server" in check.reason
