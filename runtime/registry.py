@@ -408,9 +408,10 @@ def put(
                 _q(
                     'INSERT INTO {s}."OperatorServer" '
                     '("name", "entry", "secrets", "createdAt", "updatedAt") '
-                    "VALUES (%s, %s, %s, clock_timestamp(), clock_timestamp()) "
+                    # One timestamp for both columns (two clock_timestamp() calls differ).
+                    "VALUES (%s, %s, %s, statement_timestamp(), statement_timestamp()) "
                     'ON CONFLICT ("name") DO UPDATE SET "entry" = EXCLUDED."entry", '
-                    '"secrets" = EXCLUDED."secrets", "updatedAt" = clock_timestamp() '
+                    '"secrets" = EXCLUDED."secrets", "updatedAt" = statement_timestamp() '
                     'RETURNING "createdAt", "updatedAt", (xmax = 0)',
                     schema,
                 ),
