@@ -25,7 +25,6 @@ import argparse
 import os
 import secrets
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -36,6 +35,7 @@ from urllib.parse import urlsplit, urlunsplit
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.servers import runtime_and_worker  # noqa: E402
 from cloud import devstack  # noqa: E402
 
 
@@ -191,28 +191,10 @@ def main() -> None:
                 }
             )
         )
-        processes = []
         try:
-            runtime = subprocess.Popen(
-                [sys.executable, "-m", "runtime", "--config", str(config), "--host", "127.0.0.1",
-                 "--log-level", "warning"],
-                cwd=ROOT, env=env,
-            )  # fmt: skip
-            processes.append(runtime)
-            devstack.wait_for_port(port, runtime, "the runtime")
-            worker = subprocess.Popen(
-                [sys.executable, "-m", "celery", "-A", "cloud", "worker", "--concurrency", "2",
-                 "--queues", env["CELERY_QUEUE"], "--loglevel", "WARNING", "--without-gossip",
-                 "--without-mingle"],
-                cwd=ROOT, env=env,
-            )  # fmt: skip
-            processes.append(worker)
-            bench(args.runs, user_db)
+            with runtime_and_worker(config, port, env):
+                bench(args.runs, user_db)
         finally:
-            for process in processes:
-                process.terminate()
-            for process in processes:
-                process.wait(timeout=20)
             from django.db import connections
 
             connections.close_all()

@@ -19,6 +19,7 @@ are the defaults (DEPLOY_POLL_SECONDS and the rest) unless set in the environmen
 from __future__ import annotations
 
 import argparse
+import contextlib
 import http.client
 import json
 import os
@@ -28,7 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -171,6 +172,34 @@ def bench(runs: int, runtime_url: str) -> None:
     print("target: under 2000 ms each")
 
 
+@contextlib.contextmanager
+def runtime_and_worker(config: Path, port: int, env: dict[str, str]) -> Iterator[None]:
+    """The runtime on `port` with the config file, and a worker as `make run` starts it
+    (prefork, concurrency 2) on `env`'s CELERY_QUEUE; both stopped on exit."""
+    processes = []
+    try:
+        runtime = subprocess.Popen(
+            [sys.executable, "-m", "runtime", "--config", str(config), "--host", "127.0.0.1",
+             "--log-level", "warning"],
+            cwd=ROOT, env=env,
+        )  # fmt: skip
+        processes.append(runtime)
+        devstack.wait_for_port(port, runtime, "the runtime")
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "cloud", "worker", "--concurrency", "2",
+             "--queues", env["CELERY_QUEUE"], "--loglevel", "WARNING", "--without-gossip",
+             "--without-mingle"],
+            cwd=ROOT, env=env,
+        )  # fmt: skip
+        processes.append(worker)
+        yield
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            process.wait(timeout=20)
+
+
 def runtime_config(database_url: str, redis_url: str, public_pem: str, port: int) -> dict:
     return {
         "port": port,
@@ -218,28 +247,10 @@ def main() -> None:
         config = scratch / "runtime.yml"
         config.write_text(yaml.safe_dump(runtime_config(database_url, env["REDIS_URL"],
                                                         public_pem, port)))  # fmt: skip
-        processes = []
         try:
-            runtime = subprocess.Popen(
-                [sys.executable, "-m", "runtime", "--config", str(config), "--host", "127.0.0.1",
-                 "--log-level", "warning"],
-                cwd=ROOT, env=env,
-            )  # fmt: skip
-            processes.append(runtime)
-            devstack.wait_for_port(port, runtime, "the runtime")
-            worker = subprocess.Popen(
-                [sys.executable, "-m", "celery", "-A", "cloud", "worker", "--concurrency", "2",
-                 "--queues", env["CELERY_QUEUE"], "--loglevel", "WARNING", "--without-gossip",
-                 "--without-mingle"],
-                cwd=ROOT, env=env,
-            )  # fmt: skip
-            processes.append(worker)
-            bench(args.runs, runtime_url)
+            with runtime_and_worker(config, port, env):
+                bench(args.runs, runtime_url)
         finally:
-            for process in processes:
-                process.terminate()
-            for process in processes:
-                process.wait(timeout=20)
             from django.db import connections
 
             connections.close_all()
