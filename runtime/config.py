@@ -5,7 +5,9 @@ A Prisma user's `PRISMA_CONFIG` (reference section 10) works unchanged: `port`,
 `managementPublicKey` (PEM, RS256 cluster tokens; several concatenated PEM blocks are several
 keys, any of which verifies a token, for key rotation; Prisma's old `legacySecret` is accepted as
 an alias), `redisUrl`, `limits`, `sandbox`, `hosts` (the host names the config's own server
-answers on; default `["*"]`, any) and `operator` (the operator API, `runtime.operator`).
+answers on; default `["*"]`, any), `operator` (the operator API, `runtime.operator`),
+`consoleUrl` (the Refract console that `<endpoint>/_admin` sends browsers to) and
+`playgroundAssets` (the directory of the vendored GraphiQL, `runtime.playground`).
 
 Internally the runtime serves *servers* (tenants), each with its database, auth settings, limits
 and host names. The config describes the default server; the operator API registers more at
@@ -19,6 +21,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import yaml
 from psycopg.conninfo import make_conninfo
@@ -146,6 +149,10 @@ class RuntimeConfig:
     servers: tuple[ServerConfig, ...] = ()
     redis_url: str | None = None
     operator: OperatorConfig | None = None
+    # The browser pages (`runtime.playground`): where `/_admin` redirects, and the GraphiQL
+    # files; None means the default, the repository's `static/vendor/graphiql`.
+    console_url: str | None = None
+    playground_assets: Path | None = None
 
     def server_for_host(self, host: str) -> ServerConfig | None:
         """The tenant for a request's Host header: exact names first, then a catch-all."""
@@ -237,6 +244,8 @@ def parse_config(data: dict[str, Any], env: dict[str, str] | os._Environ[str]) -
         servers=(server,),
         redis_url=data.get("redisUrl"),
         operator=_operator(data.get("operator")),
+        console_url=_console_url(data.get("consoleUrl")),
+        playground_assets=_directory(data.get("playgroundAssets"), "playgroundAssets"),
     )
 
 
@@ -264,6 +273,28 @@ def _hosts(value: object) -> tuple[str, ...]:
             raise ConfigError(f"Unable to load Prisma config: `hosts` has a bad name {item!r}")
         hosts.append(name)
     return tuple(hosts)
+
+
+def _console_url(value: object) -> str | None:
+    """`consoleUrl`: an http(s) origin, optionally with a path, without a query."""
+    if value in (None, ""):
+        return None
+    parts = urlsplit(str(value))
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
+        raise ConfigError(
+            "Unable to load Prisma config: `consoleUrl` must be an http(s) URL such as "
+            "https://console.example.com"
+        )
+    return str(value).rstrip("/")
+
+
+def _directory(value: object, key: str) -> Path | None:
+    if value in (None, ""):
+        return None
+    path = Path(str(value))
+    if not path.is_dir():
+        raise ConfigError(f"Unable to load Prisma config: `{key}` {value!r} is not a directory")
+    return path
 
 
 def _operator(data: object) -> OperatorConfig | None:
