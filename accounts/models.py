@@ -236,6 +236,9 @@ class AuditAction(models.TextChoices):
     SERVICE_TOKEN_ISSUED = "service.token_issued", "Issued a service token"
     DEPLOY_REQUESTED = "deploy.requested", "Requested a deploy"
     DEPLOY_CANCELLED = "deploy.cancelled", "Cancelled a deploy"
+    DATA_ROW_CREATED = "data.row_created", "Created a row in the data browser"
+    DATA_ROW_UPDATED = "data.row_updated", "Edited a row in the data browser"
+    DATA_ROW_DELETED = "data.row_deleted", "Deleted a row in the data browser"
 
 
 AUTH_ACTIONS = [

@@ -31,6 +31,7 @@ MANAGEMENT_SECRET = DATA / "management-secret"
 PLATFORM_KEY = DATA / "platform-key.pem"
 OPERATOR_KEY = DATA / "operator-encryption-key"
 RUNTIME_PORT = 4466
+CONSOLE_PORT = 3000
 # The one sandbox region of the dev stack: the runtime started next to the console.
 SANDBOX_REGION = f"local=http://localhost:{RUNTIME_PORT}"
 PYTHON = sys.executable
@@ -261,7 +262,12 @@ def runtime_database(database_url: str) -> dict[str, object]:
     }
 
 
-def runtime_command(database_url: str, redis_url: str | None, data: Path = DATA) -> list[str]:
+def runtime_command(
+    database_url: str,
+    redis_url: str | None,
+    data: Path = DATA,
+    console_url: str = f"http://localhost:{CONSOLE_PORT}",
+) -> list[str]:
     """`python -m runtime` in sandbox mode on port 4466, against the stack's own database,
     its management API secured with `management_secret()` (for the Prisma CLI) and the
     platform's public key (`platform_key()`, for the console's RS256 tokens).
@@ -270,6 +276,9 @@ def runtime_command(database_url: str, redis_url: str | None, data: Path = DATA)
     signed with the same platform key, `aud: refract-operator`) registers private servers,
     which answer on their own host names or on the extra addresses the runtime listens on
     (`runtime_extra_hosts()`).
+
+    `consoleUrl` names the console, so the "Prisma Admin" link `prisma1 deploy` prints
+    (`<endpoint>/_admin`) opens the console's data browser.
 
     The Prisma-format config is written to `.data/runtime.yml` (git-ignored, mode 0600) rather
     than passed in the environment, so the other processes never see it.
@@ -289,6 +298,7 @@ def runtime_command(database_url: str, redis_url: str | None, data: Path = DATA)
         "databases": {"default": runtime_database(database_url)},
         "redisUrl": redis_url,
         "sandbox": {"rate": 10, "perSeconds": 10, "maxWaiting": 25, "storageMb": 100},
+        "consoleUrl": console_url,
     }
     data.mkdir(exist_ok=True)
     path = data / "runtime.yml"
@@ -311,7 +321,9 @@ def run_stack() -> int:
             "console": [*manage, "runserver", f"127.0.0.1:{port}", "--noreload"],
             "worker": [*celery, "worker", "--loglevel", "INFO", "--concurrency", "2"],
             "beat": [*celery, "beat", "--loglevel", "INFO", "--schedule", str(DATA / "beat")],
-            "runtime": runtime_command(env["DATABASE_URL"], env.get("REDIS_URL")),
+            "runtime": runtime_command(
+                env["DATABASE_URL"], env.get("REDIS_URL"), console_url=f"http://localhost:{port}"
+            ),
         }
         DATA.mkdir(exist_ok=True)
         processes = {

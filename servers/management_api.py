@@ -94,6 +94,9 @@ class ManagementClient:
     # The Host header, when the server is reached at another address than its name (a private
     # server through the platform runtime's internal address).
     host: str | None = None
+    # The API's path on the origin: the management API, or a service's data API (the data
+    # browser's calls, `servers.data_browser`), which answers in the same GraphQL envelope.
+    path: str = "/management"
 
     def call(self, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
         body = json.dumps({"query": query, "variables": variables or {}}).encode()
@@ -102,11 +105,11 @@ class ManagementClient:
             headers["Authorization"] = f"Bearer {self.token}"
         if self.host:
             headers["Host"] = self.host
+        where = f"{self.origin}{self.path}"
         request = urllib.request.Request(  # noqa: S310 - the origin is validated http(s)
-            f"{self.origin}/management", data=body, headers=headers, method="POST"
+            where, data=body, headers=headers, method="POST"
         )
         timeout = self.timeout if self.timeout is not None else settings.SERVER_MANAGEMENT_TIMEOUT
-        where = f"{self.origin}/management"
         try:
             with urllib.request.urlopen(request, timeout=timeout) as answer:  # noqa: S310
                 status, raw = answer.status, answer.read(MAX_ANSWER_BYTES + 1)

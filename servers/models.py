@@ -305,6 +305,13 @@ class Service(models.Model):
     def secret_value(self) -> str:
         return crypto.decrypt(self.secret) if self.secret else ""
 
+    def data_client(self, token: str | None, timeout: float | None = None) -> ManagementClient:
+        """The client of this service's own GraphQL API (the data browser's calls), reached as
+        the server's management API is (`Server.management_client`)."""
+        client = self.server.management_client(token, timeout)
+        client.path = self.endpoint[len(self.server.endpoint) :]
+        return client
+
     def set_secret(self, value: str) -> None:
         self.secret = crypto.encrypt(value) if value else ""
 

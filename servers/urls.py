@@ -1,6 +1,6 @@
 from django.urls import path
 
-from servers import private_views, self_hosted_views, views
+from servers import data_views, private_views, self_hosted_views, views
 
 app_name = "servers"
 
@@ -9,6 +9,7 @@ app_name = "servers"
 SERVICE = "w/<slug:slug>/services/<uuid:service_id>/"
 DEPLOY = SERVICE + "deploys/<uuid:deploy_id>/"
 SERVER = "w/<slug:slug>/servers/<uuid:server_id>/"
+DATA = SERVICE + "data/<str:model_name>/"
 
 urlpatterns = [
     path("w/<slug:slug>/servers/provision/", views.provision, name="provision"),
@@ -24,6 +25,14 @@ urlpatterns = [
     path(DEPLOY + "live/", views.deploy_live, name="deploy-live"),
     path(DEPLOY + "cancel/", views.deploy_cancel, name="deploy-cancel"),
     path(DEPLOY + "redeploy/", views.deploy_redeploy, name="deploy-redeploy"),
+    # The playground and the data browser (servers.data_views)
+    path(SERVICE + "playground/", data_views.playground, name="playground"),
+    path(SERVICE + "data/", data_views.data_index, name="data"),
+    path(DATA, data_views.data_rows, name="data-rows"),
+    path(DATA + "new/", data_views.data_new, name="data-new"),
+    path(DATA + "<str:row_id>/", data_views.data_row, name="data-row"),
+    path(DATA + "<str:row_id>/delete/", data_views.data_delete, name="data-delete"),
+    path("go/admin", data_views.go_admin, name="go-admin"),
     # Private servers (servers.private_views)
     path("w/<slug:slug>/servers/private/new/", private_views.private_new, name="private-new"),
     path("w/<slug:slug>/servers/private/test/", private_views.private_test, name="private-test"),

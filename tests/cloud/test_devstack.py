@@ -127,6 +127,7 @@ def test_the_dev_runtime_answers_only_requests_signed_with_the_secret(
     assert config["managementApiSecret"] == secret
     assert config["managementPublicKey"] == devstack.platform_key(data / "platform-key.pem")[1]
     assert config["sandbox"] and config["redisUrl"] == os.environ["REDIS_URL"]
+    assert config["consoleUrl"] == "http://localhost:3000"  # `<endpoint>/_admin` goes there
     assert stat.S_IMODE((data / "runtime.yml").stat().st_mode) == 0o600
     # The next start reuses the key: the same public key in the runtime's config.
     devstack.runtime_command(database.conninfo(), os.environ["REDIS_URL"], data)
