@@ -11,6 +11,8 @@ COPY servers servers
 COPY compat compat
 COPY runtime runtime
 COPY templates templates
+# static/vendor/graphiql is also the runtime's playground (runtime/playground.py finds it beside
+# runtime/ in /app, where `python -m runtime` imports the package from).
 COPY static static
 COPY manage.py ./
 RUN pip install --require-hashes -r requirements.lock \

@@ -285,7 +285,14 @@ def test_outsiders_get_404_on_every_page_and_action(
     assert "Ada" in listed(member_client, shop)
 
 
-def test_a_service_with_nothing_deployed_says_so(sandbox, member, member_client) -> None:
+def test_a_service_with_nothing_deployed_says_so_and_an_open_one_needs_no_token(
+    sandbox, member, member_client
+) -> None:
     service = Service.objects.create(server=sandbox, name="empty", stage="dev")
     page = member_client.get(url(service, "data")).content.decode()
     assert 'id="data-empty"' in page
+    # No secret: the playground needs no token and says so.
+    page = member_client.get(url(service, "playground")).content.decode()
+    config = json.loads(re.search(r'id="playground-config"[^>]*>(.*?)</script>', page).group(1))
+    assert config == {"endpoint": service.endpoint, "token": ""}
+    assert "needs no token" in page
