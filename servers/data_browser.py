@@ -95,9 +95,18 @@ def back_field(schema: Schema, model: Model, relation_field: Field) -> Field | N
     return related.field(name) if name else None
 
 
-def _selection(model: Model) -> str:
+def _ref(schema: Schema, f: Field) -> str:
+    """A relation's selection: the related rows' ids, as `id` whatever the id field's name."""
+    related = schema.model(f.type_name)
+    name = related.id_field.name if related else "id"
+    return f"{f.name} {{ id: {name} }}" if name != "id" else f"{f.name} {{ id }}"
+
+
+def _selection(schema: Schema, model: Model, *, to_many: bool = False) -> str:
     parts = [f.name for f in scalars(model)]
-    parts += [f"{f.name} {{ id }}" for f in model.fields if f.kind == "relation" and not f.is_list]
+    parts += [
+        _ref(schema, f) for f in model.fields if f.kind == "relation" and (to_many or not f.is_list)
+    ]
     return " ".join(parts)
 
 
@@ -200,9 +209,9 @@ def _where(
     errors: list[str] = []
     if params.search:
         terms = [{f"{f.name}_contains": params.search} for f in searchable(model)]
-        if model.id_field.type_name in SEARCHABLE:
+        if model.id_field.type_name == "ID":
             terms.append({model.id_field.name: params.search})
-        parts.append({"OR": terms} if terms else {"id_in": []})
+        parts.append({"OR": terms} if terms else {f"{model.id_field.name}_in": []})
     if params.field:
         chosen = next((f for f in filterable(model) if f.name == params.field), None)
         if chosen is None:
@@ -245,9 +254,10 @@ def _linked(
         return {key: {owner.id_field.name: owner_id}}
     names = _names(owner)
     many = f"(first: {MAX_LINKED_IDS})" if through.is_list else ""
+    selection = _ref(schema, through).replace(" {", many + " {", 1)
     query = (
         f"query($id: {owner.id_field.type_name}!) {{ row: {names['one']}"
-        f"(where: {{{owner.id_field.name}: $id}}) {{ {through.name}{many} {{ id }} }} }}"
+        f"(where: {{{owner.id_field.name}: $id}}) {{ {selection} }} }}"
     )
     try:
         data = _call(service, owner, query, {"id": owner_id})
@@ -256,7 +266,7 @@ def _linked(
         return None
     linked = (data.get("row") or {}).get(through.name)
     items = linked if isinstance(linked, list) else [linked] if linked else []
-    return {"id_in": [item["id"] for item in items]}
+    return {f"{model.id_field.name}_in": [item["id"] for item in items]}
 
 
 def list_rows(service: Service, schema: Schema, model: Model, params: ListParams) -> Listing:
@@ -269,7 +279,7 @@ def list_rows(service: Service, schema: Schema, model: Model, params: ListParams
         f"query($where: {model.name}WhereInput, $orderBy: {model.name}OrderByInput, "
         f"$first: Int, $skip: Int) {{\n"
         f"  rows: {names['many']}(where: $where, orderBy: $orderBy, first: $first, "
-        f"skip: $skip) {{ {_selection(model)} }}\n"
+        f"skip: $skip) {{ {_selection(schema, model)} }}\n"
         f"  total: {names['connection']}(where: $where) {{ aggregate {{ count }} }}\n}}"
     )
     variables = {
@@ -291,17 +301,16 @@ def _flat(field_errors: dict[str, list[str]]) -> list[str]:
     return [f"{name}: {m}" for name, messages in field_errors.items() for m in messages]
 
 
-def get_row(service: Service, model: Model, row_id: str) -> dict[str, Any]:
+def get_row(service: Service, schema: Schema, model: Model, row_id: str) -> dict[str, Any]:
     """One row with every field (to-many relations as their ids), or 404."""
     try:
         key = coerce(model.id_field, row_id)
     except ValueError:
         raise Http404("No such row") from None
-    parts = [_selection(model)]
-    parts += [f"{f.name} {{ id }}" for f in model.fields if f.kind == "relation" and f.is_list]
+    selection = _selection(schema, model, to_many=True)
     query = (
         f"query($id: {model.id_field.type_name}!) {{ row: {_names(model)['one']}"
-        f"(where: {{{model.id_field.name}: $id}}) {{ {' '.join(parts)} }} }}"
+        f"(where: {{{model.id_field.name}: $id}}) {{ {selection} }} }}"
     )
     row = _call(service, model, query, {"id": key}).get("row")
     if not row:

@@ -245,7 +245,7 @@ def data_row(
     service, schema = _service_and_schema(request, membership, service_id)
     model = data_browser.model_of(schema, model_name)
     try:
-        row = data_browser.get_row(service, model, row_id)
+        row = data_browser.get_row(service, schema, model, row_id)
     except DataApiError as error:
         for message in error.errors:
             messages.error(request, message)

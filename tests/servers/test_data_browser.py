@@ -296,3 +296,54 @@ def test_a_service_with_nothing_deployed_says_so_and_an_open_one_needs_no_token(
     config = json.loads(re.search(r'id="playground-config"[^>]*>(.*?)</script>', page).group(1))
     assert config == {"endpoint": service.endpoint, "token": ""}
     assert "needs no token" in page
+
+
+SHELVES = """
+type Shelf {
+  key: ID! @id
+  label: String! @unique
+  items: [Item]
+  best: Item @relation(name: "Best")
+}
+type Item {
+  id: ID! @id
+  name: String!
+}
+"""
+
+
+def test_relations_without_a_field_back_and_ids_of_other_names(
+    sandbox, member, member_client, django_capture_on_commit_callbacks
+) -> None:
+    with django_capture_on_commit_callbacks(execute=False):
+        created = deploys.create_service(member.user, sandbox, "shelves", "dev", SHELVES)
+    deploy = runs.run_deploy(str(created.deploy.id))
+    assert deploy == Deploy.Status.SUCCEEDED, Deploy.objects.get(id=created.deploy.id).reason
+    service = created.service
+    service.refresh_from_db()
+    items = []
+    for name in ("pen", "ink", "nib"):
+        response = member_client.post(url(service, "data-new", "Item"), {"name": name})
+        assert response.status_code == 302, response.content.decode()[-2000:]
+        items.append(new_id(response))
+    response = member_client.post(
+        url(service, "data-new", "Shelf"),
+        {"label": "desk", "items": f"{items[0]}\n{items[1]}", "best": items[1]},
+    )
+    assert response.status_code == 302, response.content.decode()[-2000:]
+    shelf = new_id(response)
+    page = member_client.get(url(service, "data-row", "Shelf", shelf)).content.decode()
+    assert f"{items[0]}\n{items[1]}" in page  # the to-many relation's ids, one per line
+    linked = listed(member_client, service, f"via=Shelf.items&of={shelf}", model="Item")
+    assert sorted(cells(linked, 1)) == ["ink", "pen"]
+    shelves = listed(member_client, service, model="Shelf")
+    assert f"/data/Item/{items[1]}/" in shelves  # `best`, a to-one link
+    # Emptying the to-many relation disconnects all; the to-one is kept.
+    member_client.post(
+        url(service, "data-row", "Shelf", shelf), {"label": "desk", "items": "", "best": items[1]}
+    )
+    assert (
+        row_ids(listed(member_client, service, f"via=Shelf.items&of={shelf}", model="Item")) == []
+    )
+    bad = member_client.get(url(service, "data-rows", "Item", query="via=Shelf.nope&of=x"))
+    assert bad.status_code == 400 and "does not lead to Item" in bad.content.decode()
