@@ -15,7 +15,7 @@ from django.urls import reverse
 
 from accounts import services as accounts_services
 from accounts.models import AuditAction, AuditEvent
-from servers import deploys, runs, services
+from servers import deploys, private, runs, services
 from servers.data_browser import PAGE_SIZE
 from servers.models import Deploy, Server, Service
 from tests.servers.conftest import (  # noqa: F401 - fixtures
@@ -347,3 +347,24 @@ def test_relations_without_a_field_back_and_ids_of_other_names(
     )
     bad = member_client.get(url(service, "data-rows", "Item", query="via=Shelf.nope&of=x"))
     assert bad.status_code == 400 and "does not lead to Item" in bad.content.decode()
+
+
+def test_a_private_servers_service_is_browsed_through_the_platform_runtime(
+    private_platform, platform_runtime, settings, user_database, team, owner, member,
+    member_client, django_capture_on_commit_callbacks,
+) -> None:  # fmt: skip
+    """The console reaches a private server's service where it reaches its management API
+    (PRIVATE_SERVER_RUNTIME, under the server's host name), not at its public endpoint: here
+    a name no resolver knows."""
+    port = platform_runtime.url.rsplit(":", 1)[1]
+    settings.PRIVATE_SERVER_ENDPOINT = f"http://{{server}}.private.invalid:{port}"
+    with django_capture_on_commit_callbacks(execute=False):
+        server = private.create_private_server(owner.user, team, "vault", user_database)
+    services.run_provisioning(str(server.id))
+    server.refresh_from_db()
+    assert server.status == Server.Status.HEALTHY, server.status_reason
+    service = deployed(member.user, server, "shop", django_capture_on_commit_callbacks)
+    assert service.endpoint == f"http://vault-acme.private.invalid:{port}/shop/dev"
+
+    ada = new_id(customer(member_client, service, email="ada@x.example", name="Ada"))
+    assert row_ids(listed(member_client, service)) == [ada]
