@@ -45,7 +45,7 @@ from runtime.opencrud.executor import ServiceApi, execute, mutation_fields, plan
 from runtime.opencrud.limits import RequestLimits
 from runtime.opencrud.steps import Steps, drive_async
 from runtime.operator import Operator, ServerUnavailable, is_operator_path
-from runtime.playground import Playground, is_admin_path, is_asset_path, wants_html
+from runtime.playground import Playground, is_asset_path
 from runtime.quota import StorageGuard, StorageLimitReached
 from runtime.sandbox import SandboxPolicy
 from runtime.subscriptions.events import EventSink, channel_for
@@ -166,14 +166,7 @@ class RuntimeApp:
         method = scope["method"]
         path = scope["path"]
         if method == "GET" and is_asset_path(path):
-            found = self.playground.asset(path)
-            if found is None:
-                await envelope.respond_json(
-                    send, 404, envelope.message_only("Not found"), request_id
-                )
-            else:
-                cache = [(b"cache-control", b"public, max-age=86400")]
-                await envelope.respond(send, 200, found[0], found[1], request_id, cache)
+            await self.playground.serve_asset(path, headers, send, request_id)
             return
         if is_operator_path(path):
             if self.operator is None:
@@ -193,7 +186,9 @@ class RuntimeApp:
                 send, 404, envelope.message_only("Unknown host"), request_id, cors=cors
             )
             return
-        if method == "GET" and await self._browser_page(scope, path, headers, send, request_id):
+        if method == "GET" and await self.playground.serve_page(
+            scope, path, headers, send, request_id
+        ):
             return
         tenant = self.tenants.get(server.name)
         if tenant is not None:
@@ -216,28 +211,6 @@ class RuntimeApp:
             await self._serve(tenant, method, path, headers, receive, send, request_id)
         finally:
             self.operator.release(tenant)
-
-    async def _browser_page(
-        self, scope: Scope, path: str, headers: dict[str, str], send: Send, request_id: str
-    ) -> bool:
-        """The playground for a browser's `GET` on an endpoint, and `<endpoint>/_admin`
-        (`runtime.playground`); False for any other `GET`, which `_serve` answers."""
-        admin = is_admin_path(path)
-        endpoint = path.rstrip("/")[: -len("/_admin")] if admin else path
-        if endpoint.rstrip("/") in ("/status", "/management") or service_route(endpoint) is None:
-            return False
-        if not admin and not wants_html(headers):
-            return False
-        if admin:
-            origin = f"{scope.get('scheme', 'http')}://{headers.get('host', '')}"
-            location = self.playground.admin_location(origin + (endpoint.rstrip("/") or "/"))
-            if location is not None:
-                redirect = [(b"location", location.encode())]
-                await envelope.respond(send, 302, b"", "text/plain", request_id, redirect)
-                return True
-        page = self.playground.page(endpoint, admin=admin)
-        await envelope.respond(send, 200, page, "text/html; charset=utf-8", request_id)
-        return True
 
     def _server_for_host(self, host: str) -> ServerConfig | None:
         """The server a request's Host names: exact host names first (the config's servers',
