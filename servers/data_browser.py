@@ -34,6 +34,9 @@ PAGE_SIZE = 20
 TOKEN_TTL_SECONDS = 300
 # Rows a relation link follows when the related model has no field back (ids are looked up).
 MAX_LINKED_IDS = 500
+# A to-many relation's ids a row's form edits as a whole (`set`); a longer list is shown
+# read-only there and edited from the other side or in the playground.
+MAX_EDITABLE_IDS = 200
 SEARCHABLE = frozenset({"String", "ID", "UUID"})
 
 
@@ -103,10 +106,14 @@ def _ref(schema: Schema, f: Field) -> str:
 
 
 def _selection(schema: Schema, model: Model, *, to_many: bool = False) -> str:
+    """Scalars and to-one ids; with `to_many`, also up to MAX_EDITABLE_IDS + 1 ids of each
+    to-many relation (one more tells the form the list is too long to edit whole)."""
     parts = [f.name for f in scalars(model)]
-    parts += [
-        _ref(schema, f) for f in model.fields if f.kind == "relation" and (to_many or not f.is_list)
-    ]
+    for f in model.fields:
+        if f.kind == "relation" and not f.is_list:
+            parts.append(_ref(schema, f))
+        elif f.kind == "relation" and to_many:
+            parts.append(_ref(schema, f).replace(" {", f"(first: {MAX_EDITABLE_IDS + 1}) {{", 1))
     return " ".join(parts)
 
 

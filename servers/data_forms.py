@@ -16,7 +16,7 @@ from typing import Any
 from django import forms
 
 from runtime.datamodel.schema import Field, Model, Schema
-from servers.data_browser import coerce
+from servers.data_browser import MAX_EDITABLE_IDS, coerce
 
 READ_ONLY_BEHAVIOURS = frozenset({"createdAt", "updatedAt"})
 
@@ -84,9 +84,16 @@ class RowForm(forms.Form):
         if f.kind == "relation":
             target = f"{f.type_name} id" + ("s, one per line" if f.is_list else "")
             widget = forms.Textarea(attrs={"rows": 3}) if f.is_list else forms.TextInput()
+            too_many = f.is_list and len((self.row or {}).get(f.name) or ()) > MAX_EDITABLE_IDS
+            if too_many:  # saving a partial list as `set` would disconnect the rest
+                target = (
+                    f"more than {MAX_EDITABLE_IDS} {f.type_name} rows: too many to edit here; "
+                    "change them from the other side"
+                )
             return forms.CharField(
-                label=label, required=required, help_text=target, widget=widget, strip=False
-            )
+                label=label, required=required, help_text=target, widget=widget, strip=False,
+                disabled=too_many,
+            )  # fmt: skip
         if f.is_list:
             return forms.CharField(
                 label=label,

@@ -16,15 +16,13 @@ from django.urls import reverse
 from accounts import services as accounts_services
 from accounts.models import AuditAction, AuditEvent
 from servers import deploys, private, runs, services
-from servers.data_browser import PAGE_SIZE
+from servers.data_browser import MAX_EDITABLE_IDS, PAGE_SIZE
 from servers.models import Deploy, Server, Service
-from tests.servers.conftest import (  # noqa: F401 - fixtures
-    database,
-    empty_region,
-    platform_keys,
-    region,
-    regions,
-)
+
+# The fixtures (regions, platform_keys, the private platform) come from tests/servers/conftest.py;
+# imported here they would be module copies, with a key pair of their own that the session's
+# platform runtime, when first made for a test of this module, would keep for every other module.
+from tests.servers.conftest import empty_region
 
 pytestmark = [pytest.mark.multiprocess]
 
@@ -55,7 +53,7 @@ enum Tier {
 
 
 @pytest.fixture
-def sandbox(regions, team, owner, platform_keys, django_capture_on_commit_callbacks):  # noqa: F811
+def sandbox(regions, team, owner, platform_keys, django_capture_on_commit_callbacks):
     empty_region(regions["local"], platform_keys.private_pem)
     with django_capture_on_commit_callbacks(execute=False):
         server = services.provision_sandbox(owner.user, team, "local")
@@ -368,3 +366,30 @@ def test_a_private_servers_service_is_browsed_through_the_platform_runtime(
 
     ada = new_id(customer(member_client, service, email="ada@x.example", name="Ada"))
     assert row_ids(listed(member_client, service)) == [ada]
+
+
+def test_a_to_many_relation_too_long_to_edit_whole_is_read_only(shop, member_client) -> None:
+    api = shop.data_client(deploys.service_token(shop))
+    orders = [{"label": f"order {i}"} for i in range(MAX_EDITABLE_IDS + 1)]
+    created = api.call(
+        "mutation($orders: [OrderCreateWithoutCustomerInput!]) { createCustomer(data: "
+        '{email: "big@x.example", name: "Big", orders: {create: $orders}}) { id } }',
+        {"orders": orders},
+    )
+    big = created["createCustomer"]["id"]
+    page = member_client.get(url(shop, "data-row", "Customer", big)).content.decode()
+    assert re.search(r'<textarea[^>]*name="orders"[^>]*disabled', page)
+    assert "too many to edit here" in page
+    # A form sent anyway with a shorter list changes the name and leaves the orders alone.
+    response = member_client.post(
+        url(shop, "data-row", "Customer", big),
+        {"email": "big@x.example", "name": "Bigger", "tier": "BASIC", "orders": ""},
+    )
+    assert response.status_code == 302, response.content.decode()[-2000:]
+    count = api.call(
+        "query($id: ID!) { ordersConnection(where: {customer: {id: $id}}) "
+        "{ aggregate { count } } }",
+        {"id": big},
+    )
+    assert count["ordersConnection"]["aggregate"]["count"] == MAX_EDITABLE_IDS + 1
+    assert "Bigger" in listed(member_client, shop, f"q={big}")
