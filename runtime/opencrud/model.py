@@ -25,15 +25,15 @@ class ApiField:
     relation: Relation | None = None
     target_model: ApiModel | None = None
 
-    @property
+    @cached_property
     def name(self) -> str:
         return self.field.name
 
-    @property
+    @cached_property
     def type_name(self) -> str:
         return self.field.type_name
 
-    @property
+    @cached_property
     def generator_related(self) -> ApiField | None:
         """The opposite field as `prisma-datamodel` pairs it, for naming input types.
 
@@ -60,48 +60,48 @@ class ApiField:
         assert self.target_model is not None
         return self.target_model
 
-    @property
+    @cached_property
     def is_relation(self) -> bool:
         return self.field.kind == "relation"
 
-    @property
+    @cached_property
     def is_enum(self) -> bool:
         return self.field.kind == "enum"
 
-    @property
+    @cached_property
     def is_scalar(self) -> bool:
         return not self.is_relation
 
-    @property
+    @cached_property
     def is_list(self) -> bool:
         return self.field.is_list
 
-    @property
+    @cached_property
     def is_required(self) -> bool:
         """Lists are never "required" in Prisma's model: `[T!]!` is a list, not a NonNull."""
         return self.field.is_required and not self.field.is_list
 
-    @property
+    @cached_property
     def is_id(self) -> bool:
         return self.field.is_id
 
-    @property
+    @cached_property
     def is_unique(self) -> bool:
         return self.field.is_id or self.field.is_unique
 
-    @property
+    @cached_property
     def is_created_at(self) -> bool:
         return self.field.behaviour == "createdAt"
 
-    @property
+    @cached_property
     def is_updated_at(self) -> bool:
         return self.field.behaviour == "updatedAt"
 
-    @property
+    @cached_property
     def is_read_only(self) -> bool:
         return self.is_id or self.is_created_at or self.is_updated_at
 
-    @property
+    @cached_property
     def column(self) -> str:
         return self.field.column
 
@@ -168,11 +168,11 @@ class ApiModel:
     def by_name(self) -> dict[str, ApiField]:
         return {f.name: f for f in self.fields}
 
-    @property
+    @cached_property
     def scalar_fields(self) -> list[ApiField]:
         return [f for f in self.fields if f.is_scalar]
 
-    @property
+    @cached_property
     def relation_fields(self) -> list[ApiField]:
         return [f for f in self.fields if f.is_relation]
 

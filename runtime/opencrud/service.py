@@ -17,21 +17,21 @@ from typing import Any
 
 from graphql import (
     GraphQLError,
-    GraphQLScalarType,
     GraphQLSchema,
     IntValueNode,
     ListValueNode,
     ObjectValueNode,
     StringValueNode,
     ValueNode,
-    build_schema,
+    print_schema,
     value_from_ast_untyped,
 )
 
 from runtime.datamodel.schema import Schema
 from runtime.lru import Lru
 from runtime.opencrud.model import ApiSchema, api_schema
-from runtime.opencrud.sdl import opencrud_sdl
+from runtime.opencrud.sdl import opencrud_types
+from runtime.opencrud.sdl.objects import graphql_schema
 
 CACHE_SIZE = 512
 _DATE = re.compile(
@@ -39,40 +39,34 @@ _DATE = re.compile(
 )
 
 
-@dataclass
+@dataclass(eq=False)
 class ServiceApi:
     api: ApiSchema
     graphql_schema: GraphQLSchema
-    sdl: str
     version: str  # a digest of the deployed schema: statements of another datamodel differ
     documents: Lru[Any] = field(default_factory=lambda: Lru(CACHE_SIZE))
     compiled: Lru[Any] = field(default_factory=lambda: Lru(CACHE_SIZE))
 
+    @property
+    def sdl(self) -> str:
+        """The printed schema (not kept: it is a third of a megabyte for 30 types)."""
+        return print_schema(self.graphql_schema)
+
 
 def service_api(schema_json: str) -> ServiceApi:
-    """The API for a stored schema (`management."Migration".schema`)."""
+    """The API for a stored schema (`management."Migration".schema`).
+
+    The GraphQL schema is built from the generator's types directly, with fields built when
+    first read (`runtime.opencrud.sdl.objects`): the first request to a new datamodel pays for
+    the types it touches, not for printing, parsing and validating all of them."""
     api = api_schema(Schema.from_json(schema_json))
-    sdl = opencrud_sdl(api)
-    graphql_schema = build_schema(sdl)
-    _prisma_scalars(graphql_schema)
-    return ServiceApi(api, graphql_schema, sdl, schema_version(schema_json))
+    schema = graphql_schema(opencrud_types(api), PRISMA_LITERALS)
+    return ServiceApi(api, schema, schema_version(schema_json))
 
 
 def schema_version(schema_json: str) -> str:
     """A short digest of a deployed schema: equal for equal datamodels."""
     return hashlib.sha256(schema_json.encode()).hexdigest()[:16]
-
-
-def _prisma_scalars(schema: GraphQLSchema) -> None:
-    for name, parse_literal in (
-        ("DateTime", _date_literal),
-        ("Json", _json_literal),
-        ("Long", _long_literal),
-        ("UUID", _uuid_literal),
-    ):
-        scalar = schema.type_map.get(name)
-        if isinstance(scalar, GraphQLScalarType):
-            scalar.parse_literal = parse_literal  # type: ignore[method-assign]
 
 
 def _date_literal(node: ValueNode, _variables: Any = None) -> Any:
@@ -100,3 +94,12 @@ def _uuid_literal(node: ValueNode, _variables: Any = None) -> Any:
     if isinstance(node, StringValueNode) and _UUID.match(node.value):
         return node.value
     raise GraphQLError("UUID value expected")
+
+
+# How literals of Prisma's scalars are read (variables' values pass as given, as upstream).
+PRISMA_LITERALS = {
+    "DateTime": _date_literal,
+    "Json": _json_literal,
+    "Long": _long_literal,
+    "UUID": _uuid_literal,
+}
