@@ -1,14 +1,24 @@
 """Many services on one runtime: throughput, latency, memory and cold starts.
 
-    .venv/bin/python bench/many_services.py [--services 200] [--datamodels 10] [--seconds 10]
+    .venv/bin/python bench/many_services.py [--services 1000] [--datamodels 100] [--seconds 10]
+        [--api-cache N]
 
-A sandbox holds many services deployed from a few starter datamodels. This deploys `--services`
-services spread over `--datamodels` distinct datamodels (each 10 types; they differ in field
-names, so each is its own API), 50 rows per service, then drives the runtime with wrk
-(-t1 -c8): the same list query sent to every service in turn, and, for comparison, to one
-service only. Prints requests per second, p50/p99 latency and the runtime's resident memory
-after each run, and the first request to a service whose datamodel the process has not built
-yet (a cold API) and to a new service of a datamodel it has (a shared, warm API). Needs `wrk`.
+A sandbox holds many services, and users edit their datamodels, so there are many distinct
+datamodels too. This deploys `--services` services spread over `--datamodels` distinct
+datamodels of 5 to 30 types each (`bench.datamodels`: enums, unique fields, defaults, inline and
+link-table relations, scalar lists; each its own API), through the runtime's management API
+(`addProject` and `deploy`, four at a time), and 50 rows per service. Then:
+
+- the first request to a service of a new 30-type datamodel (the process has not built its API:
+  a cold build), several times over new datamodels, and to a new service of a datamodel it has
+  (the shared, warm API);
+- one request to every service in turn, checking each answers its own rows (nothing timed
+  runs before every request has answered once without errors);
+- wrk (-t1 -c8): the same list query spread evenly over every service, then sent to one service
+  only. Prints requests per second, p50/p99 latency, CPU per request and the runtime's resident
+  memory after each run.
+
+`--api-cache` sets the runtime's `apiCacheSize` (generated APIs kept per process). Needs `wrk`.
 Uses the embedded PostgreSQL unless DATABASE_URL is set.
 """
 
@@ -17,10 +27,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import psycopg
@@ -40,10 +52,12 @@ from bench.data_api import (  # noqa: E402
     wait_http,
     wrk_figures,
 )
+from bench.datamodels import datamodel, types_for  # noqa: E402
 from cloud import devstack  # noqa: E402
 
-TYPES = 10
 ROWS = 50
+COLD_TYPES = 30
+COLD_SAMPLES = 3
 QUERY = "{ items(first: 10, orderBy: name_ASC) { id name count } }"
 WRK_SCRIPT = """
 wrk.method = "POST"
@@ -56,22 +70,6 @@ request = function()
   return wrk.format(nil, paths[i])
 end
 """
-
-
-def datamodel(k: int) -> str:
-    """Ten types; `Item` is queried, the others give the API its size. Field names carry k."""
-    types = [
-        "type Item {\n  id: ID! @id\n  name: String!\n  count: Int\n"
-        f"  note{k}: String\n  parts: [Part{k}x1!]!\n}}"
-    ]
-    for t in range(1, TYPES):
-        types.append(
-            f"type Part{k}x{t} {{\n  id: ID! @id\n  label{k}: String!\n  size: Int\n"
-            f"  flag: Boolean\n  at: DateTime\n"
-            + ("  item: Item @relation(link: INLINE)\n" if t == 1 else "")
-            + "}"
-        )
-    return "\n".join(types)
 
 
 def deploy(management: str, name: str, types: str) -> None:
@@ -95,12 +93,14 @@ def deploy(management: str, name: str, types: str) -> None:
 
 
 def seed(conninfo: str, names: list[str]) -> None:
+    """`Item` rows named after their service (so an answer shows whose rows it holds)."""
     with psycopg.connect(conninfo, autocommit=True) as conn:
         for name in names:
             conn.execute(
                 sql.SQL(
-                    "INSERT INTO {} (id, name, count) SELECT 'i' || lpad(i::text, 24, '0'), "
-                    "%s || ' ' || i, i FROM generate_series(1, %s) i"
+                    'INSERT INTO {} (id, name, count, "createdAt", "updatedAt") '
+                    "SELECT 'i' || lpad(i::text, 24, '0'), %s || ' ' || lpad(i::text, 3, '0'), "
+                    "i, now(), now() FROM generate_series(1, %s) i"
                 ).format(sql.Identifier(f"{name}$dev", "Item")),
                 [name, ROWS],
             )
@@ -151,26 +151,34 @@ def run_wrk(
     return {**figures, "cpu_us": cpu / max(figures["requests"], 1) * 1e6}
 
 
-def first_request_ms(url: str) -> float:
+def first_request_ms(base: str, name: str) -> float:
+    """One request to the service, checked: no errors, and only the service's own rows."""
     started = time.perf_counter()
-    answer = post(url, {"query": QUERY})
+    answer = post(f"{base}/{name}/dev", {"query": QUERY})
+    elapsed = (time.perf_counter() - started) * 1000
     assert "errors" not in answer, answer
-    return (time.perf_counter() - started) * 1000
+    items = answer["data"]["items"]
+    assert len(items) == 10 and all(i["name"].startswith(f"{name} ") for i in items), answer
+    return elapsed
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--services", type=int, default=200)
-    parser.add_argument("--datamodels", type=int, default=10)
+    parser.add_argument("--services", type=int, default=1000)
+    parser.add_argument("--datamodels", type=int, default=100)
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--connections", type=int, default=8)
+    parser.add_argument("--api-cache", type=int, default=None)
     args = parser.parse_args()
     require("wrk", "apt-get install -y wrk")
     logs = Path(tempfile.mkdtemp(prefix="refract-bench-"))
+    models = {k: datamodel(k, types_for(k, args.datamodels)) for k in range(args.datamodels)}
     with devstack.services("refract") as env, scratch_database(env["DATABASE_URL"]) as params:
         conninfo = make_conninfo(**{k: v for k, v in params.items() if v})
         port = devstack.free_port()
         config = runtime_config(params, port, args.connections)
+        if args.api_cache is not None:
+            config["apiCacheSize"] = args.api_cache
         runtime_env = {**env, "PRISMA_CONFIG": yaml.safe_dump(config)}
         command = [sys.executable, "-m", "runtime", "--host", "127.0.0.1", "--log-level",
                    "warning"]  # fmt: skip
@@ -180,30 +188,45 @@ def main() -> None:
             management = f"{base}/management"
             names = [f"s{i}" for i in range(args.services)]
             started = time.monotonic()
-            for i, name in enumerate(names):
-                deploy(management, name, datamodel(i % args.datamodels))
+            with ThreadPoolExecutor(4) as pool:
+                for _ in pool.map(
+                    lambda i: deploy(management, names[i], models[i % args.datamodels]),
+                    range(args.services),
+                ):
+                    pass
             deployed_s = time.monotonic() - started
             seed(conninfo, names)
             rss_start = rss_mb(runtime.pid)
-            # Cold starts: a datamodel this process never built, then a new service of it.
-            deploy(management, "cold", datamodel(args.datamodels + 1))
-            deploy(management, "warm", datamodel(args.datamodels + 1))
-            seed(conninfo, ["cold", "warm"])
-            cold_ms = first_request_ms(f"{base}/cold/dev")
-            warm_ms = first_request_ms(f"{base}/warm/dev")
+            # Cold starts: datamodels this process never built, then a new service of each.
+            cold, warm = [], []
+            for c in range(COLD_SAMPLES):
+                text = datamodel(args.datamodels + 1 + c, COLD_TYPES)
+                deploy(management, f"cold{c}", text)
+                deploy(management, f"warm{c}", text)
+                seed(conninfo, [f"cold{c}", f"warm{c}"])
+                cold.append(first_request_ms(base, f"cold{c}"))
+                warm.append(first_request_ms(base, f"warm{c}"))
+            # Every service once, each answer checked, before anything is timed.
+            started = time.monotonic()
+            firsts = [first_request_ms(base, name) for name in names]
+            first_pass_s = time.monotonic() - started
+            rss_first = rss_mb(runtime.pid)
             paths = [f"/{name}/dev" for name in names]
-            run_wrk(
-                base, paths, 3, args.connections, runtime.pid
-            )  # warm-up: every service once at least
             spread = run_wrk(base, paths, args.seconds, args.connections, runtime.pid)
             rss_spread = rss_mb(runtime.pid)
             one = run_wrk(base, paths[:1], args.seconds, args.connections, runtime.pid)
             rss_end = rss_mb(runtime.pid)
+    sizes = [types_for(k, args.datamodels) for k in range(args.datamodels)]
     print(
-        f"{args.services} services from {args.datamodels} datamodels of {TYPES} types, "
-        f"{ROWS} rows each; wrk -t1 -c{args.connections} -d{args.seconds}s; 1 runtime process"
+        f"{args.services} services from {args.datamodels} datamodels of {min(sizes)} to "
+        f"{max(sizes)} types, {ROWS} rows each; wrk -t1 -c{args.connections} -d{args.seconds}s; "
+        f"1 runtime process; apiCacheSize {args.api_cache or 'default'}"
     )
-    print(f"deploys: {deployed_s:.1f} s for {args.services} services")
+    print(f"deploys (management API, 4 at a time): {deployed_s:.1f} s for {args.services}")
+    print(
+        f"first request to every service in turn: {first_pass_s:.1f} s "
+        f"(median {statistics.median(firsts):.1f} ms, max {max(firsts):.0f} ms)"
+    )
     print(
         f"{'requests':28} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'RSS MB':>8} {'CPU us/req':>10}"
     )
@@ -211,10 +234,17 @@ def main() -> None:
           f"{spread['p99']:8.2f} {rss_spread:8.0f} {spread['cpu_us']:10.0f}")  # fmt: skip
     print(f"{'one service':28} {one['rps']:8.0f} {one['p50']:8.2f} {one['p99']:8.2f} "
           f"{rss_end:8.0f} {one['cpu_us']:10.0f}")  # fmt: skip
-    print(f"RSS after deploys and seeding: {rss_start:.0f} MB")
+    print(f"spread/one throughput: {spread['rps'] / one['rps']:.2f}")
     print(
-        f"first request, new datamodel (cold API build): {cold_ms:.0f} ms; "
-        f"new service of a known datamodel: {warm_ms:.0f} ms"
+        f"RSS after deploys and seeding: {rss_start:.0f} MB; "
+        f"after the first request to every service: {rss_first:.0f} MB"
+    )
+    print(
+        f"first request, new {COLD_TYPES}-type datamodel (cold API build): "
+        + ", ".join(f"{ms:.0f}" for ms in cold)
+        + " ms; new service of a known datamodel: "
+        + ", ".join(f"{ms:.0f}" for ms in warm)
+        + " ms"
     )
 
 

@@ -93,7 +93,7 @@ class RuntimeApp:
         self.request_prefix = os.environ.get("ENV", "local")  # request ids: `local:<cuid>`
         self.tenants: dict[str, Tenant] = {}
         self.management_schema = build_management_schema()
-        self.directory = ServiceDirectory()
+        self.directory = ServiceDirectory(datamodels=config.api_cache_size)
         self.watches = ClientWatches()  # cancels the statements of clients that went away
         self.subscriptions = SubscriptionHub()  # websocket subscribers and their LISTEN
         # Sandbox servers: a throttle shared by every runtime process through Redis, and a

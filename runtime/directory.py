@@ -24,6 +24,7 @@ from typing import Any
 from psycopg import AsyncCursor, Connection
 
 from runtime import store
+from runtime.config import API_CACHE_SIZE
 from runtime.lru import Lru
 from runtime.names import schema_sql
 from runtime.opencrud.service import ServiceApi, schema_version, service_api
@@ -33,8 +34,9 @@ from runtime.tenants import Tenant
 STATE_TTL_SECONDS = 1.0
 # Services remembered per process (state and a reference to their API: a few hundred bytes).
 MAX_SERVICES = 10_000
-# Generated APIs kept per process, one per distinct deployed datamodel in use.
-MAX_DATAMODELS = 64
+# Generated APIs kept per process, one per distinct deployed datamodel in use (the runtime
+# config's `apiCacheSize` sets it).
+MAX_DATAMODELS = API_CACHE_SIZE
 
 
 @dataclass(frozen=True)
