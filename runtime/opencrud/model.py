@@ -9,6 +9,7 @@ that the schema generator and the SQL compiler never search for them again.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from dataclasses import field as dc_field
 from functools import cached_property
 
 from runtime.datamodel.schema import Field, Model, Relation, Schema
@@ -24,14 +25,38 @@ class ApiField:
     related: ApiField | None = None
     relation: Relation | None = None
     target_model: ApiModel | None = None
+    # The facts below are read tens of thousands of times while the schema of a large datamodel
+    # is generated: plain attributes, set once from `field`.
+    name: str = dc_field(init=False)
+    type_name: str = dc_field(init=False)
+    column: str = dc_field(init=False)
+    is_relation: bool = dc_field(init=False)
+    is_enum: bool = dc_field(init=False)
+    is_scalar: bool = dc_field(init=False)
+    is_list: bool = dc_field(init=False)
+    # Lists are never "required" in Prisma's model: `[T!]!` is a list, not a NonNull.
+    is_required: bool = dc_field(init=False)
+    is_id: bool = dc_field(init=False)
+    is_unique: bool = dc_field(init=False)
+    is_created_at: bool = dc_field(init=False)
+    is_updated_at: bool = dc_field(init=False)
+    is_read_only: bool = dc_field(init=False)
 
-    @cached_property
-    def name(self) -> str:
-        return self.field.name
-
-    @cached_property
-    def type_name(self) -> str:
-        return self.field.type_name
+    def __post_init__(self) -> None:
+        f = self.field
+        self.name = f.name
+        self.type_name = f.type_name
+        self.column = f.column
+        self.is_relation = f.kind == "relation"
+        self.is_enum = f.kind == "enum"
+        self.is_scalar = not self.is_relation
+        self.is_list = f.is_list
+        self.is_required = f.is_required and not f.is_list
+        self.is_id = f.is_id
+        self.is_unique = f.is_id or f.is_unique
+        self.is_created_at = f.behaviour == "createdAt"
+        self.is_updated_at = f.behaviour == "updatedAt"
+        self.is_read_only = self.is_id or self.is_created_at or self.is_updated_at
 
     @cached_property
     def generator_related(self) -> ApiField | None:
@@ -59,51 +84,6 @@ class ApiField:
         """The related model of a relation field."""
         assert self.target_model is not None
         return self.target_model
-
-    @cached_property
-    def is_relation(self) -> bool:
-        return self.field.kind == "relation"
-
-    @cached_property
-    def is_enum(self) -> bool:
-        return self.field.kind == "enum"
-
-    @cached_property
-    def is_scalar(self) -> bool:
-        return not self.is_relation
-
-    @cached_property
-    def is_list(self) -> bool:
-        return self.field.is_list
-
-    @cached_property
-    def is_required(self) -> bool:
-        """Lists are never "required" in Prisma's model: `[T!]!` is a list, not a NonNull."""
-        return self.field.is_required and not self.field.is_list
-
-    @cached_property
-    def is_id(self) -> bool:
-        return self.field.is_id
-
-    @cached_property
-    def is_unique(self) -> bool:
-        return self.field.is_id or self.field.is_unique
-
-    @cached_property
-    def is_created_at(self) -> bool:
-        return self.field.behaviour == "createdAt"
-
-    @cached_property
-    def is_updated_at(self) -> bool:
-        return self.field.behaviour == "updatedAt"
-
-    @cached_property
-    def is_read_only(self) -> bool:
-        return self.is_id or self.is_created_at or self.is_updated_at
-
-    @cached_property
-    def column(self) -> str:
-        return self.field.column
 
     @property
     def list_table(self) -> str:

@@ -99,14 +99,16 @@ def _type_map(
     printed types by name, each followed by the standard scalars it is first to name, then the
     introspection types."""
     order: dict[str, GraphQLNamedType] = {}
+    standard = dict(specified_scalar_types)
     for name in sorted(types):
         order[name] = named[name]
-        type_def = types[name]
-        for f in type_def.fields.values():
+        if not standard:
+            continue
+        for f in types[name].fields.values():
             for text in (f.type, *f.args.values()):
-                scalar = text.strip("[]!")
-                if scalar in specified_scalar_types and scalar not in order:
-                    order[scalar] = specified_scalar_types[scalar]
+                scalar = standard.pop(text.strip("[]!"), None)
+                if scalar is not None:
+                    order[scalar.name] = scalar
     for name, named_type in built_in.items():
         order.setdefault(name, named_type)
     return order

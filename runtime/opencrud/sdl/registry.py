@@ -5,17 +5,23 @@ See `runtime.opencrud.sdl` for what the generator reproduces and why.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, NamedTuple
 
 from runtime.opencrud.model import ApiField, ApiModel, ApiSchema
 
 BUILT_IN_SCALARS = frozenset({"ID", "String", "Int", "Float", "Boolean"})
+NO_ARGUMENTS: Mapping[str, str] = MappingProxyType({})
 
 
-@dataclass
-class FieldDef:
+class FieldDef(NamedTuple):
+    """A field's type and its arguments' types, as printed (a tuple: a 30-type datamodel
+    has ten thousand of them)."""
+
     type: str
-    args: dict[str, str] = field(default_factory=dict)
+    args: Mapping[str, str] = NO_ARGUMENTS
 
 
 @dataclass
@@ -55,6 +61,7 @@ class Registry:
         self.api = api
         self.node_interface = node_interface
         self.types: dict[str, TypeDef] = {}
+        self._answers: dict[tuple[str, int], tuple[list[ApiField], Any]] = {}
 
     # Registry -----------------------------------------------------------------------------
 
@@ -102,21 +109,33 @@ class Registry:
 
     # Field sets (TypeFromModelGenerator) ----------------------------------------------------
 
-    @staticmethod
-    def create_fields(fields: list[ApiField]) -> list[ApiField]:
-        return [
-            f
-            for f in fields
-            if not f.is_read_only or (f.is_id and f.field.id_strategy in ("AUTO", "NONE"))
-        ]
+    # The generator asks these of the same few lists (a model's fields) thousands of times for
+    # a large datamodel; each answer is kept with the list it is about, so an id is never
+    # reused for another list while its answer is kept.
 
-    @staticmethod
-    def writeable(fields: list[ApiField]) -> list[ApiField]:
-        return [f for f in fields if not f.is_read_only]
+    def _memo(self, kind: str, fields: list[ApiField], answer: Callable[[], Any]) -> Any:
+        key = (kind, id(fields))
+        kept = self._answers.get(key)
+        if kept is None or kept[0] is not fields:
+            kept = self._answers[key] = (fields, answer())
+        return kept[1]
 
-    @staticmethod
-    def has_unique(fields: list[ApiField]) -> bool:
-        return any(f.is_unique for f in fields)
+    def create_fields(self, fields: list[ApiField]) -> list[ApiField]:
+        return self._memo(  # type: ignore[no-any-return]
+            "create",
+            fields,
+            lambda: [
+                f
+                for f in fields
+                if not f.is_read_only or (f.is_id and f.field.id_strategy in ("AUTO", "NONE"))
+            ],
+        )
+
+    def writeable(self, fields: list[ApiField]) -> list[ApiField]:
+        return self._memo("writeable", fields, lambda: [f for f in fields if not f.is_read_only])  # type: ignore[no-any-return]
+
+    def has_unique(self, fields: list[ApiField]) -> bool:
+        return self._memo("unique", fields, lambda: any(f.is_unique for f in fields))  # type: ignore[no-any-return]
 
     @staticmethod
     def has_except(fields: list[ApiField], name: str) -> bool:
