@@ -49,6 +49,12 @@ def test_refract_additions_sit_beside_prismas_keys() -> None:
     assert server.limits.datamodel_bytes == 2000
 
 
+def test_the_api_cache_holds_128_datamodels_unless_configured() -> None:
+    assert load_config({"PRISMA_CONFIG": PRISMA_CONFIG}).api_cache_size == 128
+    text = PRISMA_CONFIG + "apiCacheSize: 500\n"
+    assert load_config({"PRISMA_CONFIG": text}).api_cache_size == 500
+
+
 def test_a_socket_directory_is_a_valid_host() -> None:
     text = (
         "databases:\n  default:\n    connector: postgres\n    host: /tmp/pg\n    user: postgres\n"
@@ -71,6 +77,8 @@ def test_the_config_can_come_from_a_file(tmp_path) -> None:
         ("port: abc\ndatabases: {default: {connector: postgres}}", "`port` must be an integer"),
         ("databases: {default: {connector: postgres, connectionLimit: 1}}", "connectionLimit"),
         ("managementPublicKey: nope\ndatabases: {default: {connector: postgres}}", "PEM"),
+        ("apiCacheSize: 0\ndatabases: {default: {connector: postgres}}", "`apiCacheSize` must be"),
+        ("apiCacheSize: lots\ndatabases: {default: {connector: postgres}}", "`apiCacheSize`"),
     ],
 )
 def test_bad_values_fail_loudly_with_the_key(text: str, message: str) -> None:

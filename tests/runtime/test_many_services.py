@@ -1,0 +1,182 @@
+"""Many services, few APIs: services of one datamodel share its generated API and never each
+other's rows; a process keeps `apiCacheSize` APIs and builds an evicted one again without a
+wrong answer; a redeploy through one process reaches the others (within the state TTL, 1 s).
+"""
+
+from __future__ import annotations
+
+import random
+import secrets
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from runtime.config import parse_config
+from runtime.directory import ServiceDirectory
+from runtime.opencrud.executor import execute
+from runtime.tenants import Tenant
+from tests.runtime.conftest import Database, Runtime, management_token, run_runtime
+from tests.runtime.management.test_management_api import add, deploy
+
+pytestmark = [pytest.mark.multiprocess]
+
+CREATE = "mutation($name: String!, $n: Int) { createItem(data: {name: $name, n: $n}) { id } }"
+
+
+def datamodel(k: int) -> str:
+    """Datamodel `k`: the same `Item` everywhere, plus a field and an enum only `k` has."""
+    return f"""
+enum Shade{k} {{ LIGHT{k} DARK{k} }}
+type Item {{
+  id: ID! @id
+  name: String! @unique
+  n: Int
+  only{k}: Shade{k}
+  parts: [Part!]!
+}}
+type Part {{
+  id: ID! @id
+  label: String
+  item: Item @relation(link: INLINE)
+}}
+"""
+
+
+def service(runtime: Runtime, token: str, k: int) -> str:
+    name = f"many{secrets.token_hex(4)}"
+    add(runtime, token, name)
+    deploy(runtime, token, name, datamodel(k))
+    return name
+
+
+def send(runtime: Runtime, name: str, query: str, variables: dict[str, Any] | None = None) -> Any:
+    response = runtime.post(f"/{name}/dev", {"query": query, "variables": variables or {}})
+    assert response.status == 200, response.body
+    return response.body
+
+
+def seed(runtime: Runtime, name: str, rows: int = 3) -> None:
+    for i in range(rows):
+        answer = send(runtime, name, CREATE, {"name": f"{name}-{i}", "n": i})
+        assert "errors" not in answer, answer
+
+
+def items(runtime: Runtime, name: str, k: int) -> list[dict[str, Any]]:
+    answer = send(runtime, name, f"{{ items(orderBy: name_ASC) {{ name n only{k} }} }}")
+    assert "errors" not in answer, (name, answer)
+    return answer["data"]["items"]  # type: ignore[no-any-return]
+
+
+@pytest.fixture(scope="module")
+def small_cache(
+    database: Database, runtime: Runtime, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Runtime]:
+    """A second runtime on the same database keeping one API at a time."""
+    config = {k: v for k, v in runtime.config.items() if k != "port"}
+    with run_runtime({**config, "apiCacheSize": 1}, tmp_path_factory.mktemp("small")) as running:
+        yield running
+
+
+def test_eviction_under_a_small_cache_keeps_answers_correct(
+    runtime: Runtime, small_cache: Runtime
+) -> None:
+    token = management_token()
+    names = {(k, i): service(runtime, token, k) for k in range(3) for i in range(2)}
+    for name in names.values():
+        seed(runtime, name)
+    order = list(names.items()) * 3
+    random.Random(16).shuffle(order)
+    for (k, _), name in order:
+        # Most turns need another datamodel's API than the last: built again each time.
+        assert items(small_cache, name, k) == [
+            {"name": f"{name}-{i}", "n": i, "only" + str(k): None} for i in range(3)
+        ]
+        other = (k + 1) % 3
+        wrong = send(small_cache, name, f"{{ items {{ only{other} }} }}")
+        assert f"Cannot query field 'only{other}' on type 'Item'" in str(wrong["errors"]), wrong
+        # Writes too, with the shared compiled statement of this datamodel.
+        answer = send(
+            small_cache,
+            name,
+            f"mutation($w: String!) {{ updateItem(where: {{name: $w}}, "
+            f"data: {{only{k}: DARK{k}}}) {{ name only{k} }} }}",
+            {"w": f"{name}-0"},
+        )
+        assert answer == {"data": {"updateItem": {"name": f"{name}-0", f"only{k}": f"DARK{k}"}}}
+        send(
+            small_cache,
+            name,
+            f'mutation {{ updateItem(where: {{name: "{name}-0"}}, data: {{only{k}: null}}) '
+            "{ id } }",
+        )
+
+
+def test_services_of_one_datamodel_share_the_api_but_never_rows(
+    database: Database, runtime: Runtime, tmp_path: Path
+) -> None:
+    token = management_token()
+    first, second, third = (service(runtime, token, k) for k in (7, 7, 8))
+    for name in (first, second, third):
+        seed(runtime, name)
+    config = parse_config({"databases": {"default": database.prisma_config()}}, {})
+    tenant = Tenant.open(config.servers[0], create_database=False)
+    directory = ServiceDirectory(datamodels=4)
+    try:
+        with tenant.pool.connection() as conn:
+            a, b, c = (directory.load(conn, tenant, f"{n}$dev") for n in (first, second, third))
+            assert a.api is not None and b.api is not None and c.api is not None
+            assert a.api is b.api  # one generated API for the two services of datamodel 7
+            assert c.api is not a.api
+            assert a.schema_sql != b.schema_sql
+            query = {"query": "query($n: Int) { items(where: {n_gte: $n}) { name } }"}
+            for entry, name in ((a, first), (b, second), (a, first), (c, third)):
+                assert entry.api is not None
+                answer = execute(
+                    entry.api, entry.schema, {**query, "variables": {"n": 1}}, conn, "t"
+                )
+                assert answer.json() == {
+                    "data": {"items": [{"name": f"{name}-1"}, {"name": f"{name}-2"}]}
+                }
+            # The second service ran the statement the first compiled: one entry, shared.
+            assert len(a.api.compiled) == 1
+        # One API kept: loading the third service evicts the first's, which is built again.
+        small = ServiceDirectory(datamodels=1, state_ttl=0)
+        with tenant.pool.connection() as conn:
+            before = small.load(conn, tenant, f"{first}$dev").api
+            assert small.load(conn, tenant, f"{third}$dev").api is not before
+            again = small.load(conn, tenant, f"{second}$dev")
+            assert again.api is not None and again.api is not before
+            assert before is not None and again.api.version == before.version
+            answer = execute(again.api, again.schema, {"query": "{ items { name } }"}, conn, "t")
+            assert answer.json() == {
+                "data": {"items": [{"name": f"{second}-{i}"} for i in range(3)]}
+            }
+    finally:
+        tenant.close()
+
+
+def test_a_redeploy_reaches_every_process(runtime: Runtime, small_cache: Runtime) -> None:
+    token = management_token()
+    name = service(runtime, token, 1)
+    seed(runtime, name, rows=1)
+    assert items(small_cache, name, 1) == [{"name": f"{name}-0", "n": 0, "only1": None}]
+    # `only1` goes (a data loss warning: the model has rows), `only2` comes.
+    redeployed = deploy(runtime, token, name, datamodel(2), force=True)
+    assert redeployed["errors"] == [] and redeployed["migration"]["status"] == "SUCCESS"
+    # The process that ran the deploy answers with the new API at once...
+    assert items(runtime, name, 2) == [{"name": f"{name}-0", "n": 0, "only2": None}]
+    # ...the other within its state TTL: until then it answers as the old API, never wrongly.
+    deadline = time.monotonic() + 15
+    while True:
+        answer = send(small_cache, name, "{ items { name only2 } }")
+        if "errors" not in answer:
+            break
+        assert "Cannot query field 'only2'" in str(answer["errors"]), answer
+        assert time.monotonic() < deadline, "the other process kept the old API"
+        time.sleep(0.05)
+    assert answer == {"data": {"items": [{"name": f"{name}-0", "only2": None}]}}
+    gone = send(small_cache, name, "{ items { only1 } }")
+    assert "Cannot query field 'only1' on type 'Item'" in str(gone["errors"]), gone
