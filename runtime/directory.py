@@ -18,6 +18,8 @@ the service the entry was loaded for.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -34,6 +36,8 @@ from runtime.tenants import Tenant
 STATE_TTL_SECONDS = 1.0
 # Services remembered per process (state and a reference to their API: a few hundred bytes).
 MAX_SERVICES = 10_000
+# Expired entries renewed together by one query on the event loop (see `revalidate`).
+RENEW_BATCH = 500
 # Generated APIs kept per process, one per distinct deployed datamodel in use (the runtime
 # config's `apiCacheSize` sets it).
 MAX_DATAMODELS = API_CACHE_SIZE
@@ -60,16 +64,22 @@ class ServiceDirectory:
         state_ttl: float = STATE_TTL_SECONDS,
         services: int = MAX_SERVICES,
         datamodels: int = MAX_DATAMODELS,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.state_ttl = state_ttl
-        self._services: Lru[ServiceEntry] = Lru(services)
+        self._services: Lru[ServiceEntry] = Lru(services, clock=clock)
         self._apis: Lru[ServiceApi] = Lru(datamodels)
+        # Services a request used since their entry was last read: renewed together when one
+        # of them expires (a set's add is atomic: the loop and the threads both add).
+        self._used: set[tuple[str, str]] = set()
 
     def cached(self, tenant: Tenant, pid: str) -> ServiceEntry | None:
         """The service's entry while it can be trusted, without any I/O (the event loop's path)."""
-        entry = self._services.lookup((tenant.config.name, pid))
+        key = (tenant.config.name, pid)
+        entry = self._services.lookup(key)
         if entry is None or self._services.clock() - entry.loaded_at >= self.state_ttl:
             return None
+        self._used.add(key)
         return entry
 
     def load(self, conn: Connection, tenant: Tenant, pid: str) -> ServiceEntry:
@@ -113,22 +123,53 @@ class ServiceDirectory:
     async def revalidate(
         self, cursor: AsyncCursor[Any], tenant: Tenant, pid: str
     ) -> ServiceEntry | None:
-        """Read an expired entry's state again on the event loop (one query on the loop's own
-        connection), keeping its API when the deployed revision is unchanged. None when there
-        is nothing to keep (no entry, no API, a new revision, a deleted service): the worker
-        threads then load the service as `load` does.
+        """Read an expired entry's state again on the event loop, keeping its API when the
+        deployed revision is unchanged. None when there is nothing to keep (no entry, no API, a
+        new revision, a deleted service): the worker threads then load the service as `load`
+        does.
 
         A runtime serving many services meets expired entries all the time (each is trusted for
-        a second only); without this, each would take a trip through a worker thread."""
-        previous = self._services.lookup((tenant.config.name, pid))
+        a second only). Without this each would take a trip through a worker thread; with one
+        query per service, a thousand services spread over a runtime would cost a second query
+        per request. So the one query also renews every other expired entry of the server that
+        a request used since it was read (at most `RENEW_BATCH`): about one query per second
+        for the server's busy services together."""
+        server = tenant.config.name
+        previous = self._services.lookup((server, pid))
         if previous is None or previous.api is None or previous.state is None:
             return None
-        await cursor.execute(store.service_state_query(tenant.management_schema), [pid])
-        state = store.service_state_of(await cursor.fetchone())
-        if state is None or state.revision != previous.state.revision:
-            return None
-        entry = replace(previous, state=state, loaded_at=self._services.clock())
-        return self._services.remember((tenant.config.name, pid), entry)
+        batch = {pid: previous, **self._expired_and_used(server, pid)}
+        await cursor.execute(store.service_states_query(tenant.management_schema), [list(batch)])
+        states = {row[0]: store.service_state_of(row[1:]) for row in await cursor.fetchall()}
+        renewed_at = self._services.clock()
+        answer = None
+        for p, entry in batch.items():
+            state = states.get(p)
+            if state is None or entry.state is None or state.revision != entry.state.revision:
+                continue  # left expired: its next request loads it again
+            self._used.discard((server, p))
+            renewed = self._services.remember(
+                (server, p), replace(entry, state=state, loaded_at=renewed_at)
+            )
+            if p == pid:
+                answer = renewed
+        return answer
+
+    def _expired_and_used(self, server: str, pid: str) -> dict[str, ServiceEntry]:
+        """The server's other expired entries (with an API) that requests used since read."""
+        now = self._services.clock()
+        found: dict[str, ServiceEntry] = {}
+        for key in list(self._used):
+            if len(found) >= RENEW_BATCH:
+                break
+            if key[0] != server or key[1] == pid:
+                continue
+            entry = self._services.peek(key)
+            if entry is None:
+                self._used.discard(key)
+            elif entry.api is not None and now - entry.loaded_at >= self.state_ttl:
+                found[key[1]] = entry
+        return found
 
     def forget(self, tenant: Tenant) -> None:
         """Forget the server's services (its management API ran: deploys, deletions and new
@@ -139,6 +180,7 @@ class ServiceDirectory:
         """Forget every service of the server `name` (also when a registered server is replaced
         or removed: its next request reads its services again, from its new database)."""
         self._services.forget(lambda key: key[0] == name)  # type: ignore[index]
+        self._used = {key for key in list(self._used) if key[0] != name}
 
     def _api(self, schema_json: str) -> ServiceApi:
         """The API of a deployed schema, shared by every service deployed with it."""

@@ -46,6 +46,12 @@ class Lru(Generic[V]):
             self._entries.move_to_end(key)
             return entry[0]
 
+    def peek(self, key: Hashable) -> V | None:
+        """The entry, whatever its age, without counting as a use (it keeps its place)."""
+        with self._lock:
+            entry = self._entries.get(key)
+            return None if entry is None else entry[0]
+
     def remember(self, key: Hashable, value: V) -> V:
         with self._lock:
             self._entries[key] = (value, self.clock())

@@ -135,6 +135,17 @@ def service_state_query(schema: str) -> sql.Composed:
     )
 
 
+def service_states_query(schema: str) -> sql.Composed:
+    """`service_state_query` for several services at once (one parameter: a list of project
+    ids); each row is the project id, then what `service_state_of` reads."""
+    return _q(
+        'SELECT p."id", p."secrets", (SELECT max(m."revision") FROM {s}."Migration" m '
+        """WHERE m."projectId" = p."id" AND m."status" = 'SUCCESS') """
+        'FROM {s}."Project" p WHERE p."id" = ANY(%s)',
+        schema,
+    )
+
+
 def service_state_of(row: tuple[Any, ...] | None) -> ServiceState | None:
     if row is None:
         return None

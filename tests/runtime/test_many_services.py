@@ -5,6 +5,7 @@ wrong answer; a redeploy through one process reaches the others (within the stat
 
 from __future__ import annotations
 
+import asyncio
 import random
 import secrets
 import time
@@ -12,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 
 from runtime.config import parse_config
@@ -180,3 +182,74 @@ def test_a_redeploy_reaches_every_process(runtime: Runtime, small_cache: Runtime
     assert answer == {"data": {"items": [{"name": f"{name}-0", "only2": None}]}}
     gone = send(small_cache, name, "{ items { only1 } }")
     assert "Cannot query field 'only1' on type 'Item'" in str(gone["errors"]), gone
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_one_query_renews_every_busy_service_of_a_server(
+    database: Database, runtime: Runtime
+) -> None:
+    """An expired entry is read again on the event loop together with the server's other
+    expired entries that requests used since they were read; an unused one, or one with a new
+    revision, is left expired for its next request to load."""
+    token = management_token()
+    busy, other, idle = (service(runtime, token, k) for k in (3, 3, 4))
+    config = parse_config({"databases": {"default": database.prisma_config()}}, {})
+    tenant = Tenant.open(config.servers[0], create_database=False)
+    clock = Clock()
+    directory = ServiceDirectory(state_ttl=1.0, clock=clock)
+    pids = {name: f"{name}$dev" for name in (busy, other, idle)}
+
+    async def revalidate(pid: str) -> Any:
+        async with await psycopg.AsyncConnection.connect(database.conninfo()) as conn:
+            cursor = CountingCursor(conn)
+            entry = await directory.revalidate(cursor, tenant, pid)
+            return entry, cursor.executed
+
+    try:
+        with tenant.pool.connection() as conn:
+            first = {name: directory.load(conn, tenant, pid) for name, pid in pids.items()}
+        clock.now += 0.5
+        assert directory.cached(tenant, pids[busy]) is not None
+        assert directory.cached(tenant, pids[other]) is not None  # used; `idle` is not
+        clock.now += 1.0
+        assert all(directory.cached(tenant, pid) is None for pid in pids.values())
+        entry, executed = asyncio.run(revalidate(pids[busy]))
+        assert executed == 1
+        assert entry is not None and entry.api is first[busy].api
+        renewed = directory.cached(tenant, pids[other])  # renewed by the same query
+        assert renewed is not None and renewed.api is first[other].api
+        assert directory.cached(tenant, pids[idle]) is None
+        # A redeploy of `other`: the next renewal leaves it for a load of the new revision.
+        deploy(runtime, token, other, datamodel(5))
+        clock.now += 1.5
+        entry, executed = asyncio.run(revalidate(pids[busy]))
+        assert entry is not None and executed == 1
+        assert directory.cached(tenant, pids[other]) is None
+        with tenant.pool.connection() as conn:
+            reloaded = directory.load(conn, tenant, pids[other])
+        assert reloaded.api is not None and reloaded.api is not first[other].api
+        assert "only5" in reloaded.api.graphql_schema.type_map["Item"].fields  # type: ignore[attr-defined]
+    finally:
+        tenant.close()
+
+
+class CountingCursor:
+    """An async cursor that counts the statements it runs."""
+
+    def __init__(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        self.cursor = conn.cursor()
+        self.executed = 0
+
+    async def execute(self, query: Any, params: Any = None) -> None:
+        self.executed += 1
+        await self.cursor.execute(query, params)
+
+    async def fetchall(self) -> list[Any]:
+        return await self.cursor.fetchall()
