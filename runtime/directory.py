@@ -72,6 +72,7 @@ class ServiceDirectory:
         # Services a request used since their entry was last read: renewed together when one
         # of them expires (a set's add is atomic: the loop and the threads both add).
         self._used: set[tuple[str, str]] = set()
+        self._forgotten = 0  # how many times `forget_server` ran
 
     def cached(self, tenant: Tenant, pid: str) -> ServiceEntry | None:
         """The service's entry while it can be trusted, without any I/O (the event loop's path)."""
@@ -139,15 +140,18 @@ class ServiceDirectory:
         if previous is None or previous.api is None or previous.state is None:
             return None
         batch = {pid: previous, **self._expired_and_used(server, pid)}
+        forgotten = self._forgotten
         await cursor.execute(store.service_states_query(tenant.management_schema), [list(batch)])
         states = {row[0]: store.service_state_of(row[1:]) for row in await cursor.fetchall()}
+        if self._forgotten != forgotten:
+            return None  # this process's management API ran meanwhile: read what it wrote
         renewed_at = self._services.clock()
         answer = None
         for p, entry in batch.items():
+            self._used.discard((server, p))
             state = states.get(p)
             if state is None or entry.state is None or state.revision != entry.state.revision:
                 continue  # left expired: its next request loads it again
-            self._used.discard((server, p))
             renewed = self._services.remember(
                 (server, p), replace(entry, state=state, loaded_at=renewed_at)
             )
@@ -181,6 +185,7 @@ class ServiceDirectory:
         or removed: its next request reads its services again, from its new database)."""
         self._services.forget(lambda key: key[0] == name)  # type: ignore[index]
         self._used = {key for key in list(self._used) if key[0] != name}
+        self._forgotten += 1
 
     def _api(self, schema_json: str) -> ServiceApi:
         """The API of a deployed schema, shared by every service deployed with it."""
