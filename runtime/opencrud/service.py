@@ -10,8 +10,11 @@ directory (`runtime.directory`) owns the APIs and decides how many to keep.
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -59,9 +62,29 @@ def service_api(schema_json: str) -> ServiceApi:
     The GraphQL schema is built from the generator's types directly, with fields built when
     first read (`runtime.opencrud.sdl.objects`): the first request to a new datamodel pays for
     the types it touches, not for printing, parsing and validating all of them."""
-    api = api_schema(Schema.from_json(schema_json))
-    schema = graphql_schema(opencrud_types(api), PRISMA_LITERALS)
+    with _collector_paused():
+        api = api_schema(Schema.from_json(schema_json))
+        schema = graphql_schema(opencrud_types(api), PRISMA_LITERALS)
     return ServiceApi(api, schema, schema_version(schema_json))
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector while an API is built.
+
+    A 30-type datamodel's build allocates ~100,000 objects that all live as long as the API:
+    the collections they trigger scan them (and in a process holding many APIs, older
+    generations too) for nothing, a quarter of the build's time. Reference counting still frees
+    what the build drops; the collector resumes after it (other threads lose nothing but a few
+    milliseconds of collections). Left alone when something else has paused it."""
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 def schema_version(schema_json: str) -> str:
