@@ -73,6 +73,9 @@ LOOP_BODY_BYTES = 64 * 1024
 # unauthenticated probes (`serverInfo`, `listProjects`) are a few dozen bytes, and a stranger
 # must not make the server parse megabytes before it says no.
 UNAUTHENTICATED_MANAGEMENT_BYTES = 4 * 1024
+# A body over the limit is still read, and dropped, up to this size before the answer, so the
+# client sees the 413 rather than a reset connection; a larger one is not waited for.
+DRAIN_BYTES = 64 * 1024 * 1024
 # Validating and running a management operation costs a millisecond or more, and validation
 # grows with the square of a document's root fields; the CLI sends one operation with one root
 # field at a time. Bounds on both keep one request's cost small, with a token or without.
@@ -336,6 +339,9 @@ class RuntimeApp:
         try:
             body = await _read_body(receive, body_limit)
         except BodyTooLarge:
+            # The rest is read and dropped first (up to a bound): a connection closed with
+            # unread data is reset, and the client, still sending, could lose the answer.
+            await _drain(receive, DRAIN_BYTES)
             if body_limit < server.limits.request_bytes:
                 answer = envelope.error(3015, UNAUTHENTICATED_TOO_LARGE, request_id)
                 await envelope.respond_json(send, 200, answer, request_id, cors=False)
@@ -768,6 +774,16 @@ def service_route(path: str) -> tuple[str, str, str | None] | None:
     service = segments[0] if segments else "default"
     stage = segments[1] if len(segments) > 1 else "default"
     return service, stage, suffix
+
+
+async def _drain(receive: Receive, limit: int) -> None:
+    """Read and drop what is left of a refused body, up to `limit` bytes."""
+    size = 0
+    while size <= limit:
+        message = await receive()
+        size += len(message.get("body", b""))
+        if not message.get("more_body"):
+            return
 
 
 async def _read_body(receive: Receive, limit: int) -> bytes:
