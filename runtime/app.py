@@ -76,6 +76,7 @@ UNAUTHENTICATED_MANAGEMENT_BYTES = 4 * 1024
 # A body over the limit is still read, and dropped, up to this size before the answer, so the
 # client sees the 413 rather than a reset connection; a larger one is not waited for.
 DRAIN_BYTES = 64 * 1024 * 1024
+DRAIN_PAUSE_SECONDS = 1.0
 # Validating and running a management operation costs a millisecond or more, and validation
 # grows with the square of a document's root fields; the CLI sends one operation with one root
 # field at a time. Bounds on both keep one request's cost small, with a token or without.
@@ -339,13 +340,13 @@ class RuntimeApp:
         try:
             body = await _read_body(receive, body_limit)
         except BodyTooLarge:
-            # The rest is read and dropped first (up to a bound): a connection closed with
-            # unread data is reset, and the client, still sending, could lose the answer.
-            await _drain(receive, DRAIN_BYTES)
-            if body_limit < server.limits.request_bytes:
+            if body_limit < server.limits.request_bytes:  # a stranger's body is not waited for
                 answer = envelope.error(3015, UNAUTHENTICATED_TOO_LARGE, request_id)
                 await envelope.respond_json(send, 200, answer, request_id, cors=False)
                 return
+            # The rest is read and dropped first (bounded): a connection closed with unread
+            # data is reset, and a client still sending could lose the answer.
+            await _drain(receive, DRAIN_BYTES)
             message = (
                 f"The request body is larger than this server's limit of "
                 f"{server.limits.request_bytes // (1024 * 1024)} MB."
@@ -777,10 +778,14 @@ def service_route(path: str) -> tuple[str, str, str | None] | None:
 
 
 async def _drain(receive: Receive, limit: int) -> None:
-    """Read and drop what is left of a refused body, up to `limit` bytes."""
+    """Read and drop what is left of a refused body, up to `limit` bytes and while it keeps
+    coming (a client that stops sending is not waited for)."""
     size = 0
     while size <= limit:
-        message = await receive()
+        try:
+            message = await asyncio.wait_for(receive(), DRAIN_PAUSE_SECONDS)
+        except TimeoutError:
+            return
         size += len(message.get("body", b""))
         if not message.get("more_body"):
             return
