@@ -1,7 +1,7 @@
 """The runtime's data API against PostGraphile 4 and against PostgreSQL alone, in one run.
 
     .venv/bin/python bench/data_api.py [--seconds 10] [--connections 8] [--workers 1] [--rounds 3]
-                                       [--rows list single ...]
+                                       [--rows list single ...] [--baseline ../base]
 
 Needs `wrk` (Debian: `apt-get install -y wrk`), `pgbench` (PostgreSQL's client tools) and
 Node.js; PostGraphile 4 is installed with npm into `.data/cache/` on first use. Uses the
@@ -346,6 +346,12 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1, help="runtime processes (default 1)")
     parser.add_argument("--rounds", type=int, default=3, help="runs per server and query")
     parser.add_argument(
+        "--baseline",
+        type=Path,
+        help="another checkout (say `git worktree add --detach ../base main`) whose runtime is "
+        "measured too, on the same database, in the same rounds: before and after in one run",
+    )
+    parser.add_argument(
         "--rows", nargs="+", choices=list(ROWS), default=list(ROWS), help="which rows to run"
     )
     args = parser.parse_args()
@@ -388,14 +394,28 @@ def main() -> None:
             binary = str(POSTGRAPHILE / "node_modules" / ".bin" / "postgraphile")
             graphile = [binary, "-c", node_pg_url(params), "-s", SCHEMA, "-p", str(theirs_port),
                         "-n", "127.0.0.1", "--disable-query-log"]  # fmt: skip
-            with process(graphile, logs / "postgraphile.log") as postgraphile:
+            with contextlib.ExitStack() as stack:
+                postgraphile = stack.enter_context(process(graphile, logs / "postgraphile.log"))
                 theirs = f"http://127.0.0.1:{theirs_port}/graphql"
                 wait_http(f"http://127.0.0.1:{theirs_port}/graphiql", postgraphile, "PostGraphile")
                 urls = {"runtime": ours, "PostGraphile": theirs}
+                if args.baseline is not None:
+                    # The same project in the same database: the baseline reads it from there.
+                    base_port = devstack.free_port()
+                    base_env = {**env, "PRISMA_CONFIG": yaml.safe_dump(
+                        runtime_config(params, base_port, args.connections))}  # fmt: skip
+                    base_log = logs / "baseline.log"
+                    base = stack.enter_context(
+                        process(command, base_log, cwd=args.baseline.resolve(), env=base_env)
+                    )
+                    wait_http(f"http://127.0.0.1:{base_port}/status", base, "the baseline")
+                    urls["baseline"] = f"http://127.0.0.1:{base_port}/{SERVICE}/{STAGE}"
                 results: dict[tuple[str, str], list[dict[str, float]]] = {}
 
                 def measure(name: str) -> None:
-                    bodies = dict(zip(urls, ROWS[name], strict=True))
+                    ours_bodies, theirs_bodies = ROWS[name]
+                    bodies = {"runtime": ours_bodies, "PostGraphile": theirs_bodies,
+                              "baseline": ours_bodies}  # fmt: skip
                     for label, url in urls.items():
                         check(url, bodies[label], f"{label}'s {name}")
                     # Rounds alternate the servers, so a slow spell of the machine hits both.
@@ -439,6 +459,12 @@ def main() -> None:
         if name in limits:
             limit = limits[name]
             line += f"; pgbench limit {limit:.0f} tps, runtime at {limit / medians[(name, 'runtime')]['rps']:.1f}x of it"  # noqa: E501
+        if (name, "baseline") in medians:
+            base = medians[(name, "baseline")]["rps"]
+            line += (
+                f"; baseline/PostGraphile {base / medians[(name, 'PostGraphile')]['rps']:.2f}x, "
+                f"runtime/baseline {medians[(name, 'runtime')]['rps'] / base:.2f}x"
+            )
         print(line)
 
 
