@@ -39,7 +39,7 @@ from runtime.errors import PrismaError
 from runtime.names import schema_sql
 from runtime.opencrud.depth import MAX_DEPTH, selection_depth
 from runtime.opencrud.errors import error_entry, invalid_input
-from runtime.opencrud.hoist import Hoisted, Scan, Shape, declare, hoist, learn_shape, scan
+from runtime.opencrud.hoist import Hoisted, Shape, declare, hoist, learn_shape, scan
 from runtime.opencrud.limits import RequestLimits
 from runtime.opencrud.mutations import run_mutation
 from runtime.opencrud.reads import ReadCompiler
@@ -180,7 +180,7 @@ def _resolve(
     loaded: _Document | None = service.documents.lookup(text)
     if loaded is not None:
         return loaded, None
-    found = scan(text, MAX_QUERY_TOKENS) if hoisting else None
+    found = scan(text) if hoisting else None
     shape: Shape | None = None
     if found is not None:
         shape = service.documents.lookup(("shape", found.skeleton))
@@ -188,7 +188,7 @@ def _resolve(
         if shape is not None and hoisted is not None:
             loaded = service.documents.lookup(("hoisted", hoisted.text))
             if loaded is None and not cached_only:
-                loaded = _load_hoisted(service, hoisted, shape, found)
+                loaded = _load_hoisted(service, hoisted, shape)
             if loaded is not None and loaded.document is not None:
                 return loaded, hoisted
     if cached_only:
@@ -200,12 +200,14 @@ def _resolve(
     return loaded, None
 
 
-def _load_hoisted(service: ServiceApi, hoisted: Hoisted, shape: Shape, found: Scan) -> _Document:
+def _load_hoisted(service: ServiceApi, hoisted: Hoisted, shape: Shape) -> _Document:
     """Parse and validate a hoisted document once per text. One that does not parse or validate
     (it should not: its shape came from a valid document) is remembered without a document, so
     its requests take the unhoisted path, which reports whatever is wrong in today's words."""
     try:
-        parsed = parse(hoisted.text, max_tokens=found.tokens + len(hoisted.values))
+        # A variable is two tokens where its literal was one; the shape's first text passed
+        # the limit with as many tokens as this one's.
+        parsed = parse(hoisted.text, max_tokens=MAX_QUERY_TOKENS + len(hoisted.values))
     except GraphQLSyntaxError:
         return service.documents.remember(("hoisted", hoisted.text), _Document())
     document = declare(parsed, shape)

@@ -3,19 +3,19 @@ compiled plan.
 
 Clients that inline values (playgrounds, `curl`, scripts) send a new document text with every
 request, and parsing, validating and compiling a text costs milliseconds. A regular-expression
-scan (microseconds) finds the literals in argument positions of the operations and cuts the
-text into a *skeleton*: the text with the n-th literal replaced by the variable `$_n`. The first
-document of a skeleton is parsed and validated as it is (so its errors are exactly today's), and
-graphql-core's `TypeInfo` tells the type each literal stands for; from then on documents of that
-skeleton are answered from the *hoisted* document (the skeleton with the literals as variables)
-and the literals' values as variables.
+scan (a step per literal) finds the string and number literals and cuts the text into a
+*skeleton*: the text with the n-th literal replaced by `$_n`. The first document of a skeleton is
+parsed and validated as it is (so its errors are exactly today's); a tokenizer tells which of
+its literals sit in argument positions of its operations, and graphql-core's `TypeInfo` the type
+each stands for. From then on documents of that skeleton are answered from the *hoisted*
+document (the skeleton with those literals as variables) and the literals' values as variables.
 
 What keeps the answers and errors equal to the unhoisted path's:
 
 - Only literals whose type takes a variable value exactly as it takes the literal are hoisted:
-  String, Int (in range), Float (finite), Boolean, ID, and Prisma's DateTime and UUID (checked by
-  their own literal rules). Enums, nulls, Json, block strings, values typed as lists, literals in
-  fragments and in variable defaults stay in the text (the hoisted document's key then holds
+  String, Int (in range), Float (finite), ID, and Prisma's DateTime and UUID (checked by their
+  own literal rules). Booleans, enums, nulls, Json, block strings, values typed as lists, literals
+  in fragments and in variable defaults stay in the text (the hoisted document's key then holds
   them). A value the type refuses (a string for an Int, 2^31, a bad date) sends the request down
   the unhoisted path, which reports it in Sangria's words as before.
 - The hoisted document keeps every other token of the text, so depth, aliases, root fields and
@@ -36,7 +36,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from graphql import (
-    BooleanValueNode,
     DocumentNode,
     FloatValueNode,
     GraphQLError,
@@ -60,9 +59,19 @@ from graphql import (
     visit,
 )
 
-# One significant token per match; whitespace, commas and comments are matched and dropped. A
-# character the scan does not know (or a number glued to a name or a dot, which GraphQL refuses)
-# matches `bad` and the text is left to graphql-core's parser.
+# The literals a request may differ in: strings and numbers. Everything else (names, punctuation,
+# whitespace, comments, block strings) is skipped in runs, so a scan costs one step per literal.
+# A number must not run into a name or a dot, as in GraphQL.
+_LITERALS = re.compile(
+    r"""
+    (?:[_A-Za-z][_0-9A-Za-z]*|[^"\#0-9_A-Za-z-]+|\#[^\n\r]*|\"\"\"(?:\\\"\"\"|(?!\"\"\")[\s\S])*\"\"\")++
+    |(?P<string>"(?:[^"\\\n\r]|\\.)*+")
+    |(?P<number>-?(?:0|[1-9][0-9]*+)(?:\.[0-9]++)?(?:[eE][+-]?[0-9]++)?(?![._A-Za-z0-9]))
+    """,
+    re.VERBOSE,
+)
+# One significant token per match, for the structure of the first text of a shape. A character
+# the scan does not know matches `bad`, and the text is left to graphql-core's parser.
 _TOKENS = re.compile(
     r"""
     (?P<ignored>[ \t\n\r,\ufeff]+|\#[^\n\r]*)
@@ -75,39 +84,61 @@ _TOKENS = re.compile(
     """,
     re.VERBOSE,
 )
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f]")  # GraphQL refuses them in strings (tab aside)
 _OUR_VARIABLE = re.compile(r"_[0-9]+")
 _OPERATION_KEYWORDS = frozenset({"query", "mutation", "subscription"})
 _INT_RANGE = range(-(2**31), 2**31)
 # Scalars whose variable values coerce exactly as their literals do (Prisma's DateTime and UUID
 # keep the value as the text; their literal rules are applied before hoisting).
-_HOISTABLE = frozenset({"String", "Int", "Float", "Boolean", "ID", "DateTime", "UUID"})
+_HOISTABLE = frozenset({"String", "Int", "Float", "ID", "DateTime", "UUID"})
 
 
 @dataclass(frozen=True)
 class Literal:
-    """A literal in an argument position: where it is in the text, what kind of token."""
+    """A string or number token: where it is in the text."""
 
     start: int
     end: int
-    kind: str  # "string", "number" or "boolean"
-    operation: int  # the index of its operation among the document's operations
+    kind: str  # "string" or "number"
 
 
 @dataclass(frozen=True)
 class Scan:
-    """A document cut at its literals: `skeleton` keys the shape."""
+    """A document cut at its literals: `skeleton` (the text with the n-th literal replaced by
+    `$_n`) keys the shape. Texts with one skeleton have the same tokens but for the literals,
+    in the same places."""
 
     text: str
     literals: tuple[Literal, ...]
     skeleton: str
-    tokens: int
 
 
-def scan(text: str, max_tokens: int) -> Scan | None:
-    """The literals of a text's operations, or None when there is nothing to hoist or the text
-    is anything but a plain executable document (graphql-core then says what is wrong)."""
+def scan(text: str) -> Scan | None:
+    """The string and number literals of a text, or None when it has none."""
     if "\x00" in text:
         return None
+    literals = []
+    pieces = []
+    at = 0
+    for match in _LITERALS.finditer(text):
+        kind = match.lastgroup
+        if kind is None:
+            continue
+        start, end = match.span()
+        pieces += [text[at:start], f"$_{len(literals)}"]
+        literals.append(Literal(start, end, kind))
+        at = end
+    if not literals:
+        return None
+    pieces.append(text[at:])
+    return Scan(text, tuple(literals), "".join(pieces))
+
+
+def _candidates(text: str) -> dict[int, int] | None:
+    """Which literals of the first text of a shape may be hoisted: those in argument positions
+    of its operations (by their offset, with the index of their operation), not those in
+    fragments or variable defaults. None when the text is anything but a plain executable
+    document, or declares a variable named like ours."""
     tokens: list[tuple[str, int, int]] = []
     for match in _TOKENS.finditer(text):
         kind = match.lastgroup
@@ -117,16 +148,13 @@ def scan(text: str, max_tokens: int) -> Scan | None:
         if kind == "bad":
             return None
         tokens.append((kind, match.start(), match.end()))
-    if len(tokens) > max_tokens:
-        return None
-    literals: list[Literal] = []
+    found: dict[int, int] = {}
     depth = 0  # braces
     parens: list[str] = []  # "arguments" or "variables"
     definition = ""  # "operation" or "fragment"
     operation = -1
     for i, (kind, start, end) in enumerate(tokens):
         value = text[start:end] if kind in ("punct", "name") else ""
-        previous = text[tokens[i - 1][1] : tokens[i - 1][2]] if i else ""
         if kind == "punct":
             if value == "{":
                 if depth == 0 and not parens and definition == "":
@@ -146,8 +174,8 @@ def scan(text: str, max_tokens: int) -> Scan | None:
                     return None
                 parens.pop()
             elif value == "$" and parens[-1:] == ["variables"] and i + 1 < len(tokens):
-                nxt = tokens[i + 1]
-                if _OUR_VARIABLE.fullmatch(text[nxt[1] : nxt[2]]):
+                after = tokens[i + 1]
+                if _OUR_VARIABLE.fullmatch(text[after[1] : after[2]]):
                     return None  # the client's own `$_0` would meet ours
             continue
         if depth == 0 and not parens and kind == "name" and definition == "":
@@ -158,22 +186,12 @@ def scan(text: str, max_tokens: int) -> Scan | None:
             else:
                 return None
             continue
-        if definition != "operation" or parens[-1:] != ["arguments"] or previous == "$":
-            continue
-        following = text[tokens[i + 1][1] : tokens[i + 1][2]] if i + 1 < len(tokens) else ""
-        if kind in ("string", "number"):
-            literals.append(Literal(start, end, kind, operation))
-        elif kind == "name" and value in ("true", "false") and following != ":":
-            literals.append(Literal(start, end, "boolean", operation))
-    if not literals or depth != 0 or parens:
+        in_arguments = definition == "operation" and parens[-1:] == ["arguments"]
+        if kind in ("string", "number") and in_arguments:
+            found[start] = operation
+    if depth != 0 or parens:
         return None
-    pieces = []
-    at = 0
-    for n, literal in enumerate(literals):
-        pieces += [text[at : literal.start], f"$_{n}"]
-        at = literal.end
-    pieces.append(text[at:])
-    return Scan(text, tuple(literals), "".join(pieces), len(tokens))
+    return found
 
 
 @dataclass(frozen=True)
@@ -187,30 +205,35 @@ class Slot:
 
 @dataclass(frozen=True)
 class Shape:
-    """What the first valid document of a skeleton taught: each literal's slot."""
+    """What the first valid document of a skeleton taught: each literal's slot. A shape that is
+    not `hoistable` keeps its documents on the unhoisted path."""
 
     slots: tuple[Slot, ...]
+    hoistable: bool = True
 
 
 def learn_shape(schema: GraphQLSchema, document: DocumentNode, found: Scan) -> Shape:
     """Each literal's input type, from the validated document of the first text of a shape."""
+    candidates = _candidates(found.text)
+    if candidates is None:
+        return Shape((), hoistable=False)
     types: dict[int, GraphQLInputType | None] = {}
     type_info = TypeInfo(schema)
 
     class Types(Visitor):
         def enter(self, node: Any, *_: Any) -> None:
-            if isinstance(
-                node, StringValueNode | IntValueNode | FloatValueNode | BooleanValueNode
-            ) and (node.loc is not None):
+            if isinstance(node, StringValueNode | IntValueNode | FloatValueNode) and (
+                node.loc is not None
+            ):
                 types[node.loc.start] = type_info.get_input_type()
 
     visit(document, TypeInfoVisitor(type_info, Types()))
     slots = []
     for literal in found.literals:
-        t = types.get(literal.start)
+        t = types.get(literal.start) if literal.start in candidates else None
         named = t.of_type if isinstance(t, GraphQLNonNull) else t
         hoistable = isinstance(named, GraphQLScalarType) and named.name in _HOISTABLE
-        slots.append(Slot(t if hoistable else None, literal.operation))
+        slots.append(Slot(t if hoistable else None, candidates.get(literal.start, -1)))
     return Shape(tuple(slots))
 
 
@@ -223,8 +246,6 @@ def literal_value(t: GraphQLInputType, literal: Literal, raw: str) -> Any:
     named = t.of_type if isinstance(t, GraphQLNonNull) else t
     assert isinstance(named, GraphQLScalarType)
     name = named.name
-    if literal.kind == "boolean":
-        return raw == "true" if name == "Boolean" else _REFUSED
     if literal.kind == "number":
         integer = "." not in raw and "e" not in raw and "E" not in raw
         if name == "Int":
@@ -250,7 +271,9 @@ def literal_value(t: GraphQLInputType, literal: Literal, raw: str) -> Any:
 
 def _string_value(raw: str) -> str | None:
     """A string token's value. GraphQL's escapes are JSON's; anything JSON refuses (or a lone
-    surrogate, which GraphQL refuses) is left to graphql-core."""
+    surrogate or a control character, which GraphQL refuses) is left to graphql-core."""
+    if _CONTROL.search(raw):
+        return None
     if "\\" not in raw:
         return raw[1:-1]
     try:
@@ -302,6 +325,8 @@ def _line_starts(text: str) -> list[int]:
 def hoist(found: Scan, shape: Shape) -> Hoisted | None:
     """The request as its hoisted document's text and variables; None when a literal does not
     fit its slot's type (the unhoisted path answers it)."""
+    if not shape.hoistable or len(shape.slots) != len(found.literals):
+        return None
     text = found.text
     pieces = []
     values: dict[str, Any] = {}

@@ -108,6 +108,11 @@ SHAPES: list[tuple[str, list[tuple[Any, ...]]]] = [
         'fragment F on User { posts(where: {title: "Hello"}, first: 5) { title } }',
         [("ann@x.io",), ("bob@x.io",)],
     ),
+    (  # literals in fragments and variable defaults stay in the text
+        'query($n: Int = %s) { users(where: {email_not: "%s"}, first: $n, orderBy: email_ASC) '
+        '{ ...G } } fragment G on User { email posts(where: {title_not: "%s"}) { title } }',
+        [(1, "x", "Hello"), (2, "ann@x.io", "Draft"), (3, "y", "Nope"), ("a", "y", "z")],
+    ),
     (
         'query Q { user(where: {email: "%s"}) { name } } '
         "query R { users(first: %s, orderBy: email_ASC) { email } }",
