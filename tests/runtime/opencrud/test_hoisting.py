@@ -364,3 +364,24 @@ def fresh_api() -> ServiceApi:
     result = parse_datamodel(DATAMODEL)
     assert result.schema is not None
     return service_api(result.schema.to_json())
+
+
+def test_clients_cannot_reach_hoisted_documents_or_meet_their_variables(
+    pair: tuple[Service, Service],
+) -> None:
+    hoisting, _ = pair
+    for email in ("ann@x.io", "bob@x.io"):  # the shape is known and hoisted
+        assert hoisting.data(f'{{ user(where: {{email: "{email}"}}) {{ age }} }}')["user"]
+    # The hoisted text itself, sent by a client, is a document with an undeclared variable.
+    error = hoisting.error("{ user(where: {email: $_0}) { age } }", {"_0": "ann@x.io"})
+    assert error["message"] == "Variable '$_0' is not defined."
+    # A client's own `$_0` beside literals: answered unhoisted, with its own value.
+    own = (
+        'query($_0: String) { user(where: {email: $_0}) { age } a: user(where: {email: "%s"}) '
+        "{ age } }"
+    )
+    ann = hoisting.data('{ user(where: {email: "ann@x.io"}) { age } }')["user"]
+    for email in ("bob@x.io", "cy@x.io"):
+        data = hoisting.data(own % email, {"_0": "ann@x.io"})
+        assert data["user"] == ann and data["a"] is not None
+        assert hoisting.api.documents.lookup(own % email) is not None
