@@ -320,7 +320,12 @@ def _request(
     if isinstance(values, list):
         if hoisted is not None:  # the client's variables: reported against its own text
             return _request(
-                service, payload, request_id, max_root_fields=max_root_fields, hoisting=False
+                service,
+                payload,
+                request_id,
+                cached_only=cached_only,
+                max_root_fields=max_root_fields,
+                hoisting=False,
             )
         return 200, dump({"data": None, "errors": [graphql_error(e) for e in values]})
     if hoisted is not None:
