@@ -1,17 +1,26 @@
 """The runtime's data API against PostGraphile 4 and against PostgreSQL alone, in one run.
 
     .venv/bin/python bench/data_api.py [--seconds 10] [--connections 8] [--workers 1] [--rounds 3]
+                                       [--rows list single ...] [--baseline ../base]
 
 Needs `wrk` (Debian: `apt-get install -y wrk`), `pgbench` (PostgreSQL's client tools) and
 Node.js; PostGraphile 4 is installed with npm into `.data/cache/` on first use. Uses the
 embedded PostgreSQL unless DATABASE_URL is set, creates a scratch database with 2,000 users and
-20,000 posts (10 each; Post.author indexed), serves it with our runtime (no sandbox limits) and
-with PostGraphile, and drives both with the same wrk settings, in rounds that alternate the
-servers (the median round is reported, every round's throughput beside it):
+20,000 posts (10 each; Post.author indexed) and 100,000 more users without posts, serves it
+with our runtime (no sandbox limits) and with PostGraphile, and drives both with the same wrk
+settings, in rounds that alternate the servers (the median round is reported, every round's
+throughput beside it):
 
 - list: 100 users with up to 20 posts each;
 - single: one user by id;
-- create: a new user per request.
+- single-inlined: one user by id, a different user's id inlined in each request's text (as
+  playgrounds, `curl` and scripts send them: every text is new to the server);
+- create: a new user per request, values in variables (one document text);
+- create-inlined: a new user per request, values inlined (a new text every request);
+- mixed: by id, short lists and creates (6:2:2), with variables.
+
+Every request of a row is sent once before it is timed, and the bench stops if one answers an
+error or a null node (an error answered fast times nothing).
 
 Between the reads and the creates, the SQL our runtime compiled for the list and single queries
 runs under pgbench: the limit, what PostgreSQL alone needs to build the same answers on the
@@ -78,21 +87,85 @@ THEIRS = {
     "create": "mutation($id: String!, $email: String!) { createUser(input: {user: {id: $id, "
     'email: $email, name: "Bench"}}) { user { id } } }',
 }
-# wrk sends the body; for creates it makes an id and an email per request, sent as variables
-# (as clients do: one document, parsed and validated once, whatever the values).
+# Users the inlined by-id row asks for: `v` ids sort after the seeded `u` ones, so the list
+# query still reads the same 100 users with their posts.
+EXTRA_USERS = 100_000
+# Each row is a cycle of request bodies ({"query", "variables"}): wrk sends them in turn. In the
+# bodies `__ID__` becomes a new id per request (for creates), `__EMAIL__` an email made from it,
+# and `__V__` an existing `v` user's id (a different one each request). Rows marked inlined put
+# those values in the document text: every request is a text the server has not seen.
+Body = dict[str, object]
+ROWS: dict[str, tuple[list[Body], list[Body]]] = {
+    "list": ([{"query": OURS["list"]}], [{"query": THEIRS["list"]}]),
+    "single": ([{"query": OURS["single"]}], [{"query": THEIRS["single"]}]),
+    "single-inlined": (
+        [{"query": '{ user(where: {id: "__V__"}) { id name email } }'}],
+        [{"query": '{ userById(id: "__V__") { id name email } }'}],
+    ),
+    "create": (
+        [{"query": OURS["create"], "variables": {"email": "__EMAIL__"}}],
+        [{"query": THEIRS["create"], "variables": {"id": "__ID__", "email": "__EMAIL__"}}],
+    ),
+    "create-inlined": (
+        [{"query": 'mutation { createUser(data: {email: "__EMAIL__", name: "Bench"}) { id } }'}],
+        [{"query": 'mutation { createUser(input: {user: {id: "__ID__", email: "__EMAIL__", '
+                   'name: "Bench"}}) { user { id } } }'}],
+    ),
+    # Mixed, as an application sends them (variables): 6 reads by id, 2 short lists, 2 creates.
+    "mixed": (
+        [{"query": "query($id: ID!) { user(where: {id: $id}) { id name email } }",
+          "variables": {"id": "__V__"}}] * 6
+        + [{"query": "{ users(first: 10) { id name posts(first: 5) { title } } }"}] * 2
+        + [{"query": OURS["create"], "variables": {"email": "__EMAIL__"}}] * 2,
+        [{"query": "query($id: String!) { userById(id: $id) { id name email } }",
+          "variables": {"id": "__V__"}}] * 6
+        + [{"query": "{ allUsers(first: 10) { nodes { id name "
+                     "postsByAuthor(first: 5) { nodes { title } } } } }"}] * 2
+        + [{"query": THEIRS["create"], "variables": {"id": "__ID__", "email": "__EMAIL__"}}] * 2,
+    ),
+}  # fmt: skip
+READS = ("list", "single", "single-inlined")
+WRITES = ("create", "create-inlined", "mixed")
 WRK_SCRIPT = """
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
-local template = %s
+local templates = %s
 local counter = 0
 local prefix = string.format("%%06d", math.random(0, 999999))
+local start = math.random(0, %d)
 request = function()
   counter = counter + 1
   local id = string.format("n%%s%%018d", prefix, counter)
-  local body = template:gsub("__ID__", id):gsub("__EMAIL__", id .. "@bench.example")
+  local existing = string.format("v%%024d", (start + counter) %% %d + 1)
+  local body = templates[(counter - 1) %% #templates + 1]
+  body = body:gsub("__ID__", id):gsub("__EMAIL__", id .. "@bench.example")
+  body = body:gsub("__V__", existing)
   return wrk.format(nil, nil, nil, body)
 end
 """
+
+
+def lua_string(text: str) -> str:
+    """A Lua string literal for `text` (JSON's escapes are a subset of Lua's)."""
+    return json.dumps(text)
+
+
+def render(body: Body, counter: int) -> Body:
+    """A body as wrk's script fills it in, for the check before timing."""
+    made = f"n{secrets.randbelow(10**6):06d}{counter:018d}"
+    text = json.dumps(body)
+    text = text.replace("__ID__", made).replace("__EMAIL__", made + "@bench.example")
+    return json.loads(text.replace("__V__", f"v{counter % EXTRA_USERS + 1:024d}"))
+
+
+def check(url: str, bodies: list[Body], name: str) -> None:
+    """Send each body of a row once: a row that answers errors would time nothing."""
+    for i, body in enumerate(bodies):
+        answer = post(url, render(body, i))
+        if not isinstance(answer, dict) or answer.get("errors") or not answer.get("data"):
+            raise SystemExit(f"bench: {name} answers an error, not data: {answer}")
+        if any(value is None for value in answer["data"].values()):
+            raise SystemExit(f"bench: {name} answers no node: {answer}")
 
 
 def require(tool: str, hint: str) -> str:
@@ -163,18 +236,29 @@ def seed(conninfo: str) -> None:
             "'Post ' || i, 'u' || lpad((1 + i % 2000)::text, 24, '0') "
             "FROM generate_series(1, 20000) i"
         ).format(sql.Identifier(SCHEMA, "Post"))
+        extra = sql.SQL(
+            "INSERT INTO {} (id, email, name) SELECT 'v' || lpad(i::text, 24, '0'), "
+            "'extra' || i || '@bench.example', 'Extra ' || i FROM generate_series(1, {}) i"
+        ).format(sql.Identifier(SCHEMA, "User"), sql.Literal(EXTRA_USERS))
         conn.execute(users)
         conn.execute(posts)
+        conn.execute(extra)
         conn.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(SCHEMA, "User")))
         conn.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(SCHEMA, "Post")))
 
 
 def run_wrk(url: str, body: str, seconds: int, connections: int) -> dict[str, float]:
+    """wrk on one document (sent with the variables it declares among `$id` and `$email`)."""
+    names = {"id": "__ID__", "email": "__EMAIL__"}
+    variables = {k: v for k, v in names.items() if f"${k}" in body} or None
+    return run_bodies(url, [{"query": body, "variables": variables}], seconds, connections)
+
+
+def run_bodies(url: str, bodies: list[Body], seconds: int, connections: int) -> dict[str, float]:
+    """wrk sending `bodies` in turn (placeholders filled per request, see ROWS)."""
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
-        names = {"id": "__ID__", "email": "__EMAIL__"}
-        variables = {k: v for k, v in names.items() if f"${k}" in body} or None
-        payload = {"query": body, "variables": variables}
-        script.write(WRK_SCRIPT % json.dumps(json.dumps(payload)))
+        templates = "{" + ", ".join(lua_string(json.dumps(b)) for b in bodies) + "}"
+        script.write(WRK_SCRIPT % (templates, EXTRA_USERS - 1, EXTRA_USERS))
     output = subprocess.run(
         ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", script.name, url],
         capture_output=True,
@@ -261,6 +345,15 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--workers", type=int, default=1, help="runtime processes (default 1)")
     parser.add_argument("--rounds", type=int, default=3, help="runs per server and query")
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        help="another checkout (say `git worktree add --detach ../base main`) whose runtime is "
+        "measured too, on the same database, in the same rounds: before and after in one run",
+    )
+    parser.add_argument(
+        "--rows", nargs="+", choices=list(ROWS), default=list(ROWS), help="which rows to run"
+    )
     args = parser.parse_args()
     require("wrk", "apt-get install -y wrk")
     require("pgbench", "apt-get install -y postgresql-client")
@@ -301,23 +394,41 @@ def main() -> None:
             binary = str(POSTGRAPHILE / "node_modules" / ".bin" / "postgraphile")
             graphile = [binary, "-c", node_pg_url(params), "-s", SCHEMA, "-p", str(theirs_port),
                         "-n", "127.0.0.1", "--disable-query-log"]  # fmt: skip
-            with process(graphile, logs / "postgraphile.log") as postgraphile:
+            with contextlib.ExitStack() as stack:
+                postgraphile = stack.enter_context(process(graphile, logs / "postgraphile.log"))
                 theirs = f"http://127.0.0.1:{theirs_port}/graphql"
                 wait_http(f"http://127.0.0.1:{theirs_port}/graphiql", postgraphile, "PostGraphile")
-                servers = (("runtime", ours, OURS), ("PostGraphile", theirs, THEIRS))
+                urls = {"runtime": ours, "PostGraphile": theirs}
+                if args.baseline is not None:
+                    # The same project in the same database: the baseline reads it from there.
+                    base_port = devstack.free_port()
+                    base_env = {**env, "PRISMA_CONFIG": yaml.safe_dump(
+                        runtime_config(params, base_port, args.connections))}  # fmt: skip
+                    base_log = logs / "baseline.log"
+                    base = stack.enter_context(
+                        process(command, base_log, cwd=args.baseline.resolve(), env=base_env)
+                    )
+                    wait_http(f"http://127.0.0.1:{base_port}/status", base, "the baseline")
+                    urls["baseline"] = f"http://127.0.0.1:{base_port}/{SERVICE}/{STAGE}"
                 results: dict[tuple[str, str], list[dict[str, float]]] = {}
 
                 def measure(name: str) -> None:
+                    ours_bodies, theirs_bodies = ROWS[name]
+                    bodies = {"runtime": ours_bodies, "PostGraphile": theirs_bodies,
+                              "baseline": ours_bodies}  # fmt: skip
+                    for label, url in urls.items():
+                        check(url, bodies[label], f"{label}'s {name}")
                     # Rounds alternate the servers, so a slow spell of the machine hits both.
                     for _ in range(args.rounds):
-                        for label, url, queries in servers:
-                            run_wrk(url, queries[name], 2, args.connections)  # warm-up
+                        for label, url in urls.items():
+                            run_bodies(url, bodies[label], 2, args.connections)  # warm-up
                             results.setdefault((name, label), []).append(
-                                run_wrk(url, queries[name], args.seconds, args.connections)
+                                run_bodies(url, bodies[label], args.seconds, args.connections)
                             )
 
-                measure("list")
-                measure("single")
+                for name in READS:
+                    if name in args.rows:
+                        measure(name)
                 # The limit comes before the creates: users they add sort first by id, so the
                 # list query would then read different (postless) rows.
                 limits = {
@@ -325,25 +436,35 @@ def main() -> None:
                         params, compiled_sql(conninfo, schema_json, OURS[name]), args.seconds,
                         args.connections,
                     )
-                    for name in ("list", "single")
+                    for name in ("list", "single") if name in args.rows
                 }  # fmt: skip
-                measure("create")
+                for name in WRITES:
+                    if name in args.rows:
+                        measure(name)
     print(
         f"wrk -t1 -c{args.connections} -d{args.seconds}s, {args.rounds} round(s) per server "
-        f"(the median shown); 2,000 users, 20,000 posts; runtime: {args.workers} process(es), "
-        "PostGraphile: 1"
+        f"(the median shown); 2,000 users with 20,000 posts, {EXTRA_USERS:,} more users; "
+        f"runtime: {args.workers} process(es), PostGraphile: 1"
     )
-    print(f"{'query':8} {'server':13} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8}  rounds (req/s)")
+    print(f"{'request':15} {'server':13} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8}  rounds (req/s)")
     medians = {key: median(runs) for key, runs in results.items()}
     for (name, label), r in medians.items():
         rounds = ", ".join(f"{run['rps']:.0f}" for run in results[(name, label)])
-        print(f"{name:8} {label:13} {r['rps']:9.0f} {r['p50']:8.2f} {r['p99']:8.2f}  {rounds}")
-    for name in ("list", "single", "create"):
+        print(f"{name:15} {label:13} {r['rps']:9.0f} {r['p50']:8.2f} {r['p99']:8.2f}  {rounds}")
+    for name in ROWS:
+        if name not in args.rows:
+            continue
         ratio = medians[(name, "runtime")]["rps"] / medians[(name, "PostGraphile")]["rps"]
-        line = f"{name:8} runtime/PostGraphile throughput: {ratio:.2f}x"
+        line = f"{name:15} runtime/PostGraphile throughput: {ratio:.2f}x"
         if name in limits:
             limit = limits[name]
             line += f"; pgbench limit {limit:.0f} tps, runtime at {limit / medians[(name, 'runtime')]['rps']:.1f}x of it"  # noqa: E501
+        if (name, "baseline") in medians:
+            base = medians[(name, "baseline")]["rps"]
+            line += (
+                f"; baseline/PostGraphile {base / medians[(name, 'PostGraphile')]['rps']:.2f}x, "
+                f"runtime/baseline {medians[(name, 'runtime')]['rps'] / base:.2f}x"
+            )
         print(line)
 
 

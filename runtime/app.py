@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -283,13 +284,8 @@ class RuntimeApp:
     def _event_sink(tenant: Tenant, pid: str) -> EventSink:
         """Where the service's mutations publish their events (`runtime.subscriptions`)."""
         database = tenant.config.database
-        return EventSink(
-            channel_for(
-                f"{database.host}:{database.port}/{database.database}",
-                tenant.management_schema,
-                pid,
-            ),
-            pid,
+        return _event_sink(
+            f"{database.host}:{database.port}/{database.database}", tenant.management_schema, pid
         )
 
     async def _serve(
@@ -655,6 +651,13 @@ class RuntimeApp:
         if quota is not None:
             quota.forget(service.schema)  # resetData may have emptied it
         return 200, answer
+
+
+@functools.lru_cache(maxsize=4096)
+def _event_sink(database: str, management_schema: str, pid: str) -> EventSink:
+    """Every request of a service would hash the same channel name again (a mutation needs it,
+    and planning on the loop takes it before knowing whether it is one)."""
+    return EventSink(channel_for(database, management_schema, pid), pid)
 
 
 @contextlib.contextmanager

@@ -28,6 +28,7 @@ from graphql import (
     get_operation_ast,
     parse,
     type_from_ast,
+    validate,
 )
 from graphql.execution.values import get_variable_values
 from psycopg import Connection
@@ -38,6 +39,7 @@ from runtime.errors import PrismaError
 from runtime.names import schema_sql
 from runtime.opencrud.depth import MAX_DEPTH, selection_depth
 from runtime.opencrud.errors import error_entry, invalid_input
+from runtime.opencrud.hoist import Hoisted, Shape, declare, hoist, learn_shape, scan
 from runtime.opencrud.limits import RequestLimits
 from runtime.opencrud.mutations import run_mutation
 from runtime.opencrud.reads import ReadCompiler
@@ -168,6 +170,54 @@ def _load(service: ServiceApi, text: str) -> _Document:
     return service.documents.remember(text, loaded)
 
 
+def _resolve(
+    service: ServiceApi, text: str, *, cached_only: bool = False, hoisting: bool = True
+) -> tuple[_Document | None, Hoisted | None]:
+    """The loaded document for a request's text, hoisted when its shape is known (see
+    `runtime.opencrud.hoist`): a text seen before is found as it is; a text whose literals are
+    the only difference from one seen before is answered by their shape's hoisted document.
+    With `cached_only`, (None, None) when that would need parsing or validating."""
+    loaded: _Document | None = service.documents.lookup(text)
+    if loaded is not None:
+        return loaded, None
+    found = scan(text) if hoisting else None
+    shape: Shape | None = None
+    if found is not None:
+        shape = service.documents.lookup(("shape", found.skeleton))
+        hoisted = hoist(found, shape) if shape is not None else None
+        if shape is not None and hoisted is not None:
+            loaded = service.documents.lookup(("hoisted", hoisted.text))
+            if loaded is None and not cached_only:
+                loaded = _load_hoisted(service, hoisted, shape)
+            if loaded is not None and loaded.document is not None:
+                return loaded, hoisted
+    if cached_only:
+        return None, None
+    loaded = _load(service, text)
+    if found is not None and shape is None and loaded.document is not None:
+        learned = learn_shape(service.graphql_schema, loaded.document, found)
+        service.documents.remember(("shape", found.skeleton), learned)
+    return loaded, None
+
+
+def _load_hoisted(service: ServiceApi, hoisted: Hoisted, shape: Shape) -> _Document:
+    """Parse and validate a hoisted document once per text. One that does not parse or validate
+    (it should not: its shape came from a valid document) is remembered without a document, so
+    its requests take the unhoisted path, which reports whatever is wrong in today's words."""
+    try:
+        # A variable is two tokens where its literal was one; the shape's first text passed
+        # the limit with as many tokens as this one's.
+        parsed = parse(hoisted.text, max_tokens=MAX_QUERY_TOKENS + len(hoisted.values))
+    except GraphQLSyntaxError:
+        return service.documents.remember(("hoisted", hoisted.text), _Document())
+    document = declare(parsed, shape)
+    loaded = _Document()
+    if selection_depth(document) <= MAX_DEPTH and not validate(service.graphql_schema, document):
+        loaded.document = document
+        loaded.roots = root_fields(document)
+    return service.documents.remember(("hoisted", hoisted.text), loaded)
+
+
 def mutation_fields(service: ServiceApi, payload: Any) -> list[str]:
     """The root fields of the valid mutations in a request (a batch included); [] otherwise.
 
@@ -179,11 +229,11 @@ def mutation_fields(service: ServiceApi, payload: Any) -> list[str]:
         query = item.get("query") if isinstance(item, dict) else None
         if not isinstance(query, str):
             continue
-        loaded = _load(service, query)
-        document = loaded.document
+        loaded = _resolve(service, query)[0]
+        document = loaded.document if loaded is not None else None
         operation = get_operation_ast(document, item.get("operationName")) if document else None
         if operation is not None and operation.operation == OperationType.MUTATION:
-            assert loaded.roots is not None
+            assert loaded is not None and loaded.roots is not None
             roots += loaded.roots[operation.name.value if operation.name else None].names
     return roots
 
@@ -197,6 +247,13 @@ class _Request:
     operation: OperationDefinitionNode
     operation_name: str | None
     variables: dict[str, Any]
+    hoisted: Hoisted | None = None
+
+    @property
+    def key(self) -> Any:
+        """The document's key in the caches: a hoisted one is tagged, so no client text
+        can name it."""
+        return ("hoisted", self.text) if self.hoisted is not None else self.text
 
     @property
     def fragments(self) -> dict[str, FragmentDefinitionNode]:
@@ -214,18 +271,16 @@ def _request(
     *,
     cached_only: bool = False,
     max_root_fields: int | None = None,
+    hoisting: bool = True,
 ) -> _Request | tuple[int, bytes] | None:
     """The request's operation and variables, or the answer to a request that fails before
     running (an error). With `cached_only`, None for a document not parsed yet."""
     if not isinstance(payload, dict) or not isinstance(payload.get("query"), str):
         return 200, error_body(1001, "The request needs a GraphQL `query` string.", request_id)
     text = payload["query"]
-    if cached_only:
-        loaded = service.documents.lookup(text)
-        if loaded is None:
-            return None
-    else:
-        loaded = _load(service, text)
+    loaded, hoisted = _resolve(service, text, cached_only=cached_only, hoisting=hoisting)
+    if loaded is None:
+        return None
     if loaded.syntax_error is not None:
         # Prisma answers unparseable GraphQL text from its top-level handler: HTTP 500.
         return 500, dump({"errors": [{"message": loaded.syntax_error, "requestId": request_id}]})
@@ -257,12 +312,25 @@ def _request(
             )
     if raw is not None and not isinstance(raw, dict):
         return 200, error_body(3024, f"Variables could not be parsed as json: {raw}", request_id)
+    if hoisted is not None:
+        raw = {**(raw or {}), **hoisted.values}
     values = get_variable_values(
         service.graphql_schema, operation.variable_definitions or (), raw or {}
     )
     if isinstance(values, list):
+        if hoisted is not None:  # the client's variables: reported against its own text
+            return _request(
+                service,
+                payload,
+                request_id,
+                cached_only=cached_only,
+                max_root_fields=max_root_fields,
+                hoisting=False,
+            )
         return 200, dump({"data": None, "errors": [graphql_error(e) for e in values]})
-    return _Request(text, loaded.document, operation, operation_name, values.coerced)
+    if hoisted is not None:
+        text = hoisted.text
+    return _Request(text, loaded.document, operation, operation_name, values.coerced, hoisted)
 
 
 def _too_many_root_fields(selected: int, limit: int) -> str:
@@ -363,6 +431,26 @@ def plan(
         return None
     if not isinstance(request, _Request):
         return answered(request)
+    steps = _operation(service, request, request_id, cached_only, limits, sink)
+    if steps is None or request.hoisted is None:
+        return steps
+    return _relocated(steps, request.hoisted)
+
+
+def _relocated(steps: Steps[tuple[int, bytes]], hoisted: Hoisted) -> Steps[tuple[int, bytes]]:
+    status, body = yield from steps
+    return status, hoisted.relocate(body)
+
+
+def _operation(
+    service: ServiceApi,
+    request: _Request,
+    request_id: str,
+    cached_only: bool,
+    limits: RequestLimits | None,
+    sink: EventSink | None,
+) -> Steps[tuple[int, bytes]] | None:
+    """The steps of one valid operation (see `plan`)."""
     operation = request.operation
     if operation.operation == OperationType.MUTATION:
         return _mutation(service, request, request_id, limits, sink)
@@ -416,7 +504,7 @@ def _batch(items: list[Steps[tuple[int, bytes]]]) -> Steps[tuple[int, bytes]]:
 def _compiled_key(service: ServiceApi, request: _Request) -> tuple[Any, ...]:
     """Compiled SQL is keyed by document, operation and the shape of the variables."""
     return (
-        request.text,
+        request.key,
         request.operation_name,
         _variable_shape(service, request.operation, request.variables),
     )

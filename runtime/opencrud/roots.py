@@ -96,8 +96,9 @@ def compile_query_field(
             fields = compiler.sub_fields(nodes, type_name)
             if kind == "one":
                 f, value = where_unique_field(model, args.get("where"))
-                p = st.param(value, converter(f.type_name, f.name))
+                # The body's parameters come first in the text, so they are taken first.
                 body = compiler.node_json(model, a, fields)
+                p = st.param(value, converter(f.type_name, f.name))
                 compiled.sql = (
                     f"SELECT (SELECT {body} FROM {st.table(model)} {a} "  # noqa: S608
                     f"WHERE {column(a, f)} = {p} LIMIT 1)::text"

@@ -99,9 +99,12 @@ def publish(sink: EventSink, events: list[dict[str, Any]]) -> Steps[None]:
     """One statement inside the transaction, just before COMMIT; nothing without events."""
     if not events:
         return
+    payloads = notifications(sink, events)
+    if len(payloads) == 1:  # the usual case; an array parameter costs an escaping pass
+        yield Sql("SELECT pg_notify(%s, %s)", [sink.channel, payloads[0]])
+        return
     yield Sql(
-        "SELECT count(pg_notify(%s, p)) FROM unnest(%s::text[]) AS p",
-        [sink.channel, notifications(sink, events)],
+        "SELECT count(pg_notify(%s, p)) FROM unnest(%s::text[]) AS p", [sink.channel, payloads]
     )
 
 

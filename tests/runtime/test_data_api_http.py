@@ -101,3 +101,51 @@ def test_bad_input_gets_clear_errors_and_the_process_keeps_serving(
     assert ten_megabytes.status == 500, ten_megabytes.body  # like unparseable text
     assert "tokens" in ten_megabytes.body["errors"][0]["message"]
     assert runtime.post(url, {"query": "{ users { id } }"}).body == {"data": {"users": []}}
+
+
+def test_inlined_values_answer_and_fail_as_before_once_their_shape_is_known(
+    runtime: Runtime, token: str, service_name: str
+):
+    """Texts that differ only in values are answered from one hoisted plan (on the event loop
+    once it is cached); bad literals and bad variables still get their own errors."""
+    add(runtime, token, service_name)
+    deploy(runtime, token, service_name, DATAMODEL)
+    url = f"/{service_name}/dev"
+
+    def gql(query: str, variables: dict | None = None) -> dict:
+        response = runtime.post(url, {"query": query, "variables": variables})
+        assert response.status == 200
+        return response.body
+
+    for i in range(6):
+        created = gql(
+            f'mutation {{ createUser(data: {{email: "u{i}@x.io", name: "N{i}"}}) {{ name }} }}'
+        )
+        assert created == {"data": {"createUser": {"name": f"N{i}"}}}
+    for _ in range(2):
+        for i in range(6):
+            found = gql(f'{{ user(where: {{email: "u{i}@x.io"}}) {{ name }} }}')
+            assert found == {"data": {"user": {"name": f"N{i}"}}}
+        bad = gql("{ user(where: {email: 5}) { name } }")
+        assert bad["data"] is None
+        assert bad["errors"][0]["message"].startswith(
+            "Argument 'where' expected type 'UserWhereUniqueInput!' but got: {email: 5}. "
+            "Reason: 'email' String value expected"
+        )
+        query = (
+            'query($n: String) { user(where: {email: "u1@x.io"}) { name } '
+            "users(where: {name: $n}) { email } }"
+        )
+        wrong = gql(query, {"n": 7})
+        assert wrong["data"] is None
+        assert "$n" in wrong["errors"][0]["message"]
+        assert gql(query, {"n": "N2"})["data"] == {
+            "user": {"name": "N1"},
+            "users": [{"email": "u2@x.io"}],
+        }
+        missing = gql(
+            'mutation { updateUser(where: {email: "nobody-at-all@x.io"}, data: {name: "x"}) '
+            "{ name } }"
+        )
+        assert missing["errors"][0]["code"] == 3039
+        assert missing["errors"][0]["locations"] == [{"line": 1, "column": 12}]

@@ -416,3 +416,62 @@ def test_random_interleaved_operations_land_in_their_own_service(
         expected = [{"email": e, "name": model[tenant.name][e]} for e in sorted(model[tenant.name])]
         assert answer == expected, seed_value
         assert stored_names(rows_of(database, tenant)) <= {tenant.name}
+
+
+def test_inlined_values_share_plans_across_services_but_never_rows(
+    runtime: Runtime, token: str, database: Database
+) -> None:
+    """Documents that differ only in inlined values share one hoisted plan per datamodel, and
+    the same text sent to several services (the values inlined, nothing in variables) is
+    answered by each from its own rows, on both dispatch paths."""
+    tenants = tenants_of(runtime, token, 2)
+    shared = "same-for-all@example.com"  # one value every service stores
+    for tenant in tenants:
+        for i in range(3):
+            created = tenant.send(
+                f'mutation {{ createUser(data: {{email: "{tenant.email(i)}", '
+                f'name: "{tenant.mark(f"user-{i}")}"}}) {{ email name }} }}',
+                pad=i == 0,
+            )
+            assert created == {
+                "createUser": {"email": tenant.email(i), "name": tenant.mark(f"user-{i}")}
+            }
+        tenant.send(
+            f'mutation {{ createUser(data: {{email: "{shared}", name: "{tenant.name}"}}) '
+            "{ email } }",
+            pad=False,
+        )
+    for _ in range(3):  # a worker thread first, then the event loop once the plans are cached
+        for pad in (True, False, False):
+            for tenant in tenants:
+                for i in range(3):
+                    found = tenant.send(
+                        f'{{ user(where: {{email: "{tenant.email(i)}"}}) {{ name }} }}', pad=pad
+                    )
+                    assert found == {"user": {"name": tenant.mark(f"user-{i}")}}
+                    other = tenants[1] if tenant is tenants[0] else tenants[0]
+                    missing = tenant.send(
+                        f'{{ user(where: {{email: "{other.email(i)}"}}) {{ name }} }}', pad=pad
+                    )
+                    assert missing == {"user": None}
+                same_text = f'{{ user(where: {{email: "{shared}"}}) {{ name }} }}'
+                assert tenant.send(same_text, pad=pad) == {"user": {"name": tenant.name}}
+                listed = tenant.send(
+                    '{ users(where: {email_contains: "example.com", name_not: "x"}, '
+                    "orderBy: email_ASC) { email } }",
+                    pad=pad,
+                )["users"]
+                assert [u["email"] for u in listed] == sorted(
+                    [tenant.email(i) for i in range(3)] + [shared]
+                )
+    renamed = {
+        t.name: t.send(
+            f'mutation {{ updateUser(where: {{email: "{shared}"}}, '
+            f'data: {{name: "{t.mark("renamed")}"}}) {{ name }} }}',
+            pad=False,
+        )
+        for t in tenants
+    }
+    assert renamed == {t.name: {"updateUser": {"name": t.mark("renamed")}} for t in tenants}
+    for tenant in tenants:
+        assert stored_names(rows_of(database, tenant)) == {tenant.name}

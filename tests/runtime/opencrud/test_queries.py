@@ -96,6 +96,20 @@ def test_aliases_and_typename_are_written_by_the_database(service: Service) -> N
     assert data == {"a": {"who": "Bob", "kind": "User", "tags": []}}
 
 
+def test_single_user_with_a_filtered_relation_binds_each_value_to_its_place(
+    service: Service,
+) -> None:
+    """The relation's filter sits before the unique condition in the statement's text, so its
+    parameters must come first (they were bound the other way round: `text = boolean`)."""
+    query = '{ user(where: {email: "ada@example.com"}) { posts(where: {published: true}) { id } } }'
+    assert service.data(query) == {"user": {"posts": [{"id": "p1"}]}}
+    query = """query($e: String, $p: Boolean) {
+      user(where: {email: $e}) { posts(where: {published: $p, title_not: "x"}) { id } } }"""
+    assert service.data(query, {"e": "ada@example.com", "p": False}) == {
+        "user": {"posts": [{"id": "p2"}]}
+    }
+
+
 def test_where_unique_needs_exactly_one_field(service: Service) -> None:
     error = service.error("{ user(where: {}) { id } }")
     assert error["code"] == 3040
