@@ -23,6 +23,7 @@ import functools
 import json
 import logging
 import os
+import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, replace
 from typing import Any
@@ -55,6 +56,9 @@ from runtime.subscriptions.session import PROTOCOL, ServiceHandle, Session
 from runtime.tenants import Tenant
 from runtime.throttle import Throttled
 from runtime.throttle import header as throttled_by
+from runtime.usage import UsageRecorder, outcome
+from runtime.usage import metrics as usage_metrics
+from runtime.usage import report as usage_report
 from runtime.watch import ClientGone, ClientWatch, ClientWatches
 
 log = logging.getLogger("runtime")
@@ -101,6 +105,8 @@ class RuntimeApp:
         self.directory = ServiceDirectory(datamodels=config.api_cache_size)
         self.watches = ClientWatches()  # cancels the statements of clients that went away
         self.subscriptions = SubscriptionHub()  # websocket subscribers and their LISTEN
+        # What each service served, per minute, shared through the runtime's own database.
+        self.usage = UsageRecorder(config.usage, self._storage_sample)
         # Sandbox servers: a throttle shared by every runtime process through Redis, and a
         # storage cap per service.
         self.redis: Redis | None = None
@@ -135,6 +141,7 @@ class RuntimeApp:
                         self.tenants[server.name] = tenant
                         await tenant.open_loop_pool()
                     await self._open_sandboxes()
+                    await self.usage.start(self.tenants[self.config.servers[0].name])
                     if self.operator is not None:
                         await self.operator.start(self.tenants[self.config.servers[0].name])
                 except Exception as exc:
@@ -143,6 +150,7 @@ class RuntimeApp:
                     return
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
+                await self.usage.stop()
                 if self.operator is not None:
                     await self.operator.stop()
                 for tenant in self.tenants.values():
@@ -179,6 +187,9 @@ class RuntimeApp:
                 await envelope.respond_json(send, 404, answer, request_id, cors=False)
             else:
                 await self.operator.handle(method, path, headers, receive, send, request_id)
+            return
+        if method == "GET" and path == "/metrics" and self.config.usage.metrics_enabled:
+            await self._metrics(headers, send, request_id)
             return
         is_management = path.rstrip("/") == "/management"
         cors = not is_management
@@ -361,6 +372,7 @@ class RuntimeApp:
         extra_headers: list[tuple[bytes, bytes]] = []
         route = None if is_management else service_route(path)
         sandbox = self.sandboxes.get(server.name)
+        delay_ms = 0
         if sandbox is not None and route is not None and route[2] in (None, "private"):
             # The data API and /private are throttled; management, import and export are not.
             # Each operation of a JSON array counts as a request.
@@ -368,11 +380,13 @@ class RuntimeApp:
             try:
                 delay_ms = await sandbox.admit(store.project_id(route[0], route[1]), operations)
             except Throttled as exc:
+                self._count(server, route, payload, 200, None, 0.0, 0, refused=True)
                 await envelope.respond_json(
                     send, 200, exc.answer(request_id), request_id, [throttled_by(0)]
                 )
                 return
             extra_headers.append(throttled_by(delay_ms))
+        started = time.perf_counter()
         watch = self.watches.watch(receive) if route is not None else None
         try:
             on_loop = None
@@ -404,7 +418,67 @@ class RuntimeApp:
         finally:
             if watch is not None:
                 watch.close()
+        if route is not None:
+            latency = time.perf_counter() - started
+            self._count(server, route, payload, status, answer, latency, delay_ms)
         await envelope.respond_json(send, status, answer, request_id, extra_headers, cors=cors)
+
+    def _count(
+        self,
+        server: ServerConfig,
+        route: tuple[str, str, str | None],
+        payload: Any,
+        status: int,
+        answer: Any,
+        latency: float,
+        delay_ms: int,
+        *,
+        refused: bool = False,
+    ) -> None:
+        """Count a service request (`runtime.usage`): in memory, no I/O."""
+        if not self.usage.enabled:
+            return
+        data_api = route[2] is None
+        error, storage_refused = (True, False) if refused else outcome(status, answer)
+        self.usage.counter.request(
+            server.name,
+            store.project_id(route[0], route[1]),
+            latency=latency,
+            operations=len(payload) if data_api and isinstance(payload, list) else 1,
+            error=error,
+            delay_ms=delay_ms,
+            refused=refused,
+            storage_refused=storage_refused,
+            payload=payload if data_api else None,
+        )
+
+    def _storage_sample(self, server: str, project_id: str) -> int | None:
+        """The service's last storage measure on a sandbox (taken for its cap), if any."""
+        sandbox = self.sandboxes.get(server)
+        tenant = self.tenants.get(server)
+        if sandbox is None or tenant is None:
+            return None
+        usage = sandbox.quota.last_usage(tenant.service_schema(project_id))
+        return usage.used_bytes if usage is not None else None
+
+    async def _metrics(self, headers: dict[str, str], send: Send, request_id: str) -> None:
+        """`GET /metrics`: the whole runtime's usage totals for Prometheus."""
+        if not usage_metrics.authorised(
+            self.config.usage.metrics_token, headers.get("authorization")
+        ):
+            answer = {"error": "GET /metrics needs `Authorization: Bearer <metrics.token>`"}
+            await envelope.respond_json(send, 401, answer, request_id, cors=False)
+            return
+        tenant = self.tenants[self.config.servers[0].name]
+
+        def read() -> list[tuple[Any, ...]]:
+            with tenant.pool.connection() as conn:
+                return usage_report.totals(conn, tenant.management_schema)
+
+        body = await asyncio.to_thread(
+            usage_metrics.render, read, self.config.usage.metrics_services
+        )
+        await envelope.respond(send, 200, body, usage_metrics.CONTENT_TYPE, request_id, cors=False)
 
     # Management API -----------------------------------------------------------------------
 
@@ -412,7 +486,7 @@ class RuntimeApp:
         self, tenant: Tenant, payload: Any, authorization: str | None, request_id: str
     ) -> tuple[int, Any]:
         self.directory.forget(tenant)  # deploys, deletions and new secrets apply at once here
-        context = ManagementContext(tenant, authorization, request_id)
+        context = ManagementContext(tenant, authorization, request_id, self.usage)
         if isinstance(payload, list):
             if len(payload) > MAX_MANAGEMENT_OPERATIONS:
                 message = (

@@ -151,6 +151,23 @@ API_CACHE_SIZE = 128
 
 
 @dataclass(frozen=True)
+class UsageConfig:
+    """`usage`: what the runtime counts per service and minute (`runtime.usage`), and `metrics`:
+    `GET /metrics` in Prometheus' text format. Counting is on unless `usage.enabled` is false;
+    `/metrics` is off unless `metrics.enabled` is true, as it names every service of the server.
+    `operations_per_minute` bounds the distinct operations kept per service and minute (by each
+    process; the rest fold into one "other" row) and `metrics_services` the services `/metrics`
+    labels (the least busy fold into `service="other"`)."""
+
+    enabled: bool = True
+    operations_per_minute: int = 100
+    retention_days: float = 8.0
+    metrics_enabled: bool = False
+    metrics_token: str | None = None
+    metrics_services: int = 500
+
+
+@dataclass(frozen=True)
 class RuntimeConfig:
     port: int = 4466
     servers: tuple[ServerConfig, ...] = ()
@@ -161,6 +178,7 @@ class RuntimeConfig:
     console_url: str | None = None
     playground_assets: Path | None = None
     api_cache_size: int = API_CACHE_SIZE
+    usage: UsageConfig = field(default_factory=UsageConfig)
 
     def server_for_host(self, host: str) -> ServerConfig | None:
         """The tenant for a request's Host header: exact names first, then a catch-all."""
@@ -255,6 +273,7 @@ def parse_config(data: dict[str, Any], env: dict[str, str] | os._Environ[str]) -
         console_url=_console_url(data.get("consoleUrl")),
         playground_assets=_directory(data.get("playgroundAssets"), "playgroundAssets"),
         api_cache_size=_api_cache_size(data),
+        usage=_usage(data.get("usage"), data.get("metrics")),
     )
 
 
@@ -350,6 +369,49 @@ def _operator(data: object) -> OperatorConfig | None:
     return OperatorConfig(
         public_keys=keys, encryption_keys=tuple(str(k) for k in raw), idle_seconds=idle
     )
+
+
+def _usage(usage: object, metrics: object) -> UsageConfig:
+    """`usage: {enabled, operationsPerMinute, retentionDays}` and `metrics: {enabled, token,
+    maxServices}`; unknown keys fail, so a misspelt `token` never leaves `/metrics` open."""
+    sections = {"usage": usage or {}, "metrics": metrics or {}}
+    allowed = {
+        "usage": {"enabled", "operationsPerMinute", "retentionDays"},
+        "metrics": {"enabled", "token", "maxServices"},
+    }
+    for name, section in sections.items():
+        if not isinstance(section, dict):
+            raise ConfigError(f"Unable to load Prisma config: `{name}` must be a mapping")
+        unknown = sorted(set(section) - allowed[name])
+        if unknown:
+            raise ConfigError(f"Unable to load Prisma config: unknown `{name}` keys {unknown}")
+        for key in ("enabled",):
+            if key in section and not isinstance(section[key], bool):
+                raise ConfigError(f"Unable to load Prisma config: `{name}.{key}` must be a boolean")
+    u, m = sections["usage"], sections["metrics"]
+    assert isinstance(u, dict) and isinstance(m, dict)
+    token = m.get("token")
+    if token is not None and (not isinstance(token, str) or len(token) < 16):
+        raise ConfigError(
+            "Unable to load Prisma config: `metrics.token` must be a string of 16 characters "
+            "or more"
+        )
+    config = UsageConfig(
+        enabled=u.get("enabled", True),
+        operations_per_minute=_int(u, "operationsPerMinute", UsageConfig.operations_per_minute),
+        retention_days=_number(u, "retentionDays", UsageConfig.retention_days),
+        metrics_enabled=m.get("enabled", bool(m)),
+        metrics_token=token,
+        metrics_services=_int(m, "maxServices", UsageConfig.metrics_services),
+    )
+    if config.operations_per_minute < 1 or config.metrics_services < 1:
+        raise ConfigError(
+            "Unable to load Prisma config: `usage.operationsPerMinute` and "
+            "`metrics.maxServices` must be at least 1"
+        )
+    if config.retention_days < 7:
+        raise ConfigError("Unable to load Prisma config: `usage.retentionDays` must be 7 or more")
+    return config
 
 
 def _database(name: str, raw: dict[str, Any]) -> DatabaseConfig:

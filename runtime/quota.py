@@ -195,6 +195,12 @@ class StorageQuota:
             measure = self._measures.get(schema)
         return measure.usage if measure is not None and self._trusted(measure) else None
 
+    def last_usage(self, schema: str) -> StorageUsage | None:
+        """The service's last measure, however old (a storage sample for its usage graph)."""
+        with self._lock:
+            measure = self._measures.get(schema)
+        return measure.usage if measure is not None else None
+
     def reserve(self, schema: str, growth_bound: int) -> bool:
         """Whether a write that adds at most `growth_bound` bytes may commit without a measure:
         the cached measure is trusted and, with every bound reserved since it was taken and this

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from graphql import GraphQLResolveInfo
 
 from runtime.auth import Listing, management_listing, verify_management
 from runtime.tenants import Tenant
+
+if TYPE_CHECKING:
+    from runtime.usage import UsageRecorder
 
 
 @dataclass
@@ -15,6 +19,7 @@ class ManagementContext:
     tenant: Tenant
     authorization: str | None
     request_id: str
+    usage: UsageRecorder | None = None  # the runtime's usage counts (`serviceUsage`)
 
     def verify(self, name: str, stage: str) -> None:
         verify_management(self.tenant.config.auth, self.authorization, name, stage)

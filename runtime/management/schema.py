@@ -10,7 +10,7 @@ from typing import Any
 
 from graphql import GraphQLSchema, build_schema
 
-from runtime.management import operations
+from runtime.management import operations, usage
 from runtime.management.deploy import deploy
 
 SDL = """
@@ -29,6 +29,10 @@ type Query {
   serverInfo: ServerInfo!
   "generates a token for the given project"
   generateProjectToken(name: String!, stage: String!): String!
+  "Refract extension: a service's usage over a window (hour, day or week)."
+  serviceUsage(name: String!, stage: String!, window: String!): Json
+  "Refract extension: requests (24 h), throttling (1 h) and storage of several services."
+  usageSummary(services: [UsageServiceInput!]!): Json
 }
 
 type Mutation {
@@ -39,6 +43,13 @@ type Mutation {
 }
 
 scalar DateTime
+"Refract extension: any JSON value."
+scalar Json
+
+input UsageServiceInput {
+  name: String!
+  stage: String!
+}
 
 input DeployInput {
   name: String!
@@ -247,7 +258,12 @@ def build_management_schema() -> GraphQLSchema:
     mutation = schema.mutation_type
     assert query is not None and mutation is not None
     schema.type_map["Project"].fields["storageBytes"].resolve = operations.storage_bytes  # type: ignore[attr-defined]
-    for name, resolver in operations.QUERIES.items():
+    queries = {
+        **operations.QUERIES,
+        "serviceUsage": usage.service_usage,
+        "usageSummary": usage.usage_summary,
+    }
+    for name, resolver in queries.items():
         query.fields[name].resolve = resolver
     for name, resolver in {**operations.MUTATIONS, "deploy": deploy}.items():
         mutation.fields[name].resolve = resolver

@@ -1,0 +1,252 @@
+"""Counting on the request path: plain integers in dictionaries, no I/O, no lock.
+
+Every request adds to its service's row for the current minute (`ServiceMinute`) and, for a
+data API request, to its operation's row (`OperationMinute`). The flusher swaps the rows out
+once a second (`UsageCounter.take`) and writes them in one round trip (`runtime.usage.store`);
+a flush that fails gives its rows back (`merge`), so a database blip loses nothing.
+
+The event loop is one thread and the counter is only touched from it (worker threads hand
+their results back to the loop before counting), so no lock is needed.
+
+An operation is known by its name (`operationName`, else the name in the document) or, for an
+anonymous document, by its normalized text: comments, string and number literals stripped and
+whitespace made canonical, so a client that inlines its values still makes one row. The text
+is normalized once per distinct document (a bounded cache), so a client sending the same few
+documents pays a dictionary lookup per request.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import time
+from bisect import bisect_left
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+# Upper bounds of the latency buckets, in milliseconds (the last bucket is everything above
+# 10 s). Fixed for all time: rows of any age add up, and p50/p95 come from any window's sum.
+LATENCY_BOUNDS_MS = (1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000)
+BUCKETS = len(LATENCY_BOUNDS_MS) + 1
+OTHER = "other"  # the row past a service's operations cap
+RECENT_DELAYS = 10  # Throttled-By values kept per service and minute
+DOCUMENT_CACHE = 4096  # distinct documents whose identity is remembered
+MAX_DOCUMENT_CHARS = 20_000  # a longer document is identified by its first characters
+
+_COMMENT = re.compile(r"#[^\n\r]*")
+_STRING = re.compile(r'"""(?:[^"\\]|\\.|"(?!""))*"""|"(?:[^"\\\n]|\\.)*"')
+_NUMBER = re.compile(r"(?<![_A-Za-z0-9$])-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?")
+_SPACE = re.compile(r"[\s,]+")
+_PUNCT_SPACE = re.compile(r" ?([{}()\[\]:!=@$|.&]) ?")
+_OPERATION_NAME = re.compile(r"^(?:query|mutation|subscription) ?([_A-Za-z][_0-9A-Za-z]*)")
+
+
+def normalize(document: str) -> str:
+    """The document with literals replaced (`""`, `0`) and canonical whitespace."""
+    text = _STRING.sub('""', document[:MAX_DOCUMENT_CHARS])
+    text = _COMMENT.sub(" ", text)
+    text = _NUMBER.sub("0", text)
+    text = _SPACE.sub(" ", text).strip()
+    return _PUNCT_SPACE.sub(r"\1", text)
+
+
+@dataclass(frozen=True)
+class Operation:
+    """An operation's identity: `key` (stable, short), `name` (or None) and its document."""
+
+    key: str
+    name: str | None
+    document: str
+
+
+def identify(document: str, operation_name: str | None) -> Operation:
+    normalized = normalize(document)
+    name = operation_name
+    if not name:
+        match = _OPERATION_NAME.match(normalized)
+        name = match.group(1) if match else None
+    label = f"name:{name}" if name else f"doc:{normalized}"
+    key = hashlib.sha256(label.encode()).hexdigest()[:24]
+    return Operation(key, name, normalized)
+
+
+def latency_bucket(seconds: float) -> int:
+    return bisect_left(LATENCY_BOUNDS_MS, seconds * 1000)
+
+
+@dataclass
+class ServiceMinute:
+    requests: int = 0
+    operations: int = 0
+    errors: int = 0
+    throttled: int = 0  # requests the throttle delayed
+    delay_ms: int = 0
+    delay_max_ms: int = 0
+    refused: int = 0  # 1004
+    storage_refused: int = 0  # 1003
+    latency_sum_ms: float = 0.0
+    latency: list[int] = field(default_factory=lambda: [0] * BUCKETS)
+    delays: list[int] = field(default_factory=list)  # recent Throttled-By values
+    operation_keys: set[str] = field(default_factory=set)
+
+    def merge(self, other: ServiceMinute) -> None:
+        self.requests += other.requests
+        self.operations += other.operations
+        self.errors += other.errors
+        self.throttled += other.throttled
+        self.delay_ms += other.delay_ms
+        self.delay_max_ms = max(self.delay_max_ms, other.delay_max_ms)
+        self.refused += other.refused
+        self.storage_refused += other.storage_refused
+        self.latency_sum_ms += other.latency_sum_ms
+        self.latency = [a + b for a, b in zip(self.latency, other.latency, strict=True)]
+        self.delays = (other.delays + self.delays)[-RECENT_DELAYS:]
+        self.operation_keys |= other.operation_keys
+
+
+@dataclass
+class OperationMinute:
+    operation: Operation
+    count: int = 0
+    errors: int = 0
+    latency_sum_ms: float = 0.0
+    latency: list[int] = field(default_factory=lambda: [0] * BUCKETS)
+
+    def merge(self, other: OperationMinute) -> None:
+        self.count += other.count
+        self.errors += other.errors
+        self.latency_sum_ms += other.latency_sum_ms
+        self.latency = [a + b for a, b in zip(self.latency, other.latency, strict=True)]
+
+
+ServiceKey = tuple[str, str, int]  # server, project id, minute (Unix minutes)
+OperationKey = tuple[str, str, int, str]  # ... and the operation's key
+
+
+@dataclass
+class Snapshot:
+    services: dict[ServiceKey, ServiceMinute] = field(default_factory=dict)
+    operations: dict[OperationKey, OperationMinute] = field(default_factory=dict)
+
+    def __bool__(self) -> bool:
+        return bool(self.services)
+
+
+class UsageCounter:
+    """This process's counts since the last flush. `clock` (seconds) is injectable for tests."""
+
+    def __init__(
+        self, operations_per_minute: int = 100, clock: Callable[[], float] = time.time
+    ) -> None:
+        self.operations_per_minute = operations_per_minute
+        self.clock = clock
+        self.current = Snapshot()
+        self._documents: dict[tuple[str, str | None], Operation] = {}
+
+    def request(
+        self,
+        server: str,
+        project: str,
+        *,
+        latency: float,
+        operations: int = 1,
+        error: bool = False,
+        delay_ms: int = 0,
+        refused: bool = False,
+        storage_refused: bool = False,
+        payload: Any = None,
+    ) -> None:
+        """Count one request of a service endpoint. `latency` (seconds) runs from admission
+        (after any throttle wait) to the answer; `delay_ms` is its `Throttled-By`. `payload`,
+        for the data API, is the request body, whose operations get their own rows."""
+        minute = int(self.clock() // 60)
+        key = (server, project, minute)
+        row = self.current.services.get(key)
+        if row is None:
+            row = self.current.services[key] = ServiceMinute()
+        row.requests += 1
+        row.operations += operations
+        bucket = latency_bucket(latency)
+        latency_ms = latency * 1000
+        if refused:
+            row.refused += 1
+        else:
+            row.latency[bucket] += 1
+            row.latency_sum_ms += latency_ms
+        if error:
+            row.errors += 1
+        if storage_refused:
+            row.storage_refused += 1
+        if delay_ms > 0:
+            row.throttled += 1
+            row.delay_ms += delay_ms
+            if delay_ms > row.delay_max_ms:
+                row.delay_max_ms = delay_ms
+            row.delays.append(delay_ms)
+            if len(row.delays) > RECENT_DELAYS:
+                del row.delays[0]
+        if refused or payload is None:
+            return
+        for item in payload if isinstance(payload, list) else (payload,):
+            operation = self._operation(item)
+            if operation is None:
+                continue
+            op_key = operation.key
+            if op_key not in row.operation_keys:
+                if len(row.operation_keys) >= self.operations_per_minute:
+                    op_key = OTHER
+                    operation = Operation(OTHER, None, "")
+                row.operation_keys.add(op_key)
+            okey = (server, project, minute, op_key)
+            op = self.current.operations.get(okey)
+            if op is None:
+                op = self.current.operations[okey] = OperationMinute(operation)
+            op.count += 1
+            op.latency[bucket] += 1
+            op.latency_sum_ms += latency_ms
+            if error:
+                op.errors += 1
+
+    def _operation(self, item: Any) -> Operation | None:
+        if not isinstance(item, dict):
+            return None
+        document = item.get("query")
+        if not isinstance(document, str):
+            return None
+        name = item.get("operationName")
+        cache_key = (document, name if isinstance(name, str) else None)
+        known = self._documents.get(cache_key)
+        if known is None:
+            if len(self._documents) >= DOCUMENT_CACHE:
+                self._documents.clear()  # a client inlining values: start over, stay bounded
+            known = self._documents[cache_key] = identify(document, cache_key[1])
+        return known
+
+    def take(self) -> Snapshot:
+        """Everything counted since the last call; counting goes on in a new snapshot. Keys
+        of the current minute keep their operations cap (the set of keys seen) so the cap
+        holds across flushes within the minute."""
+        taken, self.current = self.current, Snapshot()
+        minute = int(self.clock() // 60)
+        for (server, project, row_minute), row in taken.services.items():
+            if row_minute == minute:
+                self.current.services[(server, project, minute)] = ServiceMinute(
+                    operation_keys=set(row.operation_keys)
+                )
+        return taken
+
+    def merge(self, snapshot: Snapshot) -> None:
+        """Give a snapshot back (its flush failed): it is counted again with the next one."""
+        for key, row in snapshot.services.items():
+            mine = self.current.services.get(key)
+            if mine is None:
+                self.current.services[key] = row
+            else:
+                mine.merge(row)
+        for okey, op in snapshot.operations.items():
+            known = self.current.operations.get(okey)
+            if known is None:
+                self.current.operations[okey] = op
+            else:
+                known.merge(op)

@@ -1,0 +1,252 @@
+"""Where the counts of every runtime process meet: tables in the runtime's own management schema.
+
+- `"UsageMinute"`: one row per server, service and minute (requests, operations, errors,
+  throttled requests and their delay, refusals 1004 and 1003, a latency histogram, a storage
+  sample and the last Throttled-By values).
+- `"UsageOperation"`: one row per server, service, minute and operation (count, errors, a
+  latency histogram); `"UsageDocument"` keeps each operation's document text once.
+- `"UsageTotal"`: running totals per server and service since the runtime's database was
+  created, never pruned, so Prometheus' counters only go up.
+
+A flush is one statement (data-modifying CTEs): every process adds its rows with `ON CONFLICT DO
+UPDATE`, so concurrent flushes from any number of processes add up. Histograms are `bigint[]`
+added element-wise by `"usage_add"` and summed over rows by the aggregate `"usage_sum"`, both
+created beside the tables. Rows older than the retention are pruned by whichever process
+flushes when its prune is due.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from psycopg import AsyncConnection, Connection, sql
+
+from runtime.usage.counter import BUCKETS, Snapshot
+
+
+def _q(text: str, schema: str) -> sql.Composed:
+    """`text` with `{s}` bound to the management schema (an identifier, never spliced text)."""
+    return sql.SQL(text).format(s=sql.Identifier(schema))
+
+
+_TABLES = """
+CREATE TABLE IF NOT EXISTS {s}."UsageMinute" (
+  "server" text NOT NULL, "service" text NOT NULL, "minute" timestamptz NOT NULL,
+  "requests" bigint NOT NULL DEFAULT 0, "operations" bigint NOT NULL DEFAULT 0,
+  "errors" bigint NOT NULL DEFAULT 0, "throttled" bigint NOT NULL DEFAULT 0,
+  "delayMs" bigint NOT NULL DEFAULT 0, "delayMaxMs" bigint NOT NULL DEFAULT 0,
+  "refused" bigint NOT NULL DEFAULT 0, "storageRefused" bigint NOT NULL DEFAULT 0,
+  "latencySumMs" double precision NOT NULL DEFAULT 0, "latency" bigint[] NOT NULL,
+  "storageBytes" bigint, "throttledBy" bigint[] NOT NULL DEFAULT '{{}}',
+  PRIMARY KEY ("server", "service", "minute"));
+CREATE INDEX IF NOT EXISTS "UsageMinute_minute" ON {s}."UsageMinute" ("minute");
+CREATE TABLE IF NOT EXISTS {s}."UsageOperation" (
+  "server" text NOT NULL, "service" text NOT NULL, "minute" timestamptz NOT NULL,
+  "key" text NOT NULL, "count" bigint NOT NULL DEFAULT 0, "errors" bigint NOT NULL DEFAULT 0,
+  "latencySumMs" double precision NOT NULL DEFAULT 0, "latency" bigint[] NOT NULL,
+  PRIMARY KEY ("server", "service", "minute", "key"));
+CREATE INDEX IF NOT EXISTS "UsageOperation_minute" ON {s}."UsageOperation" ("minute");
+CREATE TABLE IF NOT EXISTS {s}."UsageDocument" (
+  "server" text NOT NULL, "service" text NOT NULL, "key" text NOT NULL, "name" text,
+  "document" text NOT NULL, PRIMARY KEY ("server", "service", "key"));
+CREATE TABLE IF NOT EXISTS {s}."UsageTotal" (
+  "server" text NOT NULL, "service" text NOT NULL,
+  "requests" bigint NOT NULL DEFAULT 0, "operations" bigint NOT NULL DEFAULT 0,
+  "errors" bigint NOT NULL DEFAULT 0, "throttled" bigint NOT NULL DEFAULT 0,
+  "delayMs" bigint NOT NULL DEFAULT 0, "refused" bigint NOT NULL DEFAULT 0,
+  "storageRefused" bigint NOT NULL DEFAULT 0,
+  "latencySumMs" double precision NOT NULL DEFAULT 0, "latency" bigint[] NOT NULL,
+  PRIMARY KEY ("server", "service"));
+CREATE OR REPLACE FUNCTION {s}."usage_add"(a bigint[], b bigint[]) RETURNS bigint[]
+  LANGUAGE sql IMMUTABLE PARALLEL SAFE AS
+  $$ SELECT CASE WHEN a IS NULL THEN b WHEN b IS NULL THEN a ELSE ARRAY(
+       SELECT coalesce(x, 0) + coalesce(y, 0) FROM unnest(a, b) WITH ORDINALITY AS u(x, y, i)
+       ORDER BY i) END $$;
+CREATE OR REPLACE AGGREGATE {s}."usage_sum"(bigint[]) (SFUNC = {s}."usage_add", STYPE = bigint[]);
+"""
+
+
+def ensure_tables(conn: Connection, schema: str) -> None:
+    """Create the usage tables if missing (under the lock `store.ensure_schema` takes)."""
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(1000)")
+        conn.execute(_q(_TABLES, schema))
+
+
+_FLUSH = """
+WITH minutes AS (
+  INSERT INTO {s}."UsageMinute" AS t ("server", "service", "minute", "requests", "operations",
+    "errors", "throttled", "delayMs", "delayMaxMs", "refused", "storageRefused", "latencySumMs",
+    "latency", "storageBytes", "throttledBy")
+  SELECT r."server", r."service", to_timestamp(r."minute" * 60), r."requests", r."operations",
+    r."errors", r."throttled", r."delayMs", r."delayMaxMs", r."refused", r."storageRefused",
+    r."latencySumMs", r."latency", r."storageBytes", r."throttledBy"
+  FROM jsonb_to_recordset(%(minutes)s::jsonb) AS r("server" text, "service" text,
+    "minute" bigint, "requests" bigint, "operations" bigint, "errors" bigint,
+    "throttled" bigint, "delayMs" bigint, "delayMaxMs" bigint, "refused" bigint,
+    "storageRefused" bigint, "latencySumMs" double precision, "latency" bigint[],
+    "storageBytes" bigint, "throttledBy" bigint[])
+  ON CONFLICT ("server", "service", "minute") DO UPDATE SET
+    "requests" = t."requests" + excluded."requests",
+    "operations" = t."operations" + excluded."operations",
+    "errors" = t."errors" + excluded."errors",
+    "throttled" = t."throttled" + excluded."throttled",
+    "delayMs" = t."delayMs" + excluded."delayMs",
+    "delayMaxMs" = greatest(t."delayMaxMs", excluded."delayMaxMs"),
+    "refused" = t."refused" + excluded."refused",
+    "storageRefused" = t."storageRefused" + excluded."storageRefused",
+    "latencySumMs" = t."latencySumMs" + excluded."latencySumMs",
+    "latency" = {s}."usage_add"(t."latency", excluded."latency"),
+    "storageBytes" = coalesce(excluded."storageBytes", t."storageBytes"),
+    "throttledBy" = (t."throttledBy" || excluded."throttledBy")[
+      greatest(1, cardinality(t."throttledBy") + cardinality(excluded."throttledBy") - 9):]
+  RETURNING 1
+), totals AS (
+  INSERT INTO {s}."UsageTotal" AS t ("server", "service", "requests", "operations", "errors",
+    "throttled", "delayMs", "refused", "storageRefused", "latencySumMs", "latency")
+  SELECT r."server", r."service", r."requests", r."operations", r."errors", r."throttled",
+    r."delayMs", r."refused", r."storageRefused", r."latencySumMs", r."latency"
+  FROM jsonb_to_recordset(%(totals)s::jsonb) AS r("server" text, "service" text,
+    "requests" bigint, "operations" bigint, "errors" bigint, "throttled" bigint,
+    "delayMs" bigint, "refused" bigint, "storageRefused" bigint,
+    "latencySumMs" double precision, "latency" bigint[])
+  ON CONFLICT ("server", "service") DO UPDATE SET
+    "requests" = t."requests" + excluded."requests",
+    "operations" = t."operations" + excluded."operations",
+    "errors" = t."errors" + excluded."errors",
+    "throttled" = t."throttled" + excluded."throttled",
+    "delayMs" = t."delayMs" + excluded."delayMs",
+    "refused" = t."refused" + excluded."refused",
+    "storageRefused" = t."storageRefused" + excluded."storageRefused",
+    "latencySumMs" = t."latencySumMs" + excluded."latencySumMs",
+    "latency" = {s}."usage_add"(t."latency", excluded."latency")
+  RETURNING 1
+), documents AS (
+  INSERT INTO {s}."UsageDocument" ("server", "service", "key", "name", "document")
+  SELECT r."server", r."service", r."key", r."name", r."document"
+  FROM jsonb_to_recordset(%(documents)s::jsonb) AS r("server" text, "service" text,
+    "key" text, "name" text, "document" text)
+  ON CONFLICT DO NOTHING
+  RETURNING 1
+)
+INSERT INTO {s}."UsageOperation" AS t ("server", "service", "minute", "key", "count", "errors",
+  "latencySumMs", "latency")
+SELECT r."server", r."service", to_timestamp(r."minute" * 60), r."key", r."count", r."errors",
+  r."latencySumMs", r."latency"
+FROM jsonb_to_recordset(%(operations)s::jsonb) AS r("server" text, "service" text,
+  "minute" bigint, "key" text, "count" bigint, "errors" bigint,
+  "latencySumMs" double precision, "latency" bigint[])
+ON CONFLICT ("server", "service", "minute", "key") DO UPDATE SET
+  "count" = t."count" + excluded."count",
+  "errors" = t."errors" + excluded."errors",
+  "latencySumMs" = t."latencySumMs" + excluded."latencySumMs",
+  "latency" = {s}."usage_add"(t."latency", excluded."latency")
+"""
+
+_TOTAL_FIELDS = (
+    "requests",
+    "operations",
+    "errors",
+    "throttled",
+    "delayMs",
+    "refused",
+    "storageRefused",
+    "latencySumMs",
+)
+
+
+def flush_parameters(
+    snapshot: Snapshot, storage: dict[tuple[str, str], int]
+) -> dict[str, str] | None:
+    """The flush statement's four JSON parameters, or None when there is nothing to write.
+    `storage`: the storage samples (bytes) by server and service, where known."""
+    minutes = []
+    totals: dict[tuple[str, str], dict[str, Any]] = {}
+    for (server, service, minute), row in snapshot.services.items():
+        if not row.requests:
+            continue
+        values = {
+            "requests": row.requests,
+            "operations": row.operations,
+            "errors": row.errors,
+            "throttled": row.throttled,
+            "delayMs": row.delay_ms,
+            "refused": row.refused,
+            "storageRefused": row.storage_refused,
+            "latencySumMs": row.latency_sum_ms,
+        }
+        minutes.append(
+            {
+                "server": server,
+                "service": service,
+                "minute": minute,
+                **values,
+                "delayMaxMs": row.delay_max_ms,
+                "latency": row.latency,
+                "storageBytes": storage.get((server, service)),
+                "throttledBy": row.delays,
+            }
+        )
+        total = totals.setdefault(
+            (server, service),
+            {"server": server, "service": service, "latency": [0] * BUCKETS}
+            | dict.fromkeys(_TOTAL_FIELDS, 0),
+        )
+        for name, value in values.items():
+            total[name] += value
+        total["latency"] = [a + b for a, b in zip(total["latency"], row.latency, strict=True)]
+    if not minutes:
+        return None
+    operations = []
+    documents = {}
+    for (server, service, minute, key), op in snapshot.operations.items():
+        operations.append(
+            {
+                "server": server,
+                "service": service,
+                "minute": minute,
+                "key": key,
+                "count": op.count,
+                "errors": op.errors,
+                "latencySumMs": op.latency_sum_ms,
+                "latency": op.latency,
+            }
+        )
+        documents[(server, service, key)] = {
+            "server": server,
+            "service": service,
+            "key": key,
+            "name": op.operation.name,
+            "document": op.operation.document,
+        }
+    return {
+        "minutes": json.dumps(minutes),
+        "totals": json.dumps(list(totals.values())),
+        "documents": json.dumps(list(documents.values())),
+        "operations": json.dumps(operations),
+    }
+
+
+async def flush(conn: AsyncConnection, schema: str, parameters: dict[str, str]) -> None:
+    """Add a snapshot's rows: one statement, one round trip (autocommit)."""
+    await conn.execute(_q(_FLUSH, schema), parameters)
+
+
+_PRUNE = """
+WITH gone AS (DELETE FROM {s}."UsageMinute" WHERE "minute" < %(before)s RETURNING 1),
+ops AS (DELETE FROM {s}."UsageOperation" WHERE "minute" < %(before)s RETURNING 1)
+DELETE FROM {s}."UsageDocument" d WHERE NOT EXISTS (
+  SELECT 1 FROM {s}."UsageOperation" o WHERE o."server" = d."server"
+  AND o."service" = d."service" AND o."key" = d."key" AND o."minute" >= %(before)s)
+"""
+
+
+async def prune(conn: AsyncConnection, schema: str, before: datetime) -> None:
+    """Drop minute rows older than `before` and the documents no kept row names."""
+    await conn.execute(_q(_PRUNE, schema), {"before": before})
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
