@@ -374,7 +374,10 @@ def _operator(data: object) -> OperatorConfig | None:
 def _usage(usage: object, metrics: object) -> UsageConfig:
     """`usage: {enabled, operationsPerMinute, retentionDays}` and `metrics: {enabled, token,
     maxServices}`; unknown keys fail, so a misspelt `token` never leaves `/metrics` open."""
-    sections = {"usage": usage or {}, "metrics": metrics or {}}
+    sections = {
+        "usage": {} if usage is None else usage,
+        "metrics": {} if metrics is None else metrics,
+    }
     allowed = {
         "usage": {"enabled", "operationsPerMinute", "retentionDays"},
         "metrics": {"enabled", "token", "maxServices"},

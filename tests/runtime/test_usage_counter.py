@@ -1,0 +1,154 @@
+"""The usage counter and its readings as pure functions: operation identity (inlined values,
+aliases, comments), the operations cap, error detection from an answer's bytes, percentiles
+from the fixed buckets, the label cap of `/metrics`, and the config's checks."""
+
+from __future__ import annotations
+
+import pytest
+
+from runtime.config import ConfigError, parse_config
+from runtime.usage import outcome
+from runtime.usage.counter import OTHER, UsageCounter, identify, normalize
+from runtime.usage.metrics import authorised, bounded, service_label
+from runtime.usage.report import quantile
+
+DB = {"databases": {"default": {"connector": "postgres"}}}
+
+
+class Clock:
+    def __init__(self, now: float = 6000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_inlined_values_comments_and_spacing_make_one_operation():
+    one = identify('{ user(where: {id: "a1", age: 3}) { id } }', None)
+    two = identify('# hi\n{\n  user(where: {id: "z\\"9", age: -4.5e3}),\n { id }\n}', None)
+    assert one == two
+    assert one.name is None
+    assert one.document == '{user(where:{id:"" age:0}){id}}'
+    # Names with digits keep them; a different selection is a different operation.
+    assert normalize("{ user2 { id } }") == "{user2{id}}"
+    assert identify("{ user { name } }", None).key != one.key
+
+
+def test_named_operations_are_known_by_name_whatever_their_text():
+    first = identify("query Feed($n: Int) { posts(first: $n) { id } }", None)
+    second = identify("query Feed { posts(first: 10) { id title } }", None)
+    given = identify("query A { a } query B { b }", "B")
+    assert first.key == second.key and first.name == "Feed"
+    assert given.name == "B"
+
+
+def test_past_the_cap_a_services_operations_fold_into_other():
+    clock = Clock()
+    counter = UsageCounter(operations_per_minute=2, clock=clock)
+    for index in range(4):
+        counter.request("s", "svc$dev", latency=0.002, payload={"query": f"query Q{index} {{ a }}"})
+    counter.request("s", "twin$dev", latency=0.002, payload={"query": "query Q3 { a }"})
+    snapshot = counter.take()
+    keys = [
+        (pid, op.operation.name or op.operation.key)
+        for (_, pid, _, _), op in snapshot.operations.items()
+    ]
+    assert keys == [
+        ("svc$dev", "Q0"),
+        ("svc$dev", "Q1"),
+        ("svc$dev", OTHER),
+        ("twin$dev", "Q3"),  # another service has its own cap
+    ]
+    assert snapshot.operations[("s", "svc$dev", 100, OTHER)].count == 2
+    # The cap holds for the rest of the minute, across flushes; a new minute starts afresh.
+    counter.request("s", "svc$dev", latency=0.002, payload={"query": "query Q9 { a }"})
+    assert [k[3] for k in counter.take().operations] == [OTHER]
+    clock.now += 60
+    counter.request("s", "svc$dev", latency=0.002, payload={"query": "query Q9 { a }"})
+    assert [op.operation.name for op in counter.take().operations.values()] == ["Q9"]
+
+
+def test_a_failed_flush_gives_its_counts_back():
+    counter = UsageCounter(clock=Clock())
+    counter.request("s", "p", latency=0.01, delay_ms=300, payload={"query": "{ a }"})
+    taken = counter.take()
+    counter.request("s", "p", latency=0.01, error=True, payload={"query": "{ a }"})
+    counter.merge(taken)
+    row = counter.current.services[("s", "p", 100)]
+    assert (row.requests, row.errors, row.throttled, row.delays) == (2, 1, 1, [300])
+    assert sum(row.latency) == 2
+    assert next(iter(counter.current.operations.values())).count == 2
+
+
+@pytest.mark.parametrize(
+    ("status", "answer", "expected"),
+    [
+        (200, b'{"data":{"errors":[{"id":"a"}]}}', (False, False)),  # a field aliased `errors`
+        (200, b'{"data":null,"errors":[{"message":"x"}]}', (True, False)),
+        (200, b'{"data":{"a":null},"errors": [{"code": 1003, "message":"cap"}]}', (True, True)),
+        (200, b'[{"data":{"a":1}},{"data":null,"errors":[{"message":"x"}]}]', (True, False)),
+        (200, b'[{"data":{"a":1}},{"data":{"b":[1]}}]', (False, False)),
+        (500, b'{"errors":[{"message":"x"}]}', (True, False)),
+        (200, {"errors": [{"code": 1003, "message": "cap"}]}, (True, True)),
+        (200, [], (False, False)),
+        (200, "type Note { id: ID! }", (False, False)),
+    ],
+)
+def test_errors_are_read_from_the_answer_without_parsing_it(status, answer, expected):
+    assert outcome(status, answer) == expected
+
+
+def test_percentiles_come_from_the_buckets():
+    histogram = [0] * 14
+    assert quantile(0.5, histogram) is None
+    histogram[3] = 10  # ten answers between 5 and 10 ms
+    assert quantile(0.5, histogram) == 7.5
+    histogram[13] = 90  # ninety above the last bound
+    assert quantile(0.95, histogram) == 10000.0
+
+
+def test_metrics_labels_are_bounded_per_server():
+    rows = [("a", f"s{i}$dev", 10 - i, 1, 0, 0, 0, 0, 0, 1.0, [1] + [0] * 13) for i in range(4)] + [
+        ("b", "t$dev", 5, 1, 0, 0, 0, 0, 0, 1.0, [0] * 14)
+    ]
+    kept = bounded(rows, 2)
+    assert [(r[0], r[1], r[2]) for r in kept] == [
+        ("a", "s0$dev", 10),
+        ("a", "s1$dev", 9),
+        ("b", "t$dev", 5),
+        ("a", OTHER, 15),
+    ]
+    assert kept[-1][10][0] == 2
+    assert service_label("acme~shop$prod") == "acme~shop/prod"
+
+
+def test_metrics_token_is_compared_exactly():
+    assert authorised(None, None)
+    assert authorised("x" * 16, "Bearer " + "x" * 16)
+    assert not authorised("x" * 16, "Bearer " + "x" * 15)
+    assert not authorised("x" * 16, "x" * 16)
+    assert not authorised("x" * 16, None)
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ({"metrics": {"tokn": "a" * 20}}, "unknown `metrics` keys ['tokn']"),
+        ({"metrics": {"token": "short"}}, "16 characters"),
+        ({"metrics": {"enabled": "yes"}}, "`metrics.enabled` must be a boolean"),
+        ({"usage": {"retentionDays": 3}}, "7 or more"),
+        ({"usage": {"operationsPerMinute": 0}}, "at least 1"),
+        ({"usage": []}, "`usage` must be a mapping"),
+    ],
+)
+def test_bad_usage_and_metrics_config_fails_loudly(extra, message):
+    with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        parse_config({**DB, **extra}, {})
+
+
+def test_metrics_are_off_unless_configured_and_counting_is_on():
+    assert not parse_config(DB, {}).usage.metrics_enabled
+    assert parse_config(DB, {}).usage.enabled
+    config = parse_config({**DB, "metrics": {"token": "t" * 16}}, {}).usage
+    assert config.metrics_enabled and config.metrics_token == "t" * 16
+    assert not parse_config({**DB, "usage": {"enabled": False}}, {}).usage.enabled
