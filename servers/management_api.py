@@ -208,6 +208,29 @@ class ManagementClient:
             {"input": {"name": name, "stage": stage}},
         )
 
+    # Refract's usage fields (`runtime.usage`); a real Prisma server has neither.
+
+    def service_usage(self, name: str, stage: str, window: str) -> dict[str, Any]:
+        """A service's usage over `window` (hour, day, week): series, throttling, operations."""
+        query = (
+            "query($name: String!, $stage: String!, $window: String!) "
+            "{ serviceUsage(name: $name, stage: $stage, window: $window) }"
+        )
+        data = self.call(query, {"name": name, "stage": stage, "window": window})
+        usage = data.get("serviceUsage")
+        if not isinstance(usage, dict):
+            raise NotManagementApi(f"{self.origin}/management answered serviceUsage without data")
+        return usage
+
+    def usage_summary(self, services: list[tuple[str, str]]) -> list[dict[str, Any]]:
+        """Requests (24 h), throttling (1 h) and storage of several services, in one call."""
+        query = "query($services: [UsageServiceInput!]!) { usageSummary(services: $services) }"
+        refs = [{"name": name, "stage": stage} for name, stage in services]
+        found = self.call(query, {"services": refs}).get("usageSummary")
+        if not isinstance(found, list) or len(found) != len(services):
+            raise NotManagementApi(f"{self.origin}/management answered usageSummary without data")
+        return found
+
 
 class OperatorError(ManagementError):
     """The platform runtime's operator API refused a request: `status` is the HTTP status,

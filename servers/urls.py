@@ -1,6 +1,6 @@
 from django.urls import path
 
-from servers import data_views, private_views, self_hosted_views, views
+from servers import data_views, private_views, self_hosted_views, usage_views, views
 
 app_name = "servers"
 
@@ -21,6 +21,9 @@ urlpatterns = [
     path(SERVICE + "deploy/", views.service_deploy, name="service-deploy"),
     path(SERVICE + "delete/", views.service_delete, name="service-delete"),
     path(SERVICE + "token/", views.service_token, name="service-token"),
+    # Usage (servers.usage_views)
+    path(SERVICE + "usage/", usage_views.service_usage, name="service-usage"),
+    path("w/<slug:slug>/services/usage/", usage_views.services_usage, name="services-usage"),
     path(DEPLOY, views.deploy_detail, name="deploy"),
     path(DEPLOY + "live/", views.deploy_live, name="deploy-live"),
     path(DEPLOY + "cancel/", views.deploy_cancel, name="deploy-cancel"),
