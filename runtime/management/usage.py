@@ -21,6 +21,13 @@ from runtime.usage import report
 from runtime.usage.store import now
 
 MAX_SUMMARY_SERVICES = 1000
+# What each schema holds on disk, for many schemas in one query (`quota.FILES_SQL` for one).
+_SCHEMA_SIZES = """
+SELECT n.nspname, coalesce(sum(pg_total_relation_size(c.oid)), 0)::bigint
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname = ANY(%s) AND c.relkind IN ('r', 'm')
+GROUP BY n.nspname
+"""
 
 
 def _recorder(ctx: ManagementContext) -> Any:
@@ -73,12 +80,17 @@ def usage_summary(
     pids = [store.project_id(item["name"], item["stage"]) for item in services]
     with usage.tenant.pool.connection() as conn:
         found = report.summary(conn, usage.schema, ctx.tenant.config.name, pids, now())
-    sandbox = ctx.tenant.config.sandbox
+    tenant = ctx.tenant
+    schemas = {pid: tenant.service_schema(pid) for pid in pids}
+    with tenant.pool.connection() as conn:
+        sizes = dict(conn.execute(_SCHEMA_SIZES, [sorted(set(schemas.values()))]).fetchall())
+    sandbox = tenant.config.sandbox
     return [
         {
             "name": item["name"],
             "stage": item["stage"],
             **found[pid],
+            "storageBytes": sizes.get(schemas[pid], found[pid]["storageBytes"]),
             "capBytes": sandbox.storage_bytes if sandbox is not None else None,
         }
         for item, pid in zip(services, pids, strict=True)
