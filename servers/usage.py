@@ -108,7 +108,7 @@ def service_usage(service: Service, window: str) -> dict[str, Any]:
     storage = usage.setdefault("storage", {})
     storage["capBytes"] = _cap_bytes(server, storage.get("capBytes"))
     usage["sandbox"] = server.kind == Server.Kind.SANDBOX
-    if usage["sandbox"]:
+    if usage["sandbox"] and not isinstance(usage.get("limits"), dict):
         limits = sandbox_limits()
         usage["limits"] = {
             "requests": limits.requests,

@@ -114,18 +114,22 @@
       { label: "writes refused (1003)", stroke: "#862e9c", width: 1.5 },
     ]);
     draw("chart-latency", [s.time, s.p50, s.p95], [
-      { label: "p50 ms", stroke: "#2b8a3e", width: 2, spanGaps: true },
-      { label: "p95 ms", stroke: "#e67700", width: 2, spanGaps: true },
+      { label: "p50 ms", stroke: "#2b8a3e", width: 2, spanGaps: true, points: { show: true, size: 6 } },
+      { label: "p95 ms", stroke: "#e67700", width: 2, spanGaps: true, points: { show: true, size: 6 } },
     ]);
     const cap = usage.storage && usage.storage.capBytes;
-    const storage = [s.time, s.storageBytes.map(mb)];
-    const storageSeries = [{ label: "MB", stroke: "#1c4f82", width: 2, spanGaps: true }];
+    // Storage is sampled when the server measures it (for its cap); the last point is now.
+    const now = usage.storage && usage.storage.bytesNow;
+    const samples = s.storageBytes.slice();
+    if (now != null && samples.length) samples[samples.length - 1] = now;
+    const storage = [s.time, samples.map(mb)];
+    const storageSeries = [{ label: "MB", stroke: "#1c4f82", width: 2, spanGaps: true, points: { show: true, size: 6 } }];
     if (cap) {
       storage.push(s.time.map(() => mb(cap)));
       storageSeries.push({ label: "cap MB", stroke: "#c92a2a", dash: [6, 4], width: 1 });
       document.getElementById("storage-caption").textContent = `Storage (MB) against the ${fmt(mb(cap), 0)} MB cap`;
     }
-    draw("chart-storage", storage, storageSeries);
+    draw("chart-storage", storage, storageSeries, { scales: { x: { time: true }, y: { range: (u, min, max) => [0, Math.max(max || 0, 1) * 1.1] } } });
   }
 
   async function load(windowName) {

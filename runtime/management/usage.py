@@ -58,6 +58,12 @@ def service_usage(
     with usage.tenant.pool.connection() as conn:
         answer = report.service_usage(conn, usage.schema, tenant.config.name, pid, chosen, now())
     sandbox = tenant.config.sandbox
+    if sandbox is not None:  # what the page explains a throttled service with
+        answer["limits"] = {
+            "requests": sandbox.rate,
+            "windowSeconds": sandbox.per_seconds,
+            "queue": sandbox.max_waiting,
+        }
     answer["storage"] = {
         **answer["storage"],
         "bytesNow": storage_now,

@@ -16,6 +16,7 @@ from typing import Any
 from psycopg import Connection, sql
 
 from runtime.usage.counter import LATENCY_BOUNDS_MS
+from runtime.usage.store import SUMMED
 
 
 @dataclass(frozen=True)
@@ -56,13 +57,13 @@ def quantile(q: float, histogram: list[int] | None) -> float | None:
 
 
 def _q(text: str, schema: str) -> sql.Composed:
-    return sql.SQL(text).format(s=sql.Identifier(schema))
+    return sql.SQL(text).format(s=sql.Identifier(schema), summed=SUMMED)
 
 
 _SERIES = """
 SELECT date_bin(%(bucket)s, "minute", %(origin)s) AS b, sum("requests"), sum("operations"),
   sum("errors"), sum("throttled"), sum("delayMs"), max("delayMaxMs"), sum("refused"),
-  sum("storageRefused"), {s}."usage_sum"("latency"), max("storageBytes")
+  sum("storageRefused"), {summed}, max("storageBytes")
 FROM {s}."UsageMinute"
 WHERE "server" = %(server)s AND "service" = %(service)s AND "minute" >= %(origin)s
 GROUP BY b ORDER BY b
@@ -85,13 +86,23 @@ WHERE "server" = %(server)s AND "service" = %(service)s AND "storageBytes" IS NO
 ORDER BY "minute" DESC LIMIT 1
 """
 _INSIGHTS = """
-SELECT o."key", d."name", d."document", sum(o."count"), sum(o."errors"), sum(o."latencySumMs"),
-  {s}."usage_sum"(o."latency")
-FROM {s}."UsageOperation" o
+SELECT a."key", d."name", d."document", a."count", a."errors", a."latencySumMs", a."latency"
+FROM (
+  SELECT "key", sum("count") AS "count", sum("errors") AS "errors",
+    sum("latencySumMs") AS "latencySumMs", {summed} AS "latency"
+  FROM (
+    SELECT "key", "count", "errors", "latencySumMs", "latency" FROM {s}."UsageOperation"
+    WHERE "server" = %(server)s AND "service" = %(service)s AND "minute" >= %(origin)s
+      AND ("minute" < %(first_hour)s OR "minute" >= %(last_hour)s)
+    UNION ALL
+    SELECT "key", "count", "errors", "latencySumMs", "latency" FROM {s}."UsageOperationHour"
+    WHERE "server" = %(server)s AND "service" = %(service)s
+      AND "hour" >= %(first_hour)s AND "hour" < %(last_hour)s
+  ) o
+  GROUP BY "key"
+) a
 LEFT JOIN {s}."UsageDocument" d
-  ON d."server" = o."server" AND d."service" = o."service" AND d."key" = o."key"
-WHERE o."server" = %(server)s AND o."service" = %(service)s AND o."minute" >= %(origin)s
-GROUP BY o."key", d."name", d."document"
+  ON d."server" = %(server)s AND d."service" = %(service)s AND d."key" = a."key"
 """
 
 
@@ -177,16 +188,28 @@ def service_usage(
             "bytes": int(last_storage[0]) if last_storage else None,
             "at": int(last_storage[1].timestamp()) if last_storage else None,
         },
-        "operations": insights(conn, schema, server, service, origin),
+        "operations": insights(conn, schema, server, service, origin, now),
         "latencyBoundsMs": list(LATENCY_BOUNDS_MS),
     }
 
 
 def insights(
-    conn: Connection, schema: str, server: str, service: str, origin: datetime
+    conn: Connection, schema: str, server: str, service: str, origin: datetime, now: datetime
 ) -> list[dict[str, Any]]:
-    """Per operation since `origin`: count, errors, mean, p50 and p95, slowest first."""
-    params = {"server": server, "service": service, "origin": origin}
+    """Per operation since `origin`: count, errors, mean, p50 and p95, slowest first. The whole
+    hours of the window come from the hourly rows, its two ends from the minute rows."""
+    hour = timedelta(hours=1)
+    first_hour = _floor(origin, hour)
+    if first_hour < origin:
+        first_hour += hour
+    last_hour = max(_floor(now, hour), first_hour)
+    params = {
+        "server": server,
+        "service": service,
+        "origin": origin,
+        "first_hour": first_hour,
+        "last_hour": last_hour,
+    }
     found = []
     for key, name, document, count, errors, latency_sum, latency in conn.execute(
         _q(_INSIGHTS, schema), params

@@ -4,15 +4,18 @@
   throttled requests and their delay, refusals 1004 and 1003, a latency histogram, a storage
   sample and the last Throttled-By values).
 - `"UsageOperation"`: one row per server, service, minute and operation (count, errors, a
-  latency histogram); `"UsageDocument"` keeps each operation's document text once.
+  latency histogram), and `"UsageOperationHour"` the same per hour (written by the same
+  flush), so a week's insights add up 168 rows per operation instead of 10,080;
+  `"UsageDocument"` keeps each operation's document text once.
 - `"UsageTotal"`: running totals per server and service since the runtime's database was
   created, never pruned, so Prometheus' counters only go up.
 
 A flush is one statement (data-modifying CTEs): every process adds its rows with `ON CONFLICT DO
 UPDATE`, so concurrent flushes from any number of processes add up. Histograms are `bigint[]`
-added element-wise by `"usage_add"` and summed over rows by the aggregate `"usage_sum"`, both
-created beside the tables. Rows older than the retention are pruned by whichever process
-flushes when its prune is due.
+of a fixed length (`counter.BUCKETS`), added element by element with plain SQL (`added`,
+`summed`): an aggregate written as a SQL function costs microseconds a row, and the week's
+operation insights add up hundreds of thousands of rows. Rows older than the retention are
+pruned by whichever process flushes when its prune is due.
 """
 
 from __future__ import annotations
@@ -27,8 +30,21 @@ from runtime.usage.counter import BUCKETS, Snapshot
 
 
 def _q(text: str, schema: str) -> sql.Composed:
-    """`text` with `{s}` bound to the management schema (an identifier, never spliced text)."""
-    return sql.SQL(text).format(s=sql.Identifier(schema))
+    """`text` with `{s}` bound to the management schema (an identifier, never spliced text),
+    `{added}` to the element-wise sum of two histograms and `{summed}` to their aggregate."""
+    return sql.SQL(text).format(s=sql.Identifier(schema), added=ADDED, summed=SUMMED_RECORDS)
+
+
+def _elements(template: str) -> sql.Composed:
+    parts = [sql.SQL(template.format(i=i)) for i in range(1, BUCKETS + 1)]
+    return sql.SQL("ARRAY[{}]::bigint[]").format(sql.SQL(", ").join(parts))
+
+
+# The two histograms of an upsert added element by element, and a column's histograms summed
+# over the rows of a GROUP BY (`"latency"` or `o."latency"`: the reads name it unqualified).
+ADDED = _elements('coalesce(t."latency"[{i}], 0) + coalesce(excluded."latency"[{i}], 0)')
+SUMMED = _elements('coalesce(sum("latency"[{i}]), 0)')
+SUMMED_RECORDS = _elements('coalesce(sum(r."latency"[{i}]), 0)')
 
 
 _TABLES = """
@@ -48,6 +64,12 @@ CREATE TABLE IF NOT EXISTS {s}."UsageOperation" (
   "latencySumMs" double precision NOT NULL DEFAULT 0, "latency" bigint[] NOT NULL,
   PRIMARY KEY ("server", "service", "minute", "key"));
 CREATE INDEX IF NOT EXISTS "UsageOperation_minute" ON {s}."UsageOperation" ("minute");
+CREATE TABLE IF NOT EXISTS {s}."UsageOperationHour" (
+  "server" text NOT NULL, "service" text NOT NULL, "hour" timestamptz NOT NULL,
+  "key" text NOT NULL, "count" bigint NOT NULL DEFAULT 0, "errors" bigint NOT NULL DEFAULT 0,
+  "latencySumMs" double precision NOT NULL DEFAULT 0, "latency" bigint[] NOT NULL,
+  PRIMARY KEY ("server", "service", "hour", "key"));
+CREATE INDEX IF NOT EXISTS "UsageOperationHour_hour" ON {s}."UsageOperationHour" ("hour");
 CREATE TABLE IF NOT EXISTS {s}."UsageDocument" (
   "server" text NOT NULL, "service" text NOT NULL, "key" text NOT NULL, "name" text,
   "document" text NOT NULL, PRIMARY KEY ("server", "service", "key"));
@@ -59,12 +81,6 @@ CREATE TABLE IF NOT EXISTS {s}."UsageTotal" (
   "storageRefused" bigint NOT NULL DEFAULT 0,
   "latencySumMs" double precision NOT NULL DEFAULT 0, "latency" bigint[] NOT NULL,
   PRIMARY KEY ("server", "service"));
-CREATE OR REPLACE FUNCTION {s}."usage_add"(a bigint[], b bigint[]) RETURNS bigint[]
-  LANGUAGE sql IMMUTABLE PARALLEL SAFE AS
-  $$ SELECT CASE WHEN a IS NULL THEN b WHEN b IS NULL THEN a ELSE ARRAY(
-       SELECT coalesce(x, 0) + coalesce(y, 0) FROM unnest(a, b) WITH ORDINALITY AS u(x, y, i)
-       ORDER BY i) END $$;
-CREATE OR REPLACE AGGREGATE {s}."usage_sum"(bigint[]) (SFUNC = {s}."usage_add", STYPE = bigint[]);
 """
 
 
@@ -98,7 +114,7 @@ WITH minutes AS (
     "refused" = t."refused" + excluded."refused",
     "storageRefused" = t."storageRefused" + excluded."storageRefused",
     "latencySumMs" = t."latencySumMs" + excluded."latencySumMs",
-    "latency" = {s}."usage_add"(t."latency", excluded."latency"),
+    "latency" = {added},
     "storageBytes" = coalesce(excluded."storageBytes", t."storageBytes"),
     "throttledBy" = (t."throttledBy" || excluded."throttledBy")[
       greatest(1, cardinality(t."throttledBy") + cardinality(excluded."throttledBy") - 9):]
@@ -121,7 +137,22 @@ WITH minutes AS (
     "refused" = t."refused" + excluded."refused",
     "storageRefused" = t."storageRefused" + excluded."storageRefused",
     "latencySumMs" = t."latencySumMs" + excluded."latencySumMs",
-    "latency" = {s}."usage_add"(t."latency", excluded."latency")
+    "latency" = {added}
+  RETURNING 1
+), hours AS (
+  INSERT INTO {s}."UsageOperationHour" AS t ("server", "service", "hour", "key", "count",
+    "errors", "latencySumMs", "latency")
+  SELECT r."server", r."service", date_trunc('hour', to_timestamp(r."minute" * 60)), r."key",
+    sum(r."count"), sum(r."errors"), sum(r."latencySumMs"), {summed}
+  FROM jsonb_to_recordset(%(operations)s::jsonb) AS r("server" text, "service" text,
+    "minute" bigint, "key" text, "count" bigint, "errors" bigint,
+    "latencySumMs" double precision, "latency" bigint[])
+  GROUP BY 1, 2, 3, 4
+  ON CONFLICT ("server", "service", "hour", "key") DO UPDATE SET
+    "count" = t."count" + excluded."count",
+    "errors" = t."errors" + excluded."errors",
+    "latencySumMs" = t."latencySumMs" + excluded."latencySumMs",
+    "latency" = {added}
   RETURNING 1
 ), documents AS (
   INSERT INTO {s}."UsageDocument" ("server", "service", "key", "name", "document")
@@ -142,7 +173,7 @@ ON CONFLICT ("server", "service", "minute", "key") DO UPDATE SET
   "count" = t."count" + excluded."count",
   "errors" = t."errors" + excluded."errors",
   "latencySumMs" = t."latencySumMs" + excluded."latencySumMs",
-  "latency" = {s}."usage_add"(t."latency", excluded."latency")
+  "latency" = {added}
 """
 
 _TOTAL_FIELDS = (
@@ -236,7 +267,8 @@ async def flush(conn: AsyncConnection, schema: str, parameters: dict[str, str]) 
 
 _PRUNE = """
 WITH gone AS (DELETE FROM {s}."UsageMinute" WHERE "minute" < %(before)s RETURNING 1),
-ops AS (DELETE FROM {s}."UsageOperation" WHERE "minute" < %(before)s RETURNING 1)
+ops AS (DELETE FROM {s}."UsageOperation" WHERE "minute" < %(before)s RETURNING 1),
+hours AS (DELETE FROM {s}."UsageOperationHour" WHERE "hour" < %(before)s RETURNING 1)
 DELETE FROM {s}."UsageDocument" d WHERE NOT EXISTS (
   SELECT 1 FROM {s}."UsageOperation" o WHERE o."server" = d."server"
   AND o."service" = d."service" AND o."key" = d."key" AND o."minute" >= %(before)s)
