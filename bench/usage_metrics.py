@@ -1,13 +1,15 @@
 """What counting usage costs, and the service page with a week of it (issue 14):
 
-    .venv/bin/python bench/usage_metrics.py [--seconds 8] [--rounds 5] [--connections 8]
+    .venv/bin/python bench/usage_metrics.py [--seconds 6] [--rounds 6] [--connections 8]
         [--loads 5] [--only throughput|paint]
 
 (1) throughput: the data API (bench/data_api.py's data and queries, reused by import) served
     by two runtimes on one database, one counting (the default) and one with
     `usage: {enabled: false}`, driven by wrk in rounds that alternate which goes first; the
-    median round of each and the ratio are printed (target: counting costs under 3%). Also the
-    cost of one `UsageCounter.request` call (what the request path pays), timed in-process.
+    median round of each and the ratio are printed (target: counting costs under 3%), with the
+    runtime process's CPU time per request (from /proc: on a shared machine, a steadier figure
+    than throughput). Also the cost of one `UsageCounter.request` call (what the request path
+    pays), timed in-process.
 (2) paint: 7 days of minute rows (and 20 operations every minute) inserted straight into the
     runtime's usage tables (here only: the console itself only ever asks the management API),
     then the service page loaded in Chromium: first contentful paint, the hour's graphs drawn,
@@ -54,21 +56,46 @@ from cloud import devstack  # noqa: E402
 OPERATIONS = 20  # distinct operations of the service, every minute of the week
 
 
-def counter_cost() -> float:
-    """Microseconds one counted request costs the request path (a named query)."""
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time of a process (Linux /proc), in seconds: what a request costs
+    the runtime, less sensitive than throughput to what else the machine runs meanwhile."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def counting_cost() -> tuple[float, float]:
+    """Microseconds one counted request costs the runtime's process, timed in-process (best of
+    5): on the request path (reading the answer for errors, then `UsageCounter.request`), and
+    its share of the flush's work in the process (building the flush's JSON, for a second of
+    2,000 requests of one service)."""
+    from runtime.envelope import RawJson
+    from runtime.usage import outcome, store
     from runtime.usage.counter import UsageCounter
 
     counter = UsageCounter()
     payload = {"query": OURS["single"], "operationName": None}
-    calls = 200_000
-    seconds = min(
-        timeit.repeat(
-            lambda: counter.request("_default", "bench$dev", latency=0.0012, payload=payload),
-            number=calls,
-            repeat=5,
+    answer = RawJson(b'{"data":{"user":{"id":"u0042","name":"User 42","email":"u@b.example"}}}')
+
+    def one() -> None:
+        error, refused = outcome(200, answer)
+        counter.request(
+            "_default",
+            "bench$dev",
+            latency=0.0012,
+            error=error,
+            storage_refused=refused,
+            payload=payload,
         )
-    )
-    return seconds / calls * 1e6
+
+    calls = 200_000
+    path = min(timeit.repeat(one, number=calls, repeat=5)) / calls * 1e6
+
+    batch = UsageCounter()
+    for _ in range(2000):
+        batch.request("_default", "bench$dev", latency=0.0012, payload=payload)
+    snapshot = batch.take()
+    flush = min(timeit.repeat(lambda: store.flush_parameters(snapshot, {}), number=20, repeat=5))
+    return path, flush / 20 / 2000 * 1e6
 
 
 def throughput(seconds: int, rounds: int, connections: int) -> None:
@@ -82,6 +109,7 @@ def throughput(seconds: int, rounds: int, connections: int) -> None:
         ports = {"counting": devstack.free_port(), "not counting": devstack.free_port()}
         with contextlib.ExitStack() as stack:
             urls = {}
+            pids = {}
             for label, port in ports.items():
                 config = runtime_config(params, port, connections)
                 if label == "not counting":
@@ -98,6 +126,7 @@ def throughput(seconds: int, rounds: int, connections: int) -> None:
                 )
                 wait_http(f"http://127.0.0.1:{port}/status", running, label)
                 urls[label] = f"http://127.0.0.1:{port}/bench/dev"
+                pids[label] = running.pid
             management = f"http://127.0.0.1:{ports['counting']}/management"
             add = (
                 'mutation { addProject(input: {name: "bench", stage: "dev"}) { project { name } } }'
@@ -118,20 +147,25 @@ def throughput(seconds: int, rounds: int, connections: int) -> None:
                         order.reverse()  # alternate who goes first: a slow spell hits both
                     for label, url in order:
                         run_wrk(url, OURS[query], 2, connections)  # warm-up
-                        results.setdefault((query, label), []).append(
-                            run_wrk(url, OURS[query], seconds, connections)
-                        )
+                        before = cpu_seconds(pids[label])
+                        figures = run_wrk(url, OURS[query], seconds, connections)
+                        used = cpu_seconds(pids[label]) - before
+                        figures["cpu_us"] = used / figures["requests"] * 1e6
+                        results.setdefault((query, label), []).append(figures)
             with psycopg.connect(conninfo) as conn:
                 counted = conn.execute(
                     'SELECT sum("requests") FROM management."UsageTotal"'
                 ).fetchone()[0]
     print(f"(1) throughput: wrk -t1 -c{connections} -d{seconds}s, {rounds} rounds each, "
           "alternating; one runtime process each on one database")  # fmt: skip
-    print(f"{'query':8} {'usage':13} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8}  rounds (req/s)")
+    print(f"{'query':8} {'usage':13} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} "
+          f"{'CPU µs/req':>11}  rounds (req/s)")  # fmt: skip
     for (query, label), runs in results.items():
         m = median(runs)
         every = ", ".join(f"{run['rps']:.0f}" for run in runs)
-        print(f"{query:8} {label:13} {m['rps']:9.0f} {m['p50']:8.2f} {m['p99']:8.2f}  {every}")
+        cpu = statistics.median(run["cpu_us"] for run in runs)
+        print(f"{query:8} {label:13} {m['rps']:9.0f} {m['p50']:8.2f} {m['p99']:8.2f} "
+              f"{cpu:11.1f}  {every}")  # fmt: skip
     for query in ("single", "list"):
         on, off = median(results[(query, "counting")]), median(results[(query, "not counting")])
         pairs = [
@@ -140,10 +174,19 @@ def throughput(seconds: int, rounds: int, connections: int) -> None:
                 results[(query, "counting")], results[(query, "not counting")], strict=True
             )
         ]
-        print(f"{query:8} counting/not counting: {on['rps'] / off['rps']:.3f} (medians); "
-              f"per round: {', '.join(f'{p:.3f}' for p in pairs)}")  # fmt: skip
+        cpu = [
+            statistics.median(run["cpu_us"] for run in results[(query, label)])
+            for label in ("counting", "not counting")
+        ]
+        print(f"{query:8} counting/not counting: throughput {on['rps'] / off['rps']:.3f} "
+              f"(medians; per round: {', '.join(f'{p:.3f}' for p in pairs)}); "
+              f"runtime CPU per request {cpu[0] / cpu[1]:.3f}")  # fmt: skip
     print(f"requests the counting runtime recorded: {counted}")
-    print(f"one counted request on the request path: {counter_cost():.2f} µs (in-process)")
+    path, flush = counting_cost()
+    cpu = statistics.median(run["cpu_us"] for run in results[("single", "not counting")])
+    print(f"one counted request, in-process: {path:.2f} µs on the request path + {flush:.2f} µs "
+          f"of flush work = {100 * (path + flush) / cpu:.2f}% of the {cpu:.0f} µs of runtime "
+          "CPU a `single` request costs without counting")  # fmt: skip
 
 
 WEEK_SQL = (
@@ -335,8 +378,8 @@ def load_page(chromium: str, base: str, page_url: str, email: str, password: str
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--seconds", type=int, default=8)
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--seconds", type=int, default=6)
+    parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--loads", type=int, default=5)
     parser.add_argument("--only", choices=("throughput", "paint"))

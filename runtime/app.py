@@ -56,9 +56,8 @@ from runtime.subscriptions.session import PROTOCOL, ServiceHandle, Session
 from runtime.tenants import Tenant
 from runtime.throttle import Throttled
 from runtime.throttle import header as throttled_by
-from runtime.usage import UsageRecorder, outcome
+from runtime.usage import UsageRecorder, outcome, unknown_service
 from runtime.usage import metrics as usage_metrics
-from runtime.usage import report as usage_report
 from runtime.watch import ClientGone, ClientWatch, ClientWatches
 
 log = logging.getLogger("runtime")
@@ -189,7 +188,8 @@ class RuntimeApp:
                 await self.operator.handle(method, path, headers, receive, send, request_id)
             return
         if method == "GET" and path == "/metrics" and self.config.usage.metrics_enabled:
-            await self._metrics(headers, send, request_id)
+            tenant = self.tenants[self.config.servers[0].name]
+            await usage_metrics.serve(self.config.usage, tenant, headers, send, request_id)
             return
         is_management = path.rstrip("/") == "/management"
         cors = not is_management
@@ -436,7 +436,7 @@ class RuntimeApp:
         refused: bool = False,
     ) -> None:
         """Count a service request (`runtime.usage`): in memory, no I/O."""
-        if not self.usage.enabled:
+        if not self.usage.enabled or unknown_service(answer):
             return
         data_api = route[2] is None
         error, storage_refused = (True, False) if refused else outcome(status, answer)
@@ -460,25 +460,6 @@ class RuntimeApp:
             return None
         usage = sandbox.quota.last_usage(tenant.service_schema(project_id))
         return usage.used_bytes if usage is not None else None
-
-    async def _metrics(self, headers: dict[str, str], send: Send, request_id: str) -> None:
-        """`GET /metrics`: the whole runtime's usage totals for Prometheus."""
-        if not usage_metrics.authorised(
-            self.config.usage.metrics_token, headers.get("authorization")
-        ):
-            answer = {"error": "GET /metrics needs `Authorization: Bearer <metrics.token>`"}
-            await envelope.respond_json(send, 401, answer, request_id, cors=False)
-            return
-        tenant = self.tenants[self.config.servers[0].name]
-
-        def read() -> list[tuple[Any, ...]]:
-            with tenant.pool.connection() as conn:
-                return usage_report.totals(conn, tenant.management_schema)
-
-        body = await asyncio.to_thread(
-            usage_metrics.render, read, self.config.usage.metrics_services
-        )
-        await envelope.respond(send, 200, body, usage_metrics.CONTENT_TYPE, request_id, cors=False)
 
     # Management API -----------------------------------------------------------------------
 

@@ -158,14 +158,15 @@ def outcome(status: int, answer: Any) -> tuple[bool, bool]:
     from the answer as sent without parsing it: a data API answer with errors ends with its
     `errors` list (`...]}`), a successful one with its data object (`...}}`)."""
     if isinstance(answer, bytes):
-        body = answer.rstrip()
+        # Only the answer's last bytes are looked at (no copy of a large body), except for a
+        # batch, whose items' errors can be anywhere.
         if status >= 400:
             error = True
-        elif body[:1] == b"[":
-            error = b'"errors":[' in body or b'"errors": [' in body
+        elif answer[:1] == b"[":
+            error = b'"errors":[' in answer or b'"errors": [' in answer
         else:
-            error = body.endswith(b"]}")
-        return error, error and _STORAGE_REFUSED.search(body) is not None
+            error = answer[-16:].rstrip().endswith(b"]}")
+        return error, error and _STORAGE_REFUSED.search(answer) is not None
     if isinstance(answer, dict):
         problems = answer.get("errors")
         codes = [e.get("code") for e in problems or () if isinstance(e, dict)]
@@ -174,3 +175,17 @@ def outcome(status: int, answer: Any) -> tuple[bool, bool]:
         problems = [i for i in answer if isinstance(i, dict) and i.get("errors")]
         return status >= 400 or bool(problems), False
     return status >= 400, False
+
+
+PROJECT_NOT_FOUND = 3016
+
+
+def unknown_service(answer: Any) -> bool:
+    """Whether an answer says the service does not exist: such requests are not counted, so
+    requests to made-up names cannot grow the tables (or `/metrics`) without bound."""
+    if not isinstance(answer, dict):
+        return False
+    problems = answer.get("errors")
+    return bool(problems) and any(
+        isinstance(e, dict) and e.get("code") == PROJECT_NOT_FOUND for e in problems
+    )

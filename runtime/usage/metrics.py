@@ -10,15 +10,23 @@ server's busiest `max_services` services get their own label; the rest are added
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from runtime import envelope
+from runtime.usage import report
 from runtime.usage.counter import BUCKETS, LATENCY_BOUNDS_MS, OTHER
+
+if TYPE_CHECKING:
+    from runtime.config import UsageConfig
+    from runtime.envelope import Send
+    from runtime.tenants import Tenant
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -115,3 +123,21 @@ def authorised(token: str | None, authorization: str | None) -> bool:
     if not authorization or not authorization.startswith("Bearer "):
         return False
     return hmac.compare_digest(authorization[len("Bearer ") :].encode(), token.encode())
+
+
+async def serve(
+    config: UsageConfig, tenant: Tenant, headers: dict[str, str], send: Send, request_id: str
+) -> None:
+    """`GET /metrics` on any host: 401 without the configured token, else the exposition of
+    the totals kept in `tenant`'s (the runtime's own server's) management schema."""
+    if not authorised(config.metrics_token, headers.get("authorization")):
+        answer = {"error": "GET /metrics needs `Authorization: Bearer <metrics.token>`"}
+        await envelope.respond_json(send, 401, answer, request_id, cors=False)
+        return
+
+    def read() -> list[tuple[Any, ...]]:
+        with tenant.pool.connection() as conn:
+            return report.totals(conn, tenant.management_schema)
+
+    body = await asyncio.to_thread(render, read, config.metrics_services)
+    await envelope.respond(send, 200, body, CONTENT_TYPE, request_id, cors=False)

@@ -190,6 +190,14 @@ def test_counts_from_the_management_api_and_metrics_match_a_known_mix(pair):
             break
     assert mix.storage_refused == 1, answer.body
 
+    # Requests to services that do not exist are not counted (made-up names cannot grow the
+    # tables); the same datamodel's other service is counted apart.
+    for runtime in (first, second):
+        assert (
+            runtime.post(f"/nope{secrets.token_hex(3)}/dev", NOTES).body["errors"][0]["code"]
+            == 3016
+        )
+
     found = wait_for(second, name, mix.requests)
     totals = found["totals"]
     series = found["series"]
@@ -232,6 +240,7 @@ def test_counts_from_the_management_api_and_metrics_match_a_known_mix(pair):
         }
         assert samples(text, f"{other}/dev")["refract_requests_total"] == 3
         assert "Notes" not in text  # operation names are never labels
+        assert 'service="nope' not in text
 
     summary = first.management(
         SUMMARY,
