@@ -191,6 +191,8 @@ def delete_project(_: Any, info: GraphQLResolveInfo, input: dict[str, Any]) -> d
         store.delete_project(conn, schema, pid)
         if not ctx.tenant.config.database.schema:
             conn.execute(f"DROP SCHEMA IF EXISTS {ident(ctx.tenant.service_schema(pid))} CASCADE")
+    if ctx.usage is not None and ctx.usage.tenant is not None:
+        ctx.usage.forget(ctx.tenant.config.name, pid)
     return {
         "project": project_view(found, last.datamodel if last else ""),
         "clientMutationId": input.get("clientMutationId"),

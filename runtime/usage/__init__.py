@@ -130,6 +130,12 @@ class UsageRecorder:
             raise
         self._failed = 0
 
+    def forget(self, server: str, project_id: str) -> None:
+        """Drop a deleted service's usage (`store.forget_service`), from a worker thread."""
+        assert self.tenant is not None
+        with self.tenant.pool.connection() as conn, conn.transaction():
+            store.forget_service(conn, self.schema, server, project_id)
+
     async def _prune(self) -> None:
         before = store.now() - timedelta(days=self.config.retention_days)
         await store.prune(await self._connection(), self.schema, before)

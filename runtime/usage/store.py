@@ -282,3 +282,24 @@ async def prune(conn: AsyncConnection, schema: str, before: datetime) -> None:
 
 def now() -> datetime:
     return datetime.now(UTC)
+
+
+_FORGET = """
+WITH minutes AS (
+  DELETE FROM {s}."UsageMinute" WHERE "server" = %(server)s AND "service" = %(service)s
+  RETURNING 1
+), operations AS (
+  DELETE FROM {s}."UsageOperation" WHERE "server" = %(server)s AND "service" = %(service)s
+  RETURNING 1
+), hours AS (
+  DELETE FROM {s}."UsageOperationHour" WHERE "server" = %(server)s AND "service" = %(service)s
+  RETURNING 1
+)
+DELETE FROM {s}."UsageDocument" WHERE "server" = %(server)s AND "service" = %(service)s
+"""
+
+
+def forget_service(conn: Connection, schema: str, server: str, service: str) -> None:
+    """Drop a deleted service's usage, so a new service of the same name starts from nothing.
+    Its running totals stay: Prometheus' counters must not go down."""
+    conn.execute(_q(_FORGET, schema), {"server": server, "service": service})

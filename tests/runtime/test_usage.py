@@ -369,3 +369,25 @@ def _histogram(stamps: list) -> list[int]:
     for index in range(len(stamps)):
         histogram[latency_bucket(0.004 * (index + 1))] += index + 1
     return histogram
+
+
+def test_a_deleted_service_leaves_no_usage_to_a_new_one_of_the_same_name(pair):
+    first, second = pair
+    name = f"del{secrets.token_hex(3)}"
+    path = service(first, name)
+    for runtime in (first, second):
+        assert "errors" not in runtime.post(path, NOTES).body
+    assert wait_for(first, name, 2)["totals"]["requests"] == 2
+
+    deleted = first.management(
+        "mutation($i: DeleteProjectInput!) { deleteProject(input: $i) { project { name } } }",
+        {"i": {"name": name, "stage": "dev"}},
+        management_token(),
+    )
+    assert "errors" not in deleted
+    service(second, name)
+
+    again = usage(first, name)
+    assert again["totals"]["requests"] == 0 and again["operations"] == []
+    # Prometheus' counters never go down: the running totals stay.
+    assert samples(scrape(first)[1], f"{name}/dev")["refract_requests_total"] == 2

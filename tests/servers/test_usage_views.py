@@ -13,11 +13,14 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import psycopg
 import pytest
 from django.test import Client
 from django.urls import reverse
+from psycopg import sql
 
 from servers import services
 from servers.models import Server, Service
@@ -33,15 +36,23 @@ NOTES = "query Notes { posts { id } }"
 
 @pytest.fixture(scope="session")
 def throttled_region(database, platform_keys, tmp_path_factory) -> Iterator[Runtime]:
-    """A sandbox region with the throttle on (Redis), trusting the platform's key."""
+    """A sandbox region with the throttle on (Redis), trusting the platform's key, on a
+    database of its own (the `region` fixture's runtime serves the same workspace's services
+    under the same names)."""
+    own = replace(database, database=f"{database.database}_throttled")
     config = {
         "managementPublicKey": platform_keys.public_pem,
-        "databases": {"default": database.prisma_config()},
+        "databases": {"default": own.prisma_config()},  # the runtime creates it
         "redisUrl": os.environ["REDIS_URL"],
         "sandbox": {"rate": RATE, "perSeconds": 1, "maxWaiting": 1},
     }
-    with run_runtime(config, tmp_path_factory.mktemp("throttled")) as running:
-        yield running
+    try:
+        with run_runtime(config, tmp_path_factory.mktemp("throttled")) as running:
+            yield running
+    finally:
+        with psycopg.connect(database.conninfo("postgres"), autocommit=True) as conn:
+            drop = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)")
+            conn.execute(drop.format(sql.Identifier(own.database)))
 
 
 @pytest.fixture
