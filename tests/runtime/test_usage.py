@@ -338,7 +338,9 @@ def test_hourly_rows_and_minute_rows_add_up_to_the_same_insights(database: Datab
     with database.connect() as conn:
         conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
         store.ensure_tables(conn, schema)
-        asyncio.run(flush())
+        # In a thread of its own: another test's Playwright may hold this thread's event loop.
+        with ThreadPoolExecutor(1) as pool:
+            pool.submit(asyncio.run, flush()).result()
         totals = [
             conn.execute(
                 sql.SQL('SELECT sum("count") FROM {}').format(sql.Identifier(schema, table))
