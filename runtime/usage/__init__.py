@@ -76,6 +76,9 @@ class UsageRecorder:
 
         await asyncio.to_thread(create)
         if self.enabled:
+            # The flush's connection opens now, not at the first flush: the process's set of
+            # connections is settled once it has started.
+            await self._connection()
             self._task = asyncio.create_task(self._run(), name="usage-flush")
 
     async def stop(self) -> None:
