@@ -8,6 +8,7 @@ the end. Runtimes are started with `python -m runtime` on a free loopback port a
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -17,10 +18,11 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import jwt
 import psycopg
@@ -294,3 +296,13 @@ def token() -> str:
 def service_name() -> str:
     """A fresh service name per test, so tests never see each other's projects."""
     return f"svc{secrets.token_hex(4)}"
+
+
+T = TypeVar("T")
+
+
+def run_async(work: Coroutine[Any, Any, T]) -> T:
+    """`asyncio.run` on a thread of its own: in a full run, a browser test's Playwright holds
+    the main thread's event loop, where `asyncio.run` refuses to start another."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, work).result()

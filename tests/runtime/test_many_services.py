@@ -5,7 +5,6 @@ wrong answer; a redeploy through one process reaches the others (within the stat
 
 from __future__ import annotations
 
-import asyncio
 import random
 import secrets
 import time
@@ -20,7 +19,7 @@ from runtime.config import parse_config
 from runtime.directory import ServiceDirectory
 from runtime.opencrud.executor import execute
 from runtime.tenants import Tenant
-from tests.runtime.conftest import Database, Runtime, management_token, run_runtime
+from tests.runtime.conftest import Database, Runtime, management_token, run_async, run_runtime
 from tests.runtime.management.test_management_api import add, deploy
 
 pytestmark = [pytest.mark.multiprocess]
@@ -220,7 +219,7 @@ def test_one_query_renews_every_busy_service_of_a_server(
         assert directory.cached(tenant, pids[other]) is not None  # used; `idle` is not
         clock.now += 1.0
         assert all(directory.cached(tenant, pid) is None for pid in pids.values())
-        entry, executed = asyncio.run(revalidate(pids[busy]))
+        entry, executed = run_async(revalidate(pids[busy]))
         assert executed == 1
         assert entry is not None and entry.api is first[busy].api
         renewed = directory.cached(tenant, pids[other])  # renewed by the same query
@@ -229,7 +228,7 @@ def test_one_query_renews_every_busy_service_of_a_server(
         # A redeploy of `other`: the next renewal leaves it for a load of the new revision.
         deploy(runtime, token, other, datamodel(5))
         clock.now += 1.5
-        entry, executed = asyncio.run(revalidate(pids[busy]))
+        entry, executed = run_async(revalidate(pids[busy]))
         assert entry is not None and executed == 1
         assert directory.cached(tenant, pids[other]) is None
         with tenant.pool.connection() as conn:

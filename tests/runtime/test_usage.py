@@ -26,6 +26,7 @@ from tests.runtime.conftest import (
     Response,
     Runtime,
     management_token,
+    run_async,
     run_runtime,
 )
 from tests.runtime.management.test_management_api import add, deploy
@@ -303,7 +304,6 @@ def test_without_metrics_in_the_config_get_metrics_is_a_service_endpoint(
 def test_hourly_rows_and_minute_rows_add_up_to_the_same_insights(database: Database):
     """Older hours of a window come from the hourly rows, its ends from the minute rows: the
     same requests read through either give the same figures. Written by the flush itself."""
-    import asyncio
     from datetime import UTC, datetime, timedelta
 
     import psycopg
@@ -338,9 +338,7 @@ def test_hourly_rows_and_minute_rows_add_up_to_the_same_insights(database: Datab
     with database.connect() as conn:
         conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
         store.ensure_tables(conn, schema)
-        # In a thread of its own: another test's Playwright may hold this thread's event loop.
-        with ThreadPoolExecutor(1) as pool:
-            pool.submit(asyncio.run, flush()).result()
+        run_async(flush())
         totals = [
             conn.execute(
                 sql.SQL('SELECT sum("count") FROM {}').format(sql.Identifier(schema, table))
