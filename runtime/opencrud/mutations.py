@@ -297,9 +297,11 @@ def run_mutation(
             except PrismaError as exc:
                 yield ROLLBACK
                 return error_body(exc.code, exc.message, request_id)
+        committed = False
         if sink is not None and writer.events:
-            yield from events.publish(sink, writer.events)
-        yield COMMIT
+            committed = yield from events.publish(sink, writer.events, commit=True)
+        if not committed:
+            yield COMMIT
     data = b"null" if null_data else b"{" + b",".join(parts) + b"}"
     if problems:
         return b'{"data":' + data + b',"errors":' + json.dumps(problems).encode() + b"}"

@@ -13,7 +13,10 @@ only ever touch the tables of the service the request is for.
 
 Drivers run statements on autocommit connections: a mutation opens its own transaction with
 `BEGIN` and ends it with `COMMIT` or `ROLLBACK`. Should the logic fail in an unexpected way while
-a transaction is open, the driver rolls it back before the error goes on.
+a transaction is open, the driver rolls it back before the error goes on. A statement marked
+`commit` is followed by COMMIT in the same round trip (its parameters bound by the driver as
+literals, escaped by the connection, and both sent as one simple query): the last statement of a
+mutation (its notification) costs no round trip of its own.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import psycopg
-from psycopg import AsyncConnection, AsyncCursor, Connection
+from psycopg import AsyncConnection, AsyncCursor, Connection, sql
 from psycopg.pq import ExecStatus, TransactionStatus
 
 from runtime.names import bind_schema
@@ -33,11 +36,14 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class Sql:
-    """One statement; with `many`, `params` is a sequence of parameter lists (executemany)."""
+    """One statement; with `many`, `params` is a sequence of parameter lists (executemany);
+    with `commit`, the transaction's COMMIT follows it in the same round trip (see the module's
+    docstring; `%s` are its only placeholders)."""
 
     query: str
     params: Sequence[Any] = ()
     many: bool = False
+    commit: bool = False
 
 
 @dataclass
@@ -88,6 +94,8 @@ def drive(steps: Steps[T], conn: Connection[Any], schema: str) -> T:
             try:
                 if command.many:
                     cursor.executemany(query, command.params)  # type: ignore[arg-type]
+                elif command.commit:
+                    cursor.execute(_then_commit(query, command.params, conn), prepare=False)
                 else:
                     cursor.execute(query, command.params)  # type: ignore[arg-type]
                 rows = cursor.fetchall() if _has_rows(cursor) else []
@@ -128,6 +136,8 @@ async def drive_async(
             try:
                 if command.many:
                     await cursor.executemany(query, command.params)  # type: ignore[arg-type]
+                elif command.commit:
+                    await cursor.execute(_then_commit(query, command.params, conn), prepare=False)
                 else:
                     await cursor.execute(query, command.params)  # type: ignore[arg-type]
                 rows = await cursor.fetchall() if _has_rows(cursor) else []
@@ -144,6 +154,16 @@ async def drive_async(
         if own_cursor:
             await cursor.close()
         steps.close()
+
+
+def _then_commit(query: str, params: Sequence[Any], conn: Any) -> bytes:
+    """`query` with its parameters as literals (the connection's escaping) and then COMMIT: a
+    simple query of two statements, one round trip. Without parameters psycopg sends it as it
+    is (the simple protocol, which runs several statements), so a `%` a literal holds stays.
+    Should the first statement fail, PostgreSQL skips the COMMIT and the transaction is left
+    failed, which the caller's error handling rolls back as for any failed statement."""
+    literals = tuple(sql.Literal(p).as_string(conn) for p in params)
+    return (query % literals + "; COMMIT").encode()
 
 
 def _has_rows(cursor: Any) -> bool:

@@ -95,17 +95,22 @@ def notifications(sink: EventSink, events: list[dict[str, Any]]) -> list[str]:
     return [f"{token}:{i}:{len(parts)}:{part}" for i, part in enumerate(parts)]
 
 
-def publish(sink: EventSink, events: list[dict[str, Any]]) -> Steps[None]:
-    """One statement inside the transaction, just before COMMIT; nothing without events."""
+def publish(sink: EventSink, events: list[dict[str, Any]], commit: bool = False) -> Steps[bool]:
+    """One statement inside the transaction, just before COMMIT; nothing without events. With
+    `commit`, the COMMIT goes in the same round trip (`steps.Sql.commit`); the value says whether
+    it did (False when there was nothing to publish)."""
     if not events:
-        return
+        return False
     payloads = notifications(sink, events)
     if len(payloads) == 1:  # the usual case; an array parameter costs an escaping pass
-        yield Sql("SELECT pg_notify(%s, %s)", [sink.channel, payloads[0]])
-        return
+        yield Sql("SELECT pg_notify(%s, %s)", [sink.channel, payloads[0]], commit=commit)
+        return commit
     yield Sql(
-        "SELECT count(pg_notify(%s, p)) FROM unnest(%s::text[]) AS p", [sink.channel, payloads]
+        "SELECT count(pg_notify(%s, p)) FROM unnest(%s::text[]) AS p",
+        [sink.channel, payloads],
+        commit=commit,
     )
+    return commit
 
 
 class Reassembler:
