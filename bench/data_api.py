@@ -37,6 +37,7 @@ import os
 import re
 import secrets
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -212,15 +213,18 @@ def scratch_database(url: str) -> Iterator[dict]:
 
 
 @contextlib.contextmanager
-def process(command: list[str], log: Path, **kwargs: object) -> Iterator[subprocess.Popen]:
+def process(
+    command: list[str], log: Path, stop: int = signal.SIGTERM, **kwargs: object
+) -> Iterator[subprocess.Popen]:
+    """A running command, stopped with `stop` (SIGINT lets cProfile write its profile)."""
     with log.open("w") as out:
         running = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, **kwargs)
     try:
         yield running
     finally:
-        running.terminate()
+        running.send_signal(stop)
         try:
-            running.wait(timeout=10)
+            running.wait(timeout=30)
         except subprocess.TimeoutExpired:
             running.kill()
 
@@ -354,6 +358,12 @@ def main() -> None:
     parser.add_argument(
         "--rows", nargs="+", choices=list(ROWS), default=list(ROWS), help="which rows to run"
     )
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        help="run this checkout's runtime under cProfile and write its profile here when it "
+        "stops (read it with pstats; the profiler slows the runtime, so its rows mean little)",
+    )
     args = parser.parse_args()
     require("wrk", "apt-get install -y wrk")
     require("pgbench", "apt-get install -y postgresql-client")
@@ -370,7 +380,12 @@ def main() -> None:
         runtime_env = {**env, "PRISMA_CONFIG": yaml.safe_dump(config)}
         command = [sys.executable, "-m", "runtime", "--host", "127.0.0.1", "--log-level", "warning",
                    "--workers", str(args.workers)]  # fmt: skip
-        with process(command, logs / "runtime.log", cwd=ROOT, env=runtime_env) as runtime:
+        profiled = command
+        if args.profile is not None:
+            profiled = [sys.executable, "-m", "cProfile", "-o", str(args.profile.resolve()),
+                        *command[1:]]  # fmt: skip
+        stop = signal.SIGINT if args.profile is not None else signal.SIGTERM
+        with process(profiled, logs / "runtime.log", stop, cwd=ROOT, env=runtime_env) as runtime:
             ours = f"http://127.0.0.1:{ours_port}/{SERVICE}/{STAGE}"
             wait_http(f"http://127.0.0.1:{ours_port}/status", runtime, "the runtime")
             management = f"http://127.0.0.1:{ours_port}/management"
