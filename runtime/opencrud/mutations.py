@@ -321,9 +321,11 @@ def _root_field(
     kind, model = root_mutations(service)[name]
     args = plain(compiler.arguments(nodes[0], definition))
     mutation = Mutation(writer)
+    created = False  # an update's nested writes could delete its own node (a self-relation)
     try:
         if kind == "create":
             node_id = yield from mutation.create(model, args.get("data") or {})
+            created = True
         elif kind == "update":
             node_id, previous = yield from writer.require_unique_before_write(model, args["where"])
             yield from mutation.update(model, node_id, args["data"], previous)
@@ -331,11 +333,12 @@ def _root_field(
             node_id = yield from writer.find_unique(model, args["where"])
             if node_id is None:
                 node_id = yield from mutation.create(model, args["create"])
+                created = True
             else:
                 yield from mutation.update(model, node_id, args["update"])
         elif kind == "delete":
             node_id, previous = yield from writer.require_unique_before_write(model, args["where"])
-            body = yield from _read_node(compiler, model, node_id, nodes, writer, limits)
+            body = yield from _read_node(compiler, model, node_id, nodes, writer, limits, True)
             yield from mutation.delete(model, node_id, previous)
             return body
         else:
@@ -354,7 +357,7 @@ def _root_field(
         ) from exc
     except pg_errors.DataError as exc:
         raise invalid_input(exc) from exc
-    return (yield from _read_node(compiler, model, node_id, nodes, writer, limits))
+    return (yield from _read_node(compiler, model, node_id, nodes, writer, limits, created))
 
 
 def _read_node(
@@ -364,13 +367,17 @@ def _read_node(
     nodes: list[FieldNode],
     writer: Writer,
     limits: RequestLimits,
+    exists: bool = False,
 ) -> Steps[bytes]:
+    """The node's JSON as the API answers it, read back in the transaction; with `exists` (a
+    node just created, or about to be deleted), an id-only selection is answered unread."""
     st = Statement()
     reader = ReadCompiler(
         compiler.api, compiler.graphql_schema, compiler.fragments, compiler.variables, st
     )
     fields = reader.sub_fields(nodes, model.name)
-    known = _known_answer(model, node_id, fields) if limits.response_bytes is None else None
+    plain = exists and limits.response_bytes is None
+    known = _known_answer(model, node_id, fields) if plain else None
     if known is not None:
         return known
     a = st.alias()
@@ -393,10 +400,11 @@ def _known_answer(
     model: ApiModel, node_id: Any, fields: dict[str, list[FieldNode]]
 ) -> bytes | None:
     """The node's JSON without reading it back, when the selection holds only what the request
-    already knows: its id field (the row exists: the request wrote or found it in this transaction)
-    and `__typename`. Creates that select `{ id }`, the common answer, save a statement. Only a
-    plain cuid-like ID, whose JSON text is the same whoever writes it; anything else is read.
-    Response keys are GraphQL names and model names identifiers: neither needs escaping."""
+    already knows: its id field (the row exists: the request created it, or found it just before
+    deleting it, in this transaction) and `__typename`. Creates that select `{ id }`, the common
+    answer, save a statement. Only a plain cuid-like ID, whose JSON text is the same whoever
+    writes it; anything else is read. Response keys are GraphQL names and model names
+    identifiers: neither needs escaping."""
     if model.id_field.type_name != "ID" or not isinstance(node_id, str):
         return None
     if _PLAIN_ID.fullmatch(node_id) is None:

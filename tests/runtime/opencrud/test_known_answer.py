@@ -64,14 +64,16 @@ def odd_ids(database: Database):  # type: ignore[no-untyped-def]
 
 
 def test_an_id_whose_json_is_not_plain_is_read_back(odd_ids: Service) -> None:
-    """A client's own id (quotes, non-ASCII) answers as PostgreSQL writes it."""
+    """A client's own id (quotes, a backslash, non-ASCII) answers as PostgreSQL writes it."""
     odd = 'q"uo\\te é'
-    odd_ids.insert("Odd", id=odd, name="n")
+    for id_ in (odd, "plain-id"):
+        odd_ids.insert("Odd", id=id_, name="n")
     odd_ids.conn.commit()
     read, answer = statements(
-        odd_ids,
-        f'mutation {{ updateOdd(where: {{id: {json.dumps(odd)}}}, data: {{name: "m"}}) {{ id }} }}',
+        odd_ids, f"mutation {{ deleteOdd(where: {{id: {json.dumps(odd)}}}) {{ id }} }}"
     )
-    assert answer == {"data": {"updateOdd": {"id": odd}}}
-    plain, answer = statements(odd_ids, 'mutation { createOdd(data: {name: "p"}) { id } }')
-    assert read == plain + 2  # the update finds its node, then reads it back
+    assert answer == {"data": {"deleteOdd": {"id": odd}}}
+    known, answer = statements(odd_ids, 'mutation { deleteOdd(where: {id: "plain-id"}) { id } }')
+    assert answer == {"data": {"deleteOdd": {"id": "plain-id"}}}
+    assert read == known + 1  # the read-back
+    assert odd_ids.table_rows("Odd", "id") == []
