@@ -24,8 +24,8 @@ error or a null node (an error answered fast times nothing).
 
 Between the reads and the creates, the SQL our runtime compiled for the list and single queries
 runs under pgbench: the limit, what PostgreSQL alone needs to build the same answers on the
-same data. Prints requests per second and p50/p99 latency per server and query, and the
-ratios.
+same data. Prints requests per second, p50/p99 latency and the server process's CPU time per
+request (the steadier figure on a shared machine) per server and query, and the ratios.
 """
 
 from __future__ import annotations
@@ -258,8 +258,28 @@ def run_wrk(url: str, body: str, seconds: int, connections: int) -> dict[str, fl
     return run_bodies(url, [{"query": body, "variables": variables}], seconds, connections)
 
 
-def run_bodies(url: str, bodies: list[Body], seconds: int, connections: int) -> dict[str, float]:
-    """wrk sending `bodies` in turn (placeholders filled per request, see ROWS)."""
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time a process has used so far (Linux `/proc`)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def run_bodies(
+    url: str, bodies: list[Body], seconds: int, connections: int, pid: int | None = None
+) -> dict[str, float]:
+    """wrk sending `bodies` in turn (placeholders filled per request, see ROWS); with `pid`,
+    also the CPU time that server process used per request (µs): on a shared machine, where
+    throughput follows whatever else runs, the steadier figure of what a request costs."""
+    before = cpu_seconds(pid) if pid is not None else 0.0
+    figures = _run_wrk_bodies(url, bodies, seconds, connections)
+    if pid is not None:
+        figures["cpu_us"] = (cpu_seconds(pid) - before) / max(figures["requests"], 1) * 1e6
+    return figures
+
+
+def _run_wrk_bodies(
+    url: str, bodies: list[Body], seconds: int, connections: int
+) -> dict[str, float]:
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
         templates = "{" + ", ".join(lua_string(json.dumps(b)) for b in bodies) + "}"
         script.write(WRK_SCRIPT % (templates, EXTRA_USERS - 1, EXTRA_USERS))
@@ -414,6 +434,7 @@ def main() -> None:
                 theirs = f"http://127.0.0.1:{theirs_port}/graphql"
                 wait_http(f"http://127.0.0.1:{theirs_port}/graphiql", postgraphile, "PostGraphile")
                 urls = {"runtime": ours, "PostGraphile": theirs}
+                pids = {"runtime": runtime.pid, "PostGraphile": postgraphile.pid}
                 if args.baseline is not None:
                     # The same project in the same database: the baseline reads it from there.
                     base_port = devstack.free_port()
@@ -425,6 +446,7 @@ def main() -> None:
                     )
                     wait_http(f"http://127.0.0.1:{base_port}/status", base, "the baseline")
                     urls["baseline"] = f"http://127.0.0.1:{base_port}/{SERVICE}/{STAGE}"
+                    pids["baseline"] = base.pid
                 results: dict[tuple[str, str], list[dict[str, float]]] = {}
 
                 def measure(name: str) -> None:
@@ -438,8 +460,9 @@ def main() -> None:
                         for label, url in urls.items():
                             run_bodies(url, bodies[label], 2, args.connections)  # warm-up
                             results.setdefault((name, label), []).append(
-                                run_bodies(url, bodies[label], args.seconds, args.connections)
-                            )
+                                run_bodies(url, bodies[label], args.seconds, args.connections,
+                                           pids[label])
+                            )  # fmt: skip
 
                 for name in READS:
                     if name in args.rows:
@@ -461,11 +484,15 @@ def main() -> None:
         f"(the median shown); 2,000 users with 20,000 posts, {EXTRA_USERS:,} more users; "
         f"runtime: {args.workers} process(es), PostGraphile: 1"
     )
-    print(f"{'request':15} {'server':13} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8}  rounds (req/s)")
+    print(f"{'request':15} {'server':13} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} "
+          f"{'CPU µs/req':>10}  rounds (req/s)")  # fmt: skip
     medians = {key: median(runs) for key, runs in results.items()}
+    cpu = {key: sorted(run["cpu_us"] for run in runs)[(len(runs) - 1) // 2]
+           for key, runs in results.items()}  # fmt: skip
     for (name, label), r in medians.items():
         rounds = ", ".join(f"{run['rps']:.0f}" for run in results[(name, label)])
-        print(f"{name:15} {label:13} {r['rps']:9.0f} {r['p50']:8.2f} {r['p99']:8.2f}  {rounds}")
+        print(f"{name:15} {label:13} {r['rps']:9.0f} {r['p50']:8.2f} {r['p99']:8.2f} "
+              f"{cpu[(name, label)]:10.0f}  {rounds}")  # fmt: skip
     for name in ROWS:
         if name not in args.rows:
             continue
@@ -478,7 +505,9 @@ def main() -> None:
             base = medians[(name, "baseline")]["rps"]
             line += (
                 f"; baseline/PostGraphile {base / medians[(name, 'PostGraphile')]['rps']:.2f}x, "
-                f"runtime/baseline {medians[(name, 'runtime')]['rps'] / base:.2f}x"
+                f"runtime/baseline {medians[(name, 'runtime')]['rps'] / base:.2f}x, "
+                f"CPU per request runtime/baseline "
+                f"{cpu[(name, 'runtime')] / cpu[(name, 'baseline')]:.2f}x"
             )
         print(line)
 
