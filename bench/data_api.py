@@ -196,6 +196,19 @@ def post(url: str, payload: dict) -> dict:
         return json.loads(answer.read())
 
 
+def deploy_bench_service(management: str) -> None:
+    """Add the bench service (`bench/dev`) and deploy DATAMODEL to it, through the runtime's
+    management API at `management` (a runtime without a management secret)."""
+    add = 'mutation { addProject(input: {name: "bench", stage: "dev"}) { project { name } } }'
+    post(management, {"query": add})
+    deploy = post(management, {
+        "query": "mutation($types: String!) { deploy(input: {name: \"bench\", "
+                 "stage: \"dev\", types: $types}) { errors { description } } }",
+        "variables": {"types": DATAMODEL},
+    })  # fmt: skip
+    assert deploy["data"]["deploy"]["errors"] == [], deploy
+
+
 @contextlib.contextmanager
 def scratch_database(url: str) -> Iterator[dict]:
     params = conninfo_to_dict(url)
@@ -409,16 +422,7 @@ def main() -> None:
             ours = f"http://127.0.0.1:{ours_port}/{SERVICE}/{STAGE}"
             wait_http(f"http://127.0.0.1:{ours_port}/status", runtime, "the runtime")
             management = f"http://127.0.0.1:{ours_port}/management"
-            add = (
-                'mutation { addProject(input: {name: "bench", stage: "dev"}) { project { name } } }'
-            )
-            post(management, {"query": add})
-            deploy = post(management, {
-                "query": "mutation($types: String!) { deploy(input: {name: \"bench\", "
-                         "stage: \"dev\", types: $types}) { errors { description } } }",
-                "variables": {"types": DATAMODEL},
-            })  # fmt: skip
-            assert deploy["data"]["deploy"]["errors"] == [], deploy
+            deploy_bench_service(management)
             seed(conninfo)
             with psycopg.connect(conninfo) as conn:
                 schema_json = conn.execute(

@@ -39,10 +39,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.data_api import (  # noqa: E402 - reused, not copied
-    DATAMODEL,
     OURS,
+    deploy_bench_service,
     median,
-    post,
     process,
     require,
     run_wrk,
@@ -128,16 +127,7 @@ def throughput(seconds: int, rounds: int, connections: int) -> None:
                 urls[label] = f"http://127.0.0.1:{port}/bench/dev"
                 pids[label] = running.pid
             management = f"http://127.0.0.1:{ports['counting']}/management"
-            add = (
-                'mutation { addProject(input: {name: "bench", stage: "dev"}) { project { name } } }'
-            )
-            post(management, {"query": add})
-            deploy = post(management, {
-                "query": "mutation($types: String!) { deploy(input: {name: \"bench\", "
-                         "stage: \"dev\", types: $types}) { errors { description } } }",
-                "variables": {"types": DATAMODEL},
-            })  # fmt: skip
-            assert deploy["data"]["deploy"]["errors"] == [], deploy
+            deploy_bench_service(management)
             seed(conninfo)
             results: dict[tuple[str, str], list[dict[str, float]]] = {}
             for query in ("single", "list"):

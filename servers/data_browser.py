@@ -20,12 +20,11 @@ from typing import Any
 
 from django.http import Http404, HttpRequest
 
-from accounts import audit
 from accounts.models import AuditAction, Role, User, get_membership
 from runtime.datamodel import parse_datamodel
 from runtime.datamodel.schema import Field, Model, Schema
 from runtime.opencrud.naming import camel_case, plural
-from servers.deploys import service_token
+from servers.deploys import audit_service, service_token
 from servers.management_api import ManagementClient, PrismaError, ServerUnreachable
 from servers.models import Service
 
@@ -379,17 +378,7 @@ def _audit(
     request: HttpRequest | None,
     **extra: object,
 ) -> None:
-    audit.record(
-        action,
-        request=request,
-        actor=user,
-        workspace=service.server.workspace,
-        service=str(service.id),
-        name=f"{service.name}/{service.stage}",
-        model=model.name,
-        row=str(row_id),
-        **extra,
-    )
+    audit_service(action, user, service, request, model=model.name, row=str(row_id), **extra)
 
 
 def create_row(

@@ -109,9 +109,10 @@ def service_token(service: Service, ttl: int = 7 * 24 * 3600) -> str:
     return jwt.encode(claims, secret, algorithm="HS256")
 
 
-def _audit(
+def audit_service(
     action: str, user: User | None, service: Service, request: HttpRequest | None, **extra: object
 ) -> None:
+    """An audit event about a service: its workspace, id and name/stage, and `extra`."""
     audit.record(
         action,
         request=request,
@@ -129,7 +130,7 @@ def issue_service_token(user: User, service: Service, *, request: HttpRequest | 
     if service.status == Service.Status.DELETING:
         raise ValueError("The service is being deleted.")
     token = service_token(service)
-    _audit(AuditAction.SERVICE_TOKEN_ISSUED, user, service, request)
+    audit_service(AuditAction.SERVICE_TOKEN_ISSUED, user, service, request)
     return token
 
 
@@ -217,7 +218,7 @@ def create_service(
         raise ValidationError(
             {"name": f"{server.name} already has a service {name} with stage {stage}."}
         ) from None
-    _audit(AuditAction.SERVICE_CREATED, user, service, request, server=str(server.id))
+    audit_service(AuditAction.SERVICE_CREATED, user, service, request, server=str(server.id))
     deploy = _queue(user, service, datamodel, source=source)
     token = service_token(service) if protect else ""
     return NewService(service, deploy, token)
@@ -264,7 +265,7 @@ def request_deploy(
         user, service, validate_datamodel(datamodel), source=source, force=force, dry_run=dry_run
     )
     if not dry_run:
-        _audit(
+        audit_service(
             AuditAction.DEPLOY_REQUESTED, user, service, request, deploy=str(deploy.id), force=force
         )
     return deploy
@@ -292,7 +293,7 @@ def redeploy(
             }
         )
     again = _queue(user, service, deploy.datamodel, source=source, force=force, redeploy_of=deploy)
-    _audit(
+    audit_service(
         AuditAction.DEPLOY_REQUESTED,
         user,
         service,
@@ -341,7 +342,9 @@ def cancel_deploy(user: User, deploy: Deploy, *, request: HttpRequest | None = N
         status=Deploy.Status.CANCELLED, reason=reason, finished_at=timezone.now(), claim_id=None
     )
     deploy.refresh_from_db()
-    _audit(AuditAction.DEPLOY_CANCELLED, user, deploy.service, request, deploy=str(deploy.id))
+    audit_service(
+        AuditAction.DEPLOY_CANCELLED, user, deploy.service, request, deploy=str(deploy.id)
+    )
     wake_next(deploy.service_id)
     return deploy
 
@@ -364,7 +367,7 @@ def delete_service(user: User, service: Service, *, request: HttpRequest | None 
         finished_at=timezone.now(),
     )
     service.status = Service.Status.DELETING
-    _audit(AuditAction.SERVICE_DELETED, user, service, request)
+    audit_service(AuditAction.SERVICE_DELETED, user, service, request)
     from servers.tasks import delete_service as task
 
     service_id = str(service.id)
@@ -385,7 +388,7 @@ def record_cli_service(user: User, server: Server, name: str, stage: str) -> Ser
         defaults={"origin": Service.Origin.CLI, "created_by": user, "status": Service.Status.NEW},
     )
     if created:
-        _audit(
+        audit_service(
             AuditAction.SERVICE_CREATED, user, service, None, server=str(server.id), origin="cli"
         )
     from servers.tasks import reconcile_service
