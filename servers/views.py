@@ -34,6 +34,38 @@ def _regions_free(membership: Membership) -> list[str]:
 
 
 @workspace_view()
+def workspace_overview(request: HttpRequest, membership: Membership) -> HttpResponse:
+    """The workspace at a glance: its servers with their status, and its services with their
+    requests over 24 h and storage (filled in by the same usage call as the Services tab, which
+    also warns of a sandbox service near its cap or throttled)."""
+    workspace = membership.workspace
+    servers = list(
+        Server.objects.for_user(request.user)
+        .filter(workspace=workspace)
+        .select_related("workspace")
+        .order_by("name")
+    )
+    services_ = list(
+        Service.objects.for_user(request.user)
+        .filter(server__workspace=workspace)
+        .exclude(status=Service.Status.DELETING)
+        .select_related("server__workspace")
+        .order_by("name", "stage", "server__name")
+    )
+    return render(
+        request,
+        "workspaces/overview.html",
+        {
+            "membership": membership,
+            "workspace": workspace,
+            "servers": servers,
+            "services": services_,
+            "member_count": workspace.memberships.count(),
+        },
+    )
+
+
+@workspace_view()
 def server_list(request: HttpRequest, membership: Membership) -> HttpResponse:
     workspace = membership.workspace
     servers = (

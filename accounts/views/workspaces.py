@@ -78,20 +78,6 @@ def workspace_create(request: HttpRequest) -> HttpResponse:
 
 
 @workspace_view()
-def workspace_overview(request: HttpRequest, membership: Membership) -> HttpResponse:
-    workspace = membership.workspace
-    return render(
-        request,
-        "workspaces/overview.html",
-        {
-            "membership": membership,
-            "workspace": workspace,
-            "member_count": workspace.memberships.count(),
-        },
-    )
-
-
-@workspace_view()
 def workspace_members(request: HttpRequest, membership: Membership) -> HttpResponse:
     workspace = membership.workspace
     form = InviteForm(request.POST or None)

@@ -96,6 +96,16 @@ def test_the_service_page_graphs_the_usage_and_shows_the_throttling(
     expect(row.get_by_test_id("throttled-warning")).to_be_visible()
     expect(row.get_by_test_id("usage-storage")).to_contain_text("MB of 100 MB")
 
+    # The workspace overview: the same figures at a glance, beside the servers.
+    page.wait_for_timeout(PAUSE)
+    page.get_by_role("navigation", name="Workspace").get_by_role("link", name="Overview").click()
+    expect(page.get_by_test_id("overview-servers")).to_contain_text(service.server.name)
+    expect(page.get_by_text("No servers yet")).to_have_count(0)
+    row = page.get_by_test_id("overview-services").locator(f'tr[data-service-id="{service.id}"]')
+    expect(row.get_by_test_id("usage-requests")).to_contain_text("9")
+    expect(row.get_by_test_id("throttled-warning")).to_be_visible()
+    expect(row.get_by_test_id("usage-storage")).to_contain_text("MB of 100 MB")
+
     stranger = new_page()
     sign_in(stranger, outsider.email)
     for url in (f"/w/acme/services/{service.id}/", usage_url(service)):

@@ -149,7 +149,17 @@ def test_a_member_reads_the_graphs_throttling_and_operations_of_a_service(
     assert summary["services"][str(twin.id)]["storageBytes"] > 0
     assert summary["services"][str(twin.id)]["nearCap"] is False
 
+    # The overview lists the workspace's servers and services (the figures come from the same
+    # summary, in the browser), a stranger gets 404.
+    overview = member_client.get(reverse("accounts:workspace", args=["acme"])).content.decode()
+    assert service.server.name in overview and "No servers yet" not in overview
+    assert (
+        f'data-service-id="{service.id}"' in overview and f'data-service-id="{twin.id}"' in overview
+    )
+    assert reverse("servers:services-usage", args=["acme"]) in overview
+
     # Strangers see nothing, not even that the service exists.
+    assert outsider_client.get(reverse("accounts:workspace", args=["acme"])).status_code == 404
     assert outsider_client.get(usage_url(service)).status_code == 404
     assert outsider_client.get(reverse("servers:services-usage", args=["acme"])).status_code == 404
     html = member_client.get(reverse("servers:service", args=["acme", service.id])).content
