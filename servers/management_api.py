@@ -84,6 +84,30 @@ class PrismaError(ManagementError):
         super().__init__(f"{message} (code {self.code})" if self.code else message)
 
 
+def _send(
+    where: str, method: str, body: bytes | None, headers: dict[str, str], timeout: float | None
+) -> tuple[int, bytes]:
+    """One HTTP request to a server: its status and at most MAX_ANSWER_BYTES + 1 bytes of its
+    answer (an error status still carries one: Prisma answers GraphQL errors with 200, other
+    statuses may carry them too); `ServerUnreachable`, in words, when there is no answer."""
+    request = urllib.request.Request(  # noqa: S310 - origins are validated http(s)
+        where, data=body, headers=headers, method=method
+    )
+    if timeout is None:
+        timeout = settings.SERVER_MANAGEMENT_TIMEOUT
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as answer:  # noqa: S310
+            return answer.status, answer.read(MAX_ANSWER_BYTES + 1)
+    except urllib.error.HTTPError as error:
+        return error.code, error.read(MAX_ANSWER_BYTES + 1)
+    except TimeoutError:
+        raise ServerUnreachable(f"{where} did not answer within {timeout} s") from None
+    except urllib.error.URLError as error:
+        raise ServerUnreachable(f"cannot connect to {where}: {error.reason}") from None
+    except (OSError, ValueError) as error:
+        raise ServerUnreachable(f"cannot connect to {where}: {error}") from None
+
+
 @dataclass
 class ManagementClient:
     """Calls one server's management API at `<origin>/management`, with `token` as Bearer."""
@@ -106,23 +130,7 @@ class ManagementClient:
         if self.host:
             headers["Host"] = self.host
         where = f"{self.origin}{self.path}"
-        request = urllib.request.Request(  # noqa: S310 - the origin is validated http(s)
-            where, data=body, headers=headers, method="POST"
-        )
-        timeout = self.timeout if self.timeout is not None else settings.SERVER_MANAGEMENT_TIMEOUT
-        try:
-            with urllib.request.urlopen(request, timeout=timeout) as answer:  # noqa: S310
-                status, raw = answer.status, answer.read(MAX_ANSWER_BYTES + 1)
-        except urllib.error.HTTPError as error:
-            # Prisma answers GraphQL errors with 200; other statuses may still carry them.
-            status, raw = error.code, error.read(MAX_ANSWER_BYTES + 1)
-        except TimeoutError:
-            raise ServerUnreachable(f"{where} did not answer within {timeout} s") from None
-        except urllib.error.URLError as error:
-            reason = error.reason
-            raise ServerUnreachable(f"cannot connect to {where}: {reason}") from None
-        except (OSError, ValueError) as error:
-            raise ServerUnreachable(f"cannot connect to {where}: {error}") from None
+        status, raw = _send(where, "POST", body, headers, self.timeout)
         if len(raw) > MAX_ANSWER_BYTES:
             raise ServerUnreachable(f"{where} answered more than {MAX_ANSWER_BYTES} bytes")
         # A 5xx page is a proxy or gateway telling that what is behind it is down (transient);
@@ -259,21 +267,7 @@ class OperatorClient:
         if data is not None:
             headers["Content-Type"] = "application/json"
         where = f"{self.origin}{path}"
-        request = urllib.request.Request(  # noqa: S310 - a configured http(s) origin
-            where, data=data, headers=headers, method=method
-        )
-        timeout = self.timeout if self.timeout is not None else settings.SERVER_MANAGEMENT_TIMEOUT
-        try:
-            with urllib.request.urlopen(request, timeout=timeout) as answer:  # noqa: S310
-                status, raw = answer.status, answer.read(MAX_ANSWER_BYTES + 1)
-        except urllib.error.HTTPError as error:
-            status, raw = error.code, error.read(MAX_ANSWER_BYTES + 1)
-        except TimeoutError:
-            raise ServerUnreachable(f"{where} did not answer within {timeout} s") from None
-        except urllib.error.URLError as error:
-            raise ServerUnreachable(f"cannot connect to {where}: {error.reason}") from None
-        except (OSError, ValueError) as error:
-            raise ServerUnreachable(f"cannot connect to {where}: {error}") from None
+        status, raw = _send(where, method, data, headers, self.timeout)
         try:
             document = json.loads(raw[:MAX_ANSWER_BYTES])
         except ValueError:
