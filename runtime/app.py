@@ -362,14 +362,59 @@ class RuntimeApp:
                 send, 413, envelope.message_only(message), request_id, cors=cors
             )
             return
+        status, answer, extra_headers = await self._post(
+            tenant, path, headers, body, request_id, receive
+        )
+        await envelope.respond_json(send, status, answer, request_id, extra_headers, cors=cors)
+
+    async def fast_post(
+        self, path: str, headers: list[tuple[bytes, bytes]], body: bytes, receive: Receive
+    ) -> tuple[int, Any, list[tuple[bytes, bytes]], str] | None:
+        """A service request whose whole (small) body the HTTP layer has read already
+        (`runtime.http`): the status, answer, extra headers and request id, without ASGI's
+        messages. None for anything else (the management API, other routes, registered servers,
+        bodies over the server's limit): the request then goes the ASGI way."""
+        if path.rstrip("/") == "/management" or is_operator_path(path):
+            return None
+        route = service_route(path)
+        if route is None or route[2] is not None:
+            return None
+        host = b""
+        authorization = None
+        for name, value in headers:
+            if name == b"host":
+                host = value
+            elif name == b"authorization":
+                authorization = value.decode("latin-1")
+        server = self._server_for_host(host.decode("latin-1"))
+        tenant = self.tenants.get(server.name) if server is not None else None
+        if tenant is None or len(body) > tenant.config.limits.request_bytes:
+            return None
+        request_id = f"{self.request_prefix}:{cuid()}"
+        fields = {"authorization": authorization} if authorization is not None else {}
+        status, answer, extra = await self._post(tenant, path, fields, body, request_id, receive)
+        return status, answer, extra, request_id
+
+    async def _post(
+        self,
+        tenant: Tenant,
+        path: str,
+        headers: dict[str, str],
+        body: bytes,
+        request_id: str,
+        receive: Receive,
+    ) -> tuple[int, Any, list[tuple[bytes, bytes]]]:
+        """A POST to the management API or a service endpoint, its body read: parsed,
+        throttled on a sandbox, run (on the loop or a worker thread) and counted."""
+        server = tenant.config
+        is_management = path.rstrip("/") == "/management"
+        extra_headers: list[tuple[bytes, bytes]] = []
         try:
             payload = json.loads(body or b"null")
         except ValueError:
             answer = {"errors": [{"message": "The request body is not valid JSON.", "code": 1001}]}
-            await envelope.respond_json(send, 400, answer, request_id, cors=cors)
-            return
+            return 400, answer, extra_headers
         authorization = headers.get("authorization")
-        extra_headers: list[tuple[bytes, bytes]] = []
         route = None if is_management else service_route(path)
         sandbox = self.sandboxes.get(server.name)
         delay_ms = 0
@@ -381,10 +426,7 @@ class RuntimeApp:
                 delay_ms = await sandbox.admit(store.project_id(route[0], route[1]), operations)
             except Throttled as exc:
                 self._count(server, route, payload, 200, None, 0.0, 0, refused=True)
-                await envelope.respond_json(
-                    send, 200, exc.answer(request_id), request_id, [throttled_by(0)]
-                )
-                return
+                return 200, exc.answer(request_id), [throttled_by(0)]
             extra_headers.append(throttled_by(delay_ms))
         started = time.perf_counter()
         watch = self.watches.watch(receive) if route is not None else None
@@ -421,7 +463,7 @@ class RuntimeApp:
         if route is not None:
             latency = time.perf_counter() - started
             self._count(server, route, payload, status, answer, latency, delay_ms)
-        await envelope.respond_json(send, status, answer, request_id, extra_headers, cors=cors)
+        return status, answer, extra_headers
 
     def _count(
         self,
@@ -619,7 +661,7 @@ class RuntimeApp:
             try:
                 if watch is not None:
                     watch.attach(conn)
-                status, body = await drive_async(steps, conn, service.schema_sql, pool.cursor(conn))
+                status, body = await drive_async(steps, conn, service.schema_sql)
                 break
             except psycopg.OperationalError:
                 if not conn.broken or attempt == 2 or mutation_fields(request.api, request.payload):

@@ -18,8 +18,7 @@ from collections import deque
 from collections.abc import Coroutine
 from typing import Any
 
-from psycopg import AsyncConnection, AsyncCursor
-from psycopg.pq import TransactionStatus
+from runtime.wire import LoopConnection, LoopCursor
 
 log = logging.getLogger("runtime")
 
@@ -36,9 +35,9 @@ class LoopPool:
         self.max_size = max_size
         self.timeout = timeout
         self.size = 0  # connections open or being opened
-        self.idle: list[AsyncConnection[Any]] = []
-        self.cursors: dict[AsyncConnection[Any], AsyncCursor[Any]] = {}
-        self.waiters: deque[asyncio.Future[AsyncConnection[Any]]] = deque()
+        self.idle: list[LoopConnection] = []
+        self.cursors: dict[LoopConnection, LoopCursor] = {}
+        self.waiters: deque[asyncio.Future[LoopConnection]] = deque()
         self.closed = False
         self.tasks: set[asyncio.Task[None]] = set()
 
@@ -46,7 +45,7 @@ class LoopPool:
         """Open the first connection now, so a bad address fails the start, not a request."""
         self.put(await self._connect())
 
-    async def get(self) -> AsyncConnection[Any]:
+    async def get(self) -> LoopConnection:
         if self.closed:
             raise PoolTimeout("the pool is closed")
         if self.idle:
@@ -54,7 +53,7 @@ class LoopPool:
         if self.size < self.max_size:
             return await self._connect()
         loop = asyncio.get_running_loop()
-        waiter: asyncio.Future[AsyncConnection[Any]] = loop.create_future()
+        waiter: asyncio.Future[LoopConnection] = loop.create_future()
         self.waiters.append(waiter)
         timer = loop.call_later(self.timeout, _expire, waiter, self.timeout)
         try:
@@ -67,17 +66,17 @@ class LoopPool:
         finally:
             timer.cancel()
 
-    def cursor(self, conn: AsyncConnection[Any]) -> AsyncCursor[Any]:
+    def cursor(self, conn: LoopConnection) -> LoopCursor:
         """The connection's own cursor, kept with it: making one per request costs more CPU
         than the statement's parameters."""
         cursor = self.cursors.get(conn)
         if cursor is None:
-            cursor = self.cursors[conn] = conn.cursor()
+            cursor = self.cursors[conn] = LoopCursor(conn)
         return cursor
 
-    def put(self, conn: AsyncConnection[Any]) -> None:
+    def put(self, conn: LoopConnection) -> None:
         """Give a connection back; a connection no longer fit for reads is closed and replaced."""
-        if self.closed or conn.broken or conn.info.transaction_status != TransactionStatus.IDLE:
+        if self.closed or not conn.idle:
             self.discard(conn)
             return
         while self.waiters:
@@ -87,7 +86,7 @@ class LoopPool:
                 return
         self.idle.append(conn)
 
-    def discard(self, conn: AsyncConnection[Any]) -> None:
+    def discard(self, conn: LoopConnection) -> None:
         """Close a borrowed connection instead of giving it back (a broken one, or one that a
         late cancel request may still reach); a waiting request gets a new one."""
         dropped = [conn]
@@ -117,10 +116,10 @@ class LoopPool:
         self.tasks.add(task)  # a task only weakly referenced by the loop could vanish
         task.add_done_callback(self.tasks.discard)
 
-    async def _connect(self) -> AsyncConnection[Any]:
+    async def _connect(self) -> LoopConnection:
         self.size += 1
         try:
-            return await AsyncConnection.connect(self.conninfo, autocommit=True)
+            return await LoopConnection.connect(self.conninfo)
         except BaseException:
             self.size -= 1
             raise
@@ -145,6 +144,6 @@ def _expire(waiter: asyncio.Future[Any], timeout: float) -> None:
         waiter.set_exception(PoolTimeout(f"no database connection came free within {timeout:g} s"))
 
 
-async def _close(conn: AsyncConnection[Any]) -> None:
+async def _close(conn: LoopConnection) -> None:
     with contextlib.suppress(Exception):
         await conn.close()

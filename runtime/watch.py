@@ -24,7 +24,9 @@ import threading
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from psycopg import AsyncConnection, Connection
+from psycopg import Connection
+
+from runtime.wire import LoopConnection
 
 log = logging.getLogger("runtime")
 
@@ -71,12 +73,12 @@ class ClientWatch:
         self._receive = receive
         self._watches = watches
         self._lock = threading.Lock()  # the worker threads attach their connections
-        self._conn: Connection[Any] | AsyncConnection[Any] | None = None
+        self._conn: Connection[Any] | LoopConnection | None = None
         self.gone = False
         self.seen = False  # by a sweep: at the next one, the request has run long enough
         self._task: asyncio.Task[None] | None = None
 
-    def attach(self, conn: Connection[Any] | AsyncConnection[Any]) -> None:
+    def attach(self, conn: Connection[Any] | LoopConnection) -> None:
         """The connection now runs the request's statements (raises `ClientGone`)."""
         with self._lock:
             if self.gone:
@@ -107,10 +109,10 @@ class ClientWatch:
             conn = self._conn
         while conn is not None:
             try:
-                if isinstance(conn, AsyncConnection):
-                    await conn.cancel_safe(timeout=5)
-                else:
+                if isinstance(conn, Connection):
                     await asyncio.to_thread(conn.cancel_safe, timeout=5)
+                else:
+                    await conn.cancel_safe(timeout=5)
             except Exception as exc:  # the request goes on; the statement timeout still holds
                 log.warning("could not cancel the statement of a departed client: %s", exc)
             await asyncio.sleep(CANCEL_EVERY_SECONDS)

@@ -21,15 +21,16 @@ mutation (its notification) costs no round trip of its own.
 
 from __future__ import annotations
 
-from collections.abc import Generator, Sequence
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import psycopg
-from psycopg import AsyncConnection, AsyncCursor, Connection, sql
+from psycopg import Connection, sql
 from psycopg.pq import ExecStatus, TransactionStatus
 
 from runtime.names import bind_schema
+from runtime.wire import LoopConnection
 
 T = TypeVar("T")
 
@@ -95,7 +96,8 @@ def drive(steps: Steps[T], conn: Connection[Any], schema: str) -> T:
                 if command.many:
                     cursor.executemany(query, command.params)  # type: ignore[arg-type]
                 elif command.commit:
-                    cursor.execute(_then_commit(query, command.params, conn), prepare=False)
+                    text = _then_commit(query, command.params, lambda p: _literal(p, conn))
+                    cursor.execute(text, prepare=False)
                 else:
                     cursor.execute(query, command.params)  # type: ignore[arg-type]
                 rows = cursor.fetchall() if _has_rows(cursor) else []
@@ -113,18 +115,13 @@ def drive(steps: Steps[T], conn: Connection[Any], schema: str) -> T:
         steps.close()
 
 
-async def drive_async(
-    steps: Steps[T],
-    conn: AsyncConnection[Any],
-    schema: str,
-    cursor: AsyncCursor[Any] | None = None,
-) -> T:
-    """Run `steps` for one service (`schema` as for `drive`), on an autocommit asyncio
-    connection (with its cursor, when it keeps one)."""
+async def drive_async(steps: Steps[T], conn: LoopConnection, schema: str) -> T:
+    """Run `steps` for one service (`schema` as for `drive`), on an event-loop connection
+    (`runtime.wire`). A `BEGIN` is held back and sent with the statement that follows it: a
+    mutation's first round trip opens its transaction and runs its first statement."""
     error: Exception | None = None
     result: Result | None = None  # a generator starts on None
-    own_cursor = cursor is None
-    cursor = conn.cursor() if cursor is None else cursor
+    begin = False
     try:
         while True:
             try:
@@ -132,40 +129,50 @@ async def drive_async(
             except StopIteration as stop:
                 return stop.value  # type: ignore[no-any-return]
             error = None
+            if command.query == "BEGIN" and not begin:
+                begin = True
+                result = Result([], -1)
+                continue
             query = bind_schema(command.query, schema)
             try:
                 if command.many:
-                    await cursor.executemany(query, command.params)  # type: ignore[arg-type]
+                    done = await conn.executemany(query, command.params, begin=begin)
                 elif command.commit:
-                    await cursor.execute(_then_commit(query, command.params, conn), prepare=False)
+                    text = _then_commit(query, command.params, conn.literal)
+                    done = await conn.simple(b"BEGIN; " + text if begin else text)
                 else:
-                    await cursor.execute(query, command.params)  # type: ignore[arg-type]
-                rows = await cursor.fetchall() if _has_rows(cursor) else []
-                result = Result(rows, cursor.rowcount)
+                    done = await conn.execute(query, command.params, begin=begin)
+                result = Result(done.rows, done.rowcount)
             except psycopg.Error as exc:
                 if conn.broken:
                     raise
                 error = exc
+            begin = False
     except BaseException:
-        if not conn.closed and conn.info.transaction_status != TransactionStatus.IDLE:
-            await conn.execute("ROLLBACK")
+        if not conn.closed and conn.transaction_status in _OPEN:
+            await conn.simple(b"ROLLBACK")
         raise
     finally:
-        if own_cursor:
-            await cursor.close()
         steps.close()
 
 
-def _then_commit(query: str, params: Sequence[Any], conn: Any) -> bytes:
+_OPEN = (TransactionStatus.INTRANS, TransactionStatus.INERROR)
+
+
+def _then_commit(query: str, params: Sequence[Any], literal: Callable[[Any], str]) -> bytes:
     """`query` with its parameters as literals (the connection's escaping) and then COMMIT: a
     simple query of two statements, one round trip. Without parameters psycopg sends it as it
     is (the simple protocol, which runs several statements), so a `%` a literal holds stays.
     Should the first statement fail, PostgreSQL skips the COMMIT and the transaction is left
     failed, which the caller's error handling rolls back as for any failed statement."""
-    literals = tuple(sql.Literal(p).as_string(conn) for p in params)
+    literals = tuple(literal(p) for p in params)
     return (query % literals + "; COMMIT").encode()
 
 
 def _has_rows(cursor: Any) -> bool:
     """Whether the last statement returned rows (cheaper than building `description`)."""
     return cursor.pgresult is not None and cursor.pgresult.status == ExecStatus.TUPLES_OK
+
+
+def _literal(value: Any, conn: Connection[Any]) -> str:
+    return sql.Literal(value).as_string(conn)

@@ -13,6 +13,7 @@ import pytest
 
 from runtime.loop_pool import LoopPool, PoolTimeout
 from runtime.opencrud.steps import BEGIN, COMMIT, Sql, Steps, drive, drive_async
+from runtime.wire import LoopConnection
 from tests.runtime.conftest import Database
 
 T = TypeVar("T")
@@ -25,7 +26,7 @@ def run(body: Callable[[], Awaitable[T]]) -> T:
         return pool.submit(asyncio.run, body()).result()  # type: ignore[arg-type]
 
 
-def backend_pid(conn: psycopg.AsyncConnection[Any]) -> int:
+def backend_pid(conn: LoopConnection) -> int:
     return conn.info.backend_pid
 
 
@@ -91,7 +92,7 @@ def test_a_broken_connection_is_replaced_and_the_idle_ones_dropped(database: Dat
         assert pool.size == 0 and pool.idle == []  # likely all dead after a restart
         fresh = await pool.get()
         assert fresh not in (a, b, c)
-        assert await (await fresh.execute("SELECT 41 + 1")).fetchone() == (42,)
+        assert (await fresh.execute("SELECT 41 + 1")).rows == [(42,)]
         pool.put(fresh)
         await pool.close()
 
@@ -111,7 +112,7 @@ def test_a_waiter_gets_a_new_connection_when_the_one_it_waited_for_breaks(databa
         pool.put(only)
         replacement = await asyncio.wait_for(waiting, 5)
         assert replacement is not only
-        assert await (await replacement.execute("SELECT 1")).fetchone() == (1,)
+        assert (await replacement.execute("SELECT 1")).rows == [(1,)]
         pool.put(replacement)
         await pool.close()
 
@@ -177,9 +178,11 @@ def test_both_drivers_throw_database_errors_into_the_steps(database: Database):
         assert not conn.autocommit  # put back as the caller had it
 
     async def body() -> list[Any]:
-        conn = await psycopg.AsyncConnection.connect(database.conninfo(), autocommit=True)
-        async with conn:
+        conn = await LoopConnection.connect(database.conninfo())
+        try:
             return await drive_async(transfer(False), conn, "public")
+        finally:
+            await conn.close()
 
     assert run(body) == ["refused", [(0,)]]
 
@@ -192,12 +195,14 @@ def test_a_failure_inside_a_transaction_rolls_it_back(database: Database):
         assert conn.execute("SELECT count(*) FROM drive_t").fetchone() == (0,)
 
     async def body() -> tuple[Any, Any]:
-        conn = await psycopg.AsyncConnection.connect(database.conninfo(), autocommit=True)
-        async with conn:
+        conn = await LoopConnection.connect(database.conninfo())
+        try:
             with pytest.raises(RuntimeError, match="a bug"):
                 await drive_async(transfer(True), conn, "public")
             status = conn.info.transaction_status
-            count = await (await conn.execute("SELECT count(*) FROM drive_t")).fetchone()
+            count = (await conn.execute("SELECT count(*) FROM drive_t")).rows[0]
             return status, count
+        finally:
+            await conn.close()
 
     assert run(body) == (psycopg.pq.TransactionStatus.IDLE, (0,))

@@ -1,0 +1,354 @@
+"""The event loop's statements on libpq directly: a lean asyncio driver for the data API.
+
+psycopg's asyncio cursor runs each statement through layers of generators, waits and result
+bookkeeping that cost about as much CPU as the rest of a small request put together. The
+loop's connections need little of that: one statement or a short pipeline at a time, text
+results, the same few statement texts again and again. `LoopConnection` keeps psycopg for what
+it does once (connecting, cancelling, closing, escaping literals) and for its type adaptation
+(`Transformer`: parameters dumped and rows loaded exactly as a psycopg cursor would), and talks
+to libpq itself for the rest:
+
+- the socket is watched by one reader for the connection's life, which reads what arrives and
+  wakes the statement waiting for it: no reader added and removed per wait;
+- `%s` placeholders become `$n` once per statement text (cached);
+- a statement run often on a connection is prepared there (after `PREPARE_AFTER` runs, at most
+  `PREPARED_MAX` per connection, the oldest deallocated), so PostgreSQL skips its parse and
+  plan; psycopg's cursor did the same;
+- several statements can go as one pipeline (one round trip, one implicit Sync at the end):
+  `executemany`, and a `BEGIN` sent together with the statement that follows it.
+
+A statement that fails raises the psycopg exception for its SQLSTATE, as a cursor would. A lost
+connection raises `psycopg.OperationalError` and leaves the connection `broken`. A statement
+whose task is cancelled leaves the connection busy: its pool closes it instead of reusing it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Sequence
+from typing import Any
+
+import psycopg
+from psycopg import AsyncConnection, pq, sql
+from psycopg.adapt import PyFormat, Transformer
+from psycopg.errors import error_from_result
+from psycopg.pq import ExecStatus, TransactionStatus
+
+PREPARE_AFTER = 5  # runs of one text on a connection before it is prepared (psycopg's default)
+PREPARED_MAX = 256  # prepared statements kept per connection
+SEEN_MAX = 2048  # texts counted per connection towards preparing
+CONVERTED_MAX = 8192  # statement texts kept converted to `$n` form, per process
+
+_PLACEHOLDER = re.compile(rb"%(.?)", re.S)
+_converted: dict[str, tuple[bytes, int]] = {}
+
+
+def convert(query: str) -> tuple[bytes, int]:
+    """`query` (psycopg's `%s` placeholders, `%%` for a percent sign) as libpq takes it, and
+    the number of its parameters."""
+    found = _converted.get(query)
+    if found is not None:
+        return found
+    count = 0
+
+    def number(match: re.Match[bytes]) -> bytes:
+        nonlocal count
+        if match.group(1) == b"%":
+            return b"%"
+        if match.group(1) != b"s":
+            raise psycopg.ProgrammingError("only %s placeholders are supported on the loop")
+        count += 1
+        return b"$%d" % count
+
+    raw = query.encode()
+    if b"%" in raw:
+        raw = _PLACEHOLDER.sub(number, raw)
+    if len(_converted) >= CONVERTED_MAX:
+        _converted.clear()
+    found = _converted[query] = (raw, count)
+    return found
+
+
+class Rows:
+    """What a statement returned: its rows (loaded as a psycopg cursor loads them) and its
+    row count (`-1` when the command reports none)."""
+
+    __slots__ = ("has_rows", "rowcount", "rows")
+
+    def __init__(self, rows: list[tuple[Any, ...]], rowcount: int, has_rows: bool) -> None:
+        self.rows = rows
+        self.rowcount = rowcount
+        self.has_rows = has_rows
+
+
+class LoopConnection:
+    """An autocommit connection of the event loop's pool (see the module's docstring)."""
+
+    def __init__(self, conn: AsyncConnection[Any]) -> None:
+        self.conn = conn
+        self.pgconn = conn.pgconn
+        self._loop = asyncio.get_running_loop()
+        self._tx = Transformer(conn)
+        self._encoding = conn.info.encoding
+        self._waiter: asyncio.Future[None] | None = None
+        # (text, parameter types) -> statement name, oldest first
+        self._prepared: dict[tuple[bytes, Any], bytes] = {}
+        self._seen: dict[tuple[bytes, Any], int] = {}
+        self._names = 0
+        self._fd = self.pgconn.socket
+        self._watching = True
+        self._loop.add_reader(self._fd, self._readable)
+
+    @classmethod
+    async def connect(cls, conninfo: str) -> LoopConnection:
+        conn = await AsyncConnection.connect(conninfo, autocommit=True)
+        return cls(conn)
+
+    # State ---------------------------------------------------------------------------------
+
+    @property
+    def info(self) -> psycopg.ConnectionInfo:
+        return self.conn.info
+
+    @property
+    def broken(self) -> bool:
+        return self.conn.broken
+
+    @property
+    def closed(self) -> bool:
+        return self.conn.closed
+
+    @property
+    def idle(self) -> bool:
+        """Connected, no statement running, no transaction open: fit for the next request."""
+        return (
+            not self.conn.closed
+            and self.pgconn.status == pq.ConnStatus.OK
+            and self.pgconn.transaction_status == TransactionStatus.IDLE
+        )
+
+    @property
+    def transaction_status(self) -> TransactionStatus:
+        return TransactionStatus(self.pgconn.transaction_status)
+
+    def literal(self, value: Any) -> str:
+        """`value` as an SQL literal, escaped by this connection."""
+        return sql.Literal(value).as_string(self.conn)
+
+    async def cancel_safe(self, timeout: float = 30.0) -> None:
+        await self.conn.cancel_safe(timeout=timeout)
+
+    async def close(self) -> None:
+        self._unwatch()
+        await self.conn.close()
+
+    # Statements ------------------------------------------------------------------------------
+
+    async def execute(
+        self, query: str | sql.Composable, params: Sequence[Any] = (), *, begin: bool = False
+    ) -> Rows:
+        """One statement with its parameters; with `begin`, a `BEGIN` goes first in the same
+        round trip (its transaction stays open)."""
+        if not isinstance(query, str):
+            query = query.as_string(self.conn)
+        raw, count = convert(query)
+        values, types, formats = self._dump(params, count)
+        pgconn = self.pgconn
+        if begin:
+            return (await self._pipeline([(raw, values, types, formats)], begin=True))[0]
+        key = (raw, types)
+        name = self._prepared.get(key)
+        if name is None and self._should_prepare(key):
+            name = await self._prepare(key)
+        if name is not None:
+            pgconn.send_query_prepared(name, values, param_formats=formats)
+        else:
+            pgconn.send_query_params(raw, values, param_types=types, param_formats=formats)
+        results = await self._exchange()
+        return self._rows(results[-1])
+
+    async def executemany(self, query: str, params_seq: Sequence[Sequence[Any]], *,
+                          begin: bool = False) -> Rows:  # fmt: skip
+        """The statement once per parameter list, in one pipeline (one round trip); the row
+        count is their sum."""
+        raw, count = convert(query)
+        items = [(raw, *self._dump(params, count)) for params in params_seq]
+        if not items:
+            if begin:
+                await self.simple(b"BEGIN")
+            return Rows([], 0, False)
+        done = await self._pipeline(items, begin=begin)
+        return Rows([], sum(max(each.rowcount, 0) for each in done), False)
+
+    async def simple(self, query: bytes) -> Rows:
+        """A simple query (several statements allowed, no parameters); the last one's rows."""
+        self.pgconn.send_query(query)
+        results = await self._exchange()
+        return self._rows(results[-1]) if results else Rows([], -1, False)
+
+    # libpq -----------------------------------------------------------------------------------
+
+    def _dump(self, params: Sequence[Any], count: int) -> tuple[Any, Any, Any]:
+        if len(params) != count:
+            raise psycopg.ProgrammingError(
+                f"the query has {count} placeholders but {len(params)} parameters were passed"
+            )
+        if not count:
+            return None, None, None
+        tx = self._tx
+        values = tx.dump_sequence(params, [PyFormat.AUTO] * count)
+        return values, tx.types, tx.formats
+
+    def _should_prepare(self, key: tuple[bytes, Any]) -> bool:
+        seen = self._seen.get(key, 0) + 1
+        if seen < PREPARE_AFTER:
+            if len(self._seen) >= SEEN_MAX and key not in self._seen:
+                self._seen.pop(next(iter(self._seen)))
+            self._seen[key] = seen
+            return False
+        self._seen.pop(key, None)
+        return True
+
+    async def _prepare(self, key: tuple[bytes, Any]) -> bytes:
+        raw, types = key
+        if len(self._prepared) >= PREPARED_MAX:
+            oldest = next(iter(self._prepared))
+            name = self._prepared.pop(oldest)
+            self.pgconn.send_query(b"DEALLOCATE " + name)
+            await self._exchange()
+        self._names += 1
+        name = b"_rl%d" % self._names
+        self.pgconn.send_prepare(name, raw, param_types=types)
+        await self._exchange()
+        self._prepared[key] = name
+        return name
+
+    async def _pipeline(self, items: list[tuple[bytes, Any, Any, Any]], *, begin: bool
+                        ) -> list[Rows]:  # fmt: skip
+        """Statements sent together, ended by one Sync: one round trip. In a transaction
+        (`begin`, or one already open) they share it; otherwise they run as one implicit
+        transaction. The first failure raises (the rest were skipped by PostgreSQL)."""
+        pgconn = self.pgconn
+        pgconn.enter_pipeline_mode()
+        try:
+            if begin:
+                pgconn.send_query_params(b"BEGIN", None)
+            for raw, values, types, formats in items:
+                name = self._prepared.get((raw, types))
+                if name is not None:
+                    pgconn.send_query_prepared(name, values, param_formats=formats)
+                else:
+                    pgconn.send_query_params(raw, values, param_types=types, param_formats=formats)
+            pgconn.pipeline_sync()
+            await self._flush()
+            expected = len(items) + (1 if begin else 0)
+            results: list[pq.abc.PGresult] = []
+            while True:
+                result = await self._next()
+                if result is None:
+                    continue  # the end of one statement's results
+                if result.status == ExecStatus.PIPELINE_SYNC:
+                    break
+                results.append(result)
+        finally:
+            if pgconn.status == pq.ConnStatus.OK and pgconn.pipeline_status:
+                pgconn.exit_pipeline_mode()
+        failed = next((r for r in results if r.status == ExecStatus.FATAL_ERROR), None)
+        if failed is not None:
+            raise error_from_result(failed, encoding=self._encoding)
+        if len(results) != expected:
+            raise psycopg.InternalError(f"expected {expected} results, got {len(results)}")
+        done = [self._rows(r) for r in results]
+        return done[1:] if begin else done
+
+    async def _exchange(self) -> list[pq.abc.PGresult]:
+        """Send what libpq holds and collect every result of the command; the first error
+        raises (after the command has ended, so the connection is ready again)."""
+        await self._flush()
+        results = []
+        while (result := await self._next()) is not None:
+            results.append(result)
+        for result in results:
+            if result.status == ExecStatus.FATAL_ERROR:
+                raise error_from_result(result, encoding=self._encoding)
+        return results
+
+    async def _next(self) -> pq.abc.PGresult | None:
+        """The next result, waiting for the socket while libpq needs more input."""
+        pgconn = self.pgconn
+        while pgconn.is_busy():
+            if not self._watching:
+                raise psycopg.OperationalError("the connection is closed")
+            waiter = self._waiter = self._loop.create_future()
+            try:
+                await waiter
+            finally:
+                self._waiter = None
+        return pgconn.get_result()
+
+    async def _flush(self) -> None:
+        pgconn = self.pgconn
+        while pgconn.flush():  # 1: not everything fits the socket now
+            writable = self._loop.create_future()
+            self._loop.add_writer(self._fd, _wake, writable)
+            try:
+                await writable
+            finally:
+                self._loop.remove_writer(self._fd)
+
+    def _readable(self) -> None:
+        try:
+            self.pgconn.consume_input()
+        except psycopg.OperationalError as exc:
+            self._unwatch()
+            waiter = self._waiter
+            if waiter is not None and not waiter.done():
+                waiter.set_exception(exc)
+            return
+        if self.pgconn.notifies() is not None:  # never LISTENs; drop what arrives anyway
+            while self.pgconn.notifies() is not None:
+                pass
+        waiter = self._waiter
+        if waiter is not None and not waiter.done() and not self.pgconn.is_busy():
+            waiter.set_result(None)
+
+    def _unwatch(self) -> None:
+        if self._watching:
+            self._watching = False
+            self._loop.remove_reader(self._fd)
+
+    def _rows(self, result: pq.abc.PGresult) -> Rows:
+        if result.status != ExecStatus.TUPLES_OK:
+            tuples = result.command_tuples
+            return Rows([], tuples if tuples is not None else -1, False)
+        tx = self._tx
+        tx.set_pgresult(result)
+        count = result.ntuples
+        rows = tx.load_rows(0, count, tuple) if count else []
+        return Rows(rows, count, True)
+
+
+class LoopCursor:
+    """A cursor-like face of a `LoopConnection` (`execute`, then `fetchone`/`fetchall`) for
+    the loop's few statements written against a psycopg cursor."""
+
+    def __init__(self, conn: LoopConnection) -> None:
+        self.conn = conn
+        self._rows: list[tuple[Any, ...]] = []
+
+    async def execute(self, query: str | sql.Composable, params: Sequence[Any] = ()) -> LoopCursor:
+        self._rows = (await self.conn.execute(query, params)).rows
+        return self
+
+    async def fetchone(self) -> tuple[Any, ...] | None:
+        return self._rows.pop(0) if self._rows else None
+
+    async def fetchall(self) -> list[tuple[Any, ...]]:
+        rows, self._rows = self._rows, []
+        return rows
+
+
+def _wake(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)

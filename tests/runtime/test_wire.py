@@ -1,0 +1,171 @@
+"""The event loop's libpq driver (`runtime.wire`) against the session's real database: the
+values it sends and the rows it loads are a psycopg cursor's, statements run often are
+prepared, pipelines share one transaction, and failures leave the connection fit or refused."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import uuid
+from decimal import Decimal
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg.types.json import Jsonb
+
+from runtime import wire
+from runtime.loop_pool import LoopPool
+from runtime.wire import LoopConnection
+from tests.runtime.conftest import Database, run_async
+
+VALUES: list[Any] = [
+    "plain",
+    'it\'s "quoted" \\ and 100% ünïcode 🎉',
+    "",
+    0,
+    -7,
+    2**31,
+    2**63 - 1,
+    10**30,
+    1.5,
+    Decimal("12.3400"),
+    True,
+    False,
+    None,
+    dt.datetime(2026, 11, 30, 12, 30, 1, 500, tzinfo=dt.UTC),
+    dt.date(2026, 1, 2),
+    uuid.UUID("12345678-1234-5678-1234-567812345678"),
+    ["a", "b,c", None],
+    [1, 2, 3],
+    Jsonb({"k": [1, "two", None]}),
+]
+
+
+def test_values_go_and_come_back_as_a_psycopg_cursor_sends_and_loads_them(database: Database):
+    statement = "SELECT x, pg_typeof(x)::text FROM (SELECT %s AS x) AS t"
+    with psycopg.connect(database.conninfo(), autocommit=True) as reference:
+        expected = [reference.execute(statement, [v]).fetchone() for v in VALUES]
+
+    async def body() -> list[Any]:
+        conn = await LoopConnection.connect(database.conninfo())
+        try:
+            # Past PREPARE_AFTER the same text runs as a prepared statement.
+            return [(await conn.execute(statement, [v])).rows[0] for v in VALUES]
+        finally:
+            await conn.close()
+
+    assert run_async(body()) == expected
+
+
+def test_a_text_run_often_is_prepared_once_per_connection(database: Database, monkeypatch):
+    monkeypatch.setattr(wire, "PREPARED_MAX", 2)
+
+    async def body() -> tuple[list[str], int]:
+        conn = await LoopConnection.connect(database.conninfo())
+        try:
+            for n in range(wire.PREPARE_AFTER + 2):
+                assert (await conn.execute("SELECT %s::int + 1", [n])).rows == [(n + 1,)]
+            listed = "SELECT statement FROM pg_prepared_statements ORDER BY prepare_time"
+            first = [row[0] for row in (await conn.execute(listed)).rows]
+            # Two more texts run often: the oldest prepared one is deallocated.
+            for text in ("SELECT %s::int + 2", "SELECT %s::int + 3"):
+                for n in range(wire.PREPARE_AFTER):
+                    await conn.execute(text, [n])
+            after = (await conn.execute("SELECT count(*) FROM pg_prepared_statements")).rows
+            return first, after[0][0]
+        finally:
+            await conn.close()
+
+    first, count = run_async(body())
+    assert first == ["SELECT $1::int + 1"]
+    assert count == 2
+
+
+def test_a_failed_statement_raises_its_sqlstate_and_the_connection_goes_on(database: Database):
+    async def body() -> list[Any]:
+        conn = await LoopConnection.connect(database.conninfo())
+        try:
+            with pytest.raises(psycopg.errors.UndefinedTable):
+                await conn.execute("SELECT * FROM no_such_table WHERE k = %s", [1])
+            with pytest.raises(psycopg.errors.DivisionByZero):
+                await conn.simple(b"SELECT 1; SELECT 1 / 0")
+            assert conn.idle
+            return (await conn.execute("SELECT %s", ["still here"])).rows
+        finally:
+            await conn.close()
+
+    assert run_async(body()) == [("still here",)]
+
+
+def test_a_begin_rides_with_the_next_statement_and_a_failure_leaves_the_transaction_to_roll_back(
+    database: Database,
+):
+    async def body() -> tuple[Any, ...]:
+        conn = await LoopConnection.connect(database.conninfo())
+        try:
+            await conn.simple(b"CREATE TEMPORARY TABLE wire_t (k int PRIMARY KEY)")
+            done = await conn.execute("INSERT INTO wire_t VALUES (%s)", [1], begin=True)
+            opened = conn.transaction_status
+            with pytest.raises(psycopg.errors.UniqueViolation):
+                await conn.executemany("INSERT INTO wire_t VALUES (%s)", [[2], [1], [3]])
+            failed = conn.transaction_status
+            await conn.simple(b"ROLLBACK")
+            rows = (await conn.execute("SELECT count(*) FROM wire_t")).rows
+            many = await conn.executemany("INSERT INTO wire_t VALUES (%s)", [[4], [5]], begin=True)
+            await conn.simple(b"COMMIT")
+            kept = (await conn.execute("SELECT k FROM wire_t ORDER BY k")).rows
+            return done.rowcount, opened, failed, rows, many.rowcount, kept
+        finally:
+            await conn.close()
+
+    rowcount, opened, failed, rows, many, kept = run_async(body())
+    assert rowcount == 1
+    assert opened == psycopg.pq.TransactionStatus.INTRANS
+    assert failed == psycopg.pq.TransactionStatus.INERROR
+    assert rows == [(0,)]  # the first insert was in the rolled-back transaction
+    assert many == 2
+    assert kept == [(4,), (5,)]
+
+
+def test_a_pipeline_outside_a_transaction_is_one_implicit_transaction(database: Database):
+    async def body() -> list[Any]:
+        conn = await LoopConnection.connect(database.conninfo())
+        try:
+            await conn.simple(b"CREATE TEMPORARY TABLE wire_p (k int PRIMARY KEY)")
+            with pytest.raises(psycopg.errors.UniqueViolation):
+                await conn.executemany("INSERT INTO wire_p VALUES (%s)", [[1], [1]])
+            assert conn.idle
+            return (await conn.execute("SELECT count(*) FROM wire_p")).rows
+        finally:
+            await conn.close()
+
+    assert run_async(body()) == [(0,)]
+
+
+def test_a_cancelled_statement_leaves_the_connection_to_be_dropped(database: Database):
+    async def body() -> tuple[bool, int, list[Any]]:
+        pool = LoopPool(database.conninfo(), max_size=1)
+        await pool.open()
+        conn = await pool.get()
+        task = asyncio.create_task(conn.execute("SELECT pg_sleep(%s)", [5]))
+        await asyncio.sleep(0.1)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        fit = conn.idle
+        pool.put(conn)  # busy: closed, not reused
+        size = pool.size
+        fresh = await pool.get()
+        rows = (await fresh.execute("SELECT 1")).rows
+        pool.put(fresh)
+        await pool.close()
+        return fit, size, rows
+
+    assert run_async(body()) == (False, 0, [(1,)])
+
+
+def test_placeholders_must_match_the_parameters():
+    assert wire.convert("SELECT %s, '100%%', %s") == (b"SELECT $1, '100%', $2", 2)
+    with pytest.raises(psycopg.ProgrammingError):
+        wire.convert("SELECT %(name)s")
