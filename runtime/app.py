@@ -372,7 +372,7 @@ class RuntimeApp:
     ) -> tuple[int, Any, list[tuple[bytes, bytes]], str] | None:
         """A service request whose whole (small) body the HTTP layer has read already
         (`runtime.http`): the status, answer, extra headers and request id, without ASGI's
-        messages. None for anything else (the management API, other routes, registered servers,
+        messages. None for anything else (the management API, other routes, unknown hosts,
         bodies over the server's limit): the request then goes the ASGI way."""
         if path.rstrip("/") == "/management" or is_operator_path(path):
             return None
@@ -387,12 +387,28 @@ class RuntimeApp:
             elif name == b"authorization":
                 authorization = value.decode("latin-1")
         server = self._server_for_host(host.decode("latin-1"))
-        tenant = self.tenants.get(server.name) if server is not None else None
-        if tenant is None or len(body) > tenant.config.limits.request_bytes:
+        if server is None or len(body) > server.limits.request_bytes:
             return None
         request_id = f"{self.request_prefix}:{cuid()}"
         fields = {"authorization": authorization} if authorization is not None else {}
-        status, answer, extra = await self._post(tenant, path, fields, body, request_id, receive)
+        tenant = self.tenants.get(server.name)
+        if tenant is not None:
+            status, answer, extra = await self._post(
+                tenant, path, fields, body, request_id, receive, route
+            )
+            return status, answer, extra, request_id
+        # A registered server: its pools open on its first request (as in `_http`).
+        assert self.operator is not None
+        try:
+            tenant = await self.operator.acquire(server.name)
+        except ServerUnavailable as exc:
+            return 503, {"errors": [{"message": str(exc), "requestId": request_id}]}, [], request_id
+        try:
+            status, answer, extra = await self._post(
+                tenant, path, fields, body, request_id, receive, route
+            )
+        finally:
+            self.operator.release(tenant)
         return status, answer, extra, request_id
 
     async def _post(
@@ -403,11 +419,13 @@ class RuntimeApp:
         body: bytes,
         request_id: str,
         receive: Receive,
+        route: tuple[str, str, str | None] | None = None,
     ) -> tuple[int, Any, list[tuple[bytes, bytes]]]:
-        """A POST to the management API or a service endpoint, its body read: parsed,
-        throttled on a sandbox, run (on the loop or a worker thread) and counted."""
+        """A POST to the management API or a service endpoint (`route`, when the caller has
+        it), its body read: parsed, throttled on a sandbox, run (on the loop or a worker
+        thread) and counted."""
         server = tenant.config
-        is_management = path.rstrip("/") == "/management"
+        is_management = route is None and path.rstrip("/") == "/management"
         extra_headers: list[tuple[bytes, bytes]] = []
         try:
             payload = json.loads(body or b"null")
@@ -415,7 +433,8 @@ class RuntimeApp:
             answer = {"errors": [{"message": "The request body is not valid JSON.", "code": 1001}]}
             return 400, answer, extra_headers
         authorization = headers.get("authorization")
-        route = None if is_management else service_route(path)
+        if route is None and not is_management:
+            route = service_route(path)
         sandbox = self.sandboxes.get(server.name)
         delay_ms = 0
         if sandbox is not None and route is not None and route[2] in (None, "private"):
@@ -432,8 +451,16 @@ class RuntimeApp:
         watch = self.watches.watch(receive) if route is not None else None
         try:
             on_loop = None
-            if route is not None and route[2] is None and len(body) <= LOOP_BODY_BYTES:
-                service = await self._service_on_loop(tenant, store.project_id(*route[:2]))
+            if (
+                route is not None
+                and route[2] is None
+                and len(body) <= LOOP_BODY_BYTES
+                and tenant.loop_pool is not None
+            ):
+                pid = store.project_id(route[0], route[1])
+                service = self.directory.cached(tenant, pid)
+                if service is None:
+                    service = await self._service_on_loop(tenant, pid)
                 if service is not None:
                     on_loop = self._loop_request(
                         tenant, service, payload, authorization, request_id
@@ -604,9 +631,8 @@ class RuntimeApp:
         pool = tenant.loop_pool
         if pool is None:
             return None
-        service = self.directory.cached(tenant, pid)
-        if service is not None or not self.directory.renewable(tenant, pid):
-            return service
+        if not self.directory.renewable(tenant, pid):
+            return self.directory.cached(tenant, pid)
         conn = await pool.get()
         try:
             return await self.directory.revalidate(pool.cursor(conn), tenant, pid)

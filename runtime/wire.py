@@ -35,19 +35,24 @@ from psycopg.adapt import PyFormat, Transformer
 from psycopg.errors import error_from_result
 from psycopg.pq import ExecStatus, TransactionStatus
 
+from runtime.names import bind_schema
+
 PREPARE_AFTER = 5  # runs of one text on a connection before it is prepared (psycopg's default)
 PREPARED_MAX = 256  # prepared statements kept per connection
 SEEN_MAX = 2048  # texts counted per connection towards preparing
 CONVERTED_MAX = 8192  # statement texts kept converted to `$n` form, per process
 
 _PLACEHOLDER = re.compile(rb"%(.?)", re.S)
-_converted: dict[str, tuple[bytes, int]] = {}
+_converted: dict[tuple[str, str | None], tuple[bytes, int]] = {}
 
 
-def convert(query: str) -> tuple[bytes, int]:
+def convert(query: str, schema: str | None = None) -> tuple[bytes, int]:
     """`query` (psycopg's `%s` placeholders, `%%` for a percent sign) as libpq takes it, and
-    the number of its parameters."""
-    found = _converted.get(query)
+    the number of its parameters; with `schema`, bound to that service's schema first
+    (`names.bind_schema`). Cached by the pair: a compiled statement and a service's schema are
+    the same objects request after request, so the key is cheap to hash."""
+    key = (query, schema)
+    found = _converted.get(key)
     if found is not None:
         return found
     count = 0
@@ -61,12 +66,12 @@ def convert(query: str) -> tuple[bytes, int]:
         count += 1
         return b"$%d" % count
 
-    raw = query.encode()
+    raw = (bind_schema(query, schema) if schema is not None else query).encode()
     if b"%" in raw:
         raw = _PLACEHOLDER.sub(number, raw)
     if len(_converted) >= CONVERTED_MAX:
         _converted.clear()
-    found = _converted[query] = (raw, count)
+    found = _converted[key] = (raw, count)
     return found
 
 
@@ -146,33 +151,39 @@ class LoopConnection:
     # Statements ------------------------------------------------------------------------------
 
     async def execute(
-        self, query: str | sql.Composable, params: Sequence[Any] = (), *, begin: bool = False
+        self,
+        query: str | sql.Composable,
+        params: Sequence[Any] = (),
+        *,
+        begin: bool = False,
+        schema: str | None = None,
     ) -> Rows:
-        """One statement with its parameters; with `begin`, a `BEGIN` goes first in the same
-        round trip (its transaction stays open)."""
+        """One statement with its parameters (for the service whose schema is `schema`, see
+        `convert`); with `begin`, a `BEGIN` goes first in the same round trip (its transaction
+        stays open)."""
         if not isinstance(query, str):
             query = query.as_string(self.conn)
-        raw, count = convert(query)
+        raw, count = convert(query, schema)
         values, types, formats = self._dump(params, count)
-        pgconn = self.pgconn
-        if begin:
-            return (await self._pipeline([(raw, values, types, formats)], begin=True))[0]
         key = (raw, types)
         name = self._prepared.get(key)
-        if name is None and self._should_prepare(key):
-            name = await self._prepare(key)
+        if begin or (name is None and self._seen.get(key, 0) + 1 >= PREPARE_AFTER):
+            # Preparing, or opening the transaction, rides in the same round trip.
+            return (await self._pipeline([(raw, values, types, formats)], begin=begin))[0]
+        pgconn = self.pgconn
         if name is not None:
             pgconn.send_query_prepared(name, values, param_formats=formats)
         else:
+            self._should_prepare(key)  # counted; not due yet
             pgconn.send_query_params(raw, values, param_types=types, param_formats=formats)
         results = await self._exchange()
         return self._rows(results[-1])
 
     async def executemany(self, query: str, params_seq: Sequence[Sequence[Any]], *,
-                          begin: bool = False) -> Rows:  # fmt: skip
+                          begin: bool = False, schema: str | None = None) -> Rows:  # fmt: skip
         """The statement once per parameter list, in one pipeline (one round trip); the row
         count is their sum."""
-        raw, count = convert(query)
+        raw, count = convert(query, schema)
         items = [(raw, *self._dump(params, count)) for params in params_seq]
         if not items:
             if begin:
@@ -201,73 +212,99 @@ class LoopConnection:
         return values, tx.types, tx.formats
 
     def _should_prepare(self, key: tuple[bytes, Any]) -> bool:
+        """Count a run of an unprepared text; True on the run that should prepare it."""
         seen = self._seen.get(key, 0) + 1
         if seen < PREPARE_AFTER:
             if len(self._seen) >= SEEN_MAX and key not in self._seen:
                 self._seen.pop(next(iter(self._seen)))
             self._seen[key] = seen
             return False
-        self._seen.pop(key, None)
         return True
-
-    async def _prepare(self, key: tuple[bytes, Any]) -> bytes:
-        raw, types = key
-        if len(self._prepared) >= PREPARED_MAX:
-            oldest = next(iter(self._prepared))
-            name = self._prepared.pop(oldest)
-            self.pgconn.send_query(b"DEALLOCATE " + name)
-            await self._exchange()
-        self._names += 1
-        name = b"_rl%d" % self._names
-        self.pgconn.send_prepare(name, raw, param_types=types)
-        await self._exchange()
-        self._prepared[key] = name
-        return name
 
     async def _pipeline(self, items: list[tuple[bytes, Any, Any, Any]], *, begin: bool
                         ) -> list[Rows]:  # fmt: skip
         """Statements sent together, ended by one Sync: one round trip. In a transaction
         (`begin`, or one already open) they share it; otherwise they run as one implicit
-        transaction. The first failure raises (the rest were skipped by PostgreSQL)."""
+        transaction. A text due for preparing is prepared in the same round trip (and, when
+        the connection holds `PREPARED_MAX` already, the oldest deallocated there too). The
+        first failure raises (PostgreSQL skipped the rest)."""
         pgconn = self.pgconn
+        sent: list[tuple[str, Any]] = []  # what each result answers, in order
         pgconn.enter_pipeline_mode()
         try:
             if begin:
                 pgconn.send_query_params(b"BEGIN", None)
+                sent.append(("begin", None))
+            preparing: dict[tuple[bytes, Any], bytes] = {}
+            evicted: set[tuple[bytes, Any]] = set()
             for raw, values, types, formats in items:
-                name = self._prepared.get((raw, types))
+                key = (raw, types)
+                name = self._prepared.get(key) or preparing.get(key)
+                if name is None and self._should_prepare(key):
+                    evictable = [k for k in self._prepared if k not in evicted]
+                    held = len(self._prepared) - len(evicted) + len(preparing)
+                    if evictable and held >= PREPARED_MAX:
+                        oldest = evictable[0]
+                        evicted.add(oldest)
+                        pgconn.send_query_params(b"DEALLOCATE " + self._prepared[oldest], None)
+                        sent.append(("deallocate", oldest))
+                    self._names += 1
+                    name = b"_rl%d" % self._names
+                    pgconn.send_prepare(name, raw, param_types=types)
+                    sent.append(("prepare", (key, name)))
+                    preparing[key] = name
                 if name is not None:
                     pgconn.send_query_prepared(name, values, param_formats=formats)
                 else:
                     pgconn.send_query_params(raw, values, param_types=types, param_formats=formats)
+                sent.append(("statement", None))
             pgconn.pipeline_sync()
-            await self._flush()
-            expected = len(items) + (1 if begin else 0)
+            if pgconn.flush():
+                await self._flush()
             results: list[pq.abc.PGresult] = []
             while True:
                 result = await self._next()
                 if result is None:
-                    continue  # the end of one statement's results
+                    continue  # the end of one command's results
                 if result.status == ExecStatus.PIPELINE_SYNC:
                     break
                 results.append(result)
         finally:
             if pgconn.status == pq.ConnStatus.OK and pgconn.pipeline_status:
                 pgconn.exit_pipeline_mode()
-        failed = next((r for r in results if r.status == ExecStatus.FATAL_ERROR), None)
+        if len(results) != len(sent):
+            raise psycopg.InternalError(f"expected {len(sent)} results, got {len(results)}")
+        done = []
+        failed = None
+        for (kind, detail), result in zip(sent, results, strict=True):
+            ok = result.status in (ExecStatus.COMMAND_OK, ExecStatus.TUPLES_OK)
+            if result.status == ExecStatus.FATAL_ERROR and failed is None:
+                failed = result
+            if kind == "deallocate" and ok:
+                del self._prepared[detail]
+            elif kind == "prepare" and ok:  # a prepared statement outlives a failed transaction
+                self._seen.pop(detail[0], None)
+                self._prepared[detail[0]] = detail[1]
+            elif kind == "statement":
+                done.append(result)
         if failed is not None:
             raise error_from_result(failed, encoding=self._encoding)
-        if len(results) != expected:
-            raise psycopg.InternalError(f"expected {expected} results, got {len(results)}")
-        done = [self._rows(r) for r in results]
-        return done[1:] if begin else done
+        return [self._rows(r) for r in done]
 
     async def _exchange(self) -> list[pq.abc.PGresult]:
         """Send what libpq holds and collect every result of the command; the first error
         raises (after the command has ended, so the connection is ready again)."""
-        await self._flush()
+        pgconn = self.pgconn
+        if pgconn.flush():
+            await self._flush()
         results = []
-        while (result := await self._next()) is not None:
+        while True:
+            if pgconn.is_busy():
+                await self._input()
+                continue
+            result = pgconn.get_result()
+            if result is None:
+                break
             results.append(result)
         for result in results:
             if result.status == ExecStatus.FATAL_ERROR:
@@ -278,14 +315,15 @@ class LoopConnection:
         """The next result, waiting for the socket while libpq needs more input."""
         pgconn = self.pgconn
         while pgconn.is_busy():
-            if not self._watching:
-                raise psycopg.OperationalError("the connection is closed")
-            waiter = self._waiter = self._loop.create_future()
-            try:
-                await waiter
-            finally:
-                self._waiter = None
+            await self._input()
         return pgconn.get_result()
+
+    def _input(self) -> asyncio.Future[None]:
+        """A future the reader resolves once libpq has a whole result (or fails)."""
+        if not self._watching:
+            raise psycopg.OperationalError("the connection is closed")
+        waiter = self._waiter = self._loop.create_future()
+        return waiter
 
     async def _flush(self) -> None:
         pgconn = self.pgconn
@@ -302,7 +340,7 @@ class LoopConnection:
             self.pgconn.consume_input()
         except psycopg.OperationalError as exc:
             self._unwatch()
-            waiter = self._waiter
+            waiter, self._waiter = self._waiter, None
             if waiter is not None and not waiter.done():
                 waiter.set_exception(exc)
             return
@@ -310,8 +348,10 @@ class LoopConnection:
             while self.pgconn.notifies() is not None:
                 pass
         waiter = self._waiter
-        if waiter is not None and not waiter.done() and not self.pgconn.is_busy():
-            waiter.set_result(None)
+        if waiter is not None and not self.pgconn.is_busy():
+            self._waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
 
     def _unwatch(self) -> None:
         if self._watching:

@@ -169,3 +169,34 @@ def test_placeholders_must_match_the_parameters():
     assert wire.convert("SELECT %s, '100%%', %s") == (b"SELECT $1, '100%', $2", 2)
     with pytest.raises(psycopg.ProgrammingError):
         wire.convert("SELECT %(name)s")
+
+
+def test_preparing_rides_with_the_statement_and_survives_its_failure(database: Database):
+    async def body() -> tuple[Any, ...]:
+        conn = await LoopConnection.connect(database.conninfo())
+        try:
+            await conn.simple(b"CREATE TEMPORARY TABLE wire_u (k int PRIMARY KEY)")
+            insert = "INSERT INTO wire_u VALUES (%s)"
+            for k in range(wire.PREPARE_AFTER - 1):
+                await conn.execute(insert, [k])
+            # The run that prepares the text fails (a duplicate): the statement stays prepared.
+            with pytest.raises(psycopg.errors.UniqueViolation):
+                await conn.execute(insert, [0])
+            listed = (await conn.execute("SELECT count(*) FROM pg_prepared_statements")).rows
+            again = await conn.execute(insert, [100])
+            # A text that cannot be prepared raises its error at every run, and nothing sticks.
+            for _ in range(wire.PREPARE_AFTER + 1):
+                with pytest.raises(psycopg.errors.UndefinedTable):
+                    await conn.execute("SELECT k FROM wire_missing WHERE k = %s", [1])
+            many = await conn.executemany(insert, [[k] for k in range(200, 210)])
+            total = (await conn.execute("SELECT count(*) FROM wire_u")).rows
+            return listed, again.rowcount, many.rowcount, total, conn.idle
+        finally:
+            await conn.close()
+
+    listed, again, many, total, idle = run_async(body())
+    assert listed == [(1,)]
+    assert again == 1
+    assert many == 10
+    assert total == [(wire.PREPARE_AFTER - 1 + 1 + 10,)]
+    assert idle
