@@ -23,11 +23,13 @@ import functools
 import json
 import logging
 import os
+import re
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, replace
 from typing import Any
 
+import orjson
 import psycopg
 from graphql import GraphQLSyntaxError, execute_sync, parse, validate
 from psycopg import Connection
@@ -86,6 +88,7 @@ DRAIN_PAUSE_SECONDS = 1.0
 # field at a time. Bounds on both keep one request's cost small, with a token or without.
 MAX_MANAGEMENT_OPERATIONS = 10
 MAX_MANAGEMENT_ROOT_FIELDS = 10
+_LONG_NUMBER = re.compile(rb"[0-9]{20}")
 
 
 class BodyTooLarge(Exception):
@@ -428,7 +431,7 @@ class RuntimeApp:
         is_management = route is None and path.rstrip("/") == "/management"
         extra_headers: list[tuple[bytes, bytes]] = []
         try:
-            payload = json.loads(body or b"null")
+            payload = parse_body(body)
         except ValueError:
             answer = {"errors": [{"message": "The request body is not valid JSON.", "code": 1001}]}
             return 400, answer, extra_headers
@@ -901,6 +904,21 @@ def service_route(path: str) -> tuple[str, str, str | None] | None:
     service = segments[0] if segments else "default"
     stage = segments[1] if len(segments) > 1 else "default"
     return service, stage, suffix
+
+
+def parse_body(body: bytes) -> Any:
+    """A request body's JSON (an empty body is null). orjson parses nearly every body (about
+    ten times faster than the standard library); what it refuses (`NaN`, lone surrogates, a
+    number out of range) is left to `json`, which accepts or refuses it as before, and so is
+    a body with a run of 20 digits (orjson reads an integer past 64 bits as a float)."""
+    if not body:
+        return None
+    if _LONG_NUMBER.search(body):
+        return json.loads(body)
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return json.loads(body)
 
 
 async def _drain(receive: Receive, limit: int) -> None:

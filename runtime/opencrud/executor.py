@@ -110,6 +110,10 @@ class _Document:
     errors: list[dict[str, Any]] | None = None
     syntax_error: str | None = None
     roots: dict[str | None, RootFields] | None = None  # by operation name
+    # A document of one query without variables, once compiled without errors: its fields
+    # and how many root fields it selects. Such a request needs nothing coerced or looked up
+    # again (see `plan`).
+    constant: tuple[list[CompiledField], int] | None = None
 
 
 def root_fields(document: DocumentNode) -> dict[str | None, RootFields]:
@@ -420,12 +424,16 @@ def plan(
         if any(item is None for item in items):
             return None
         return _batch(items)  # type: ignore[arg-type]
+    max_root_fields = limits.root_fields if limits is not None else None
+    constant = _constant(service, payload, max_root_fields)
+    if constant is not None:
+        return _read(constant, {}, request_id, None, limits)
     request = _request(
         service,
         payload,
         request_id,
         cached_only=cached_only,
-        max_root_fields=limits.root_fields if limits is not None else None,
+        max_root_fields=max_root_fields,
     )
     if request is None:
         return None
@@ -435,6 +443,28 @@ def plan(
     if steps is None or request.hoisted is None:
         return steps
     return _relocated(steps, request.hoisted)
+
+
+def _constant(
+    service: ServiceApi, payload: Any, max_root_fields: int | None
+) -> list[CompiledField] | None:
+    """The compiled fields of a request whose text is a known query document without
+    variables (`_Document.constant`), sent without variables or an operation name: what
+    `_request` and `_operation` would find, without their lookups. None otherwise."""
+    if (
+        not isinstance(payload, dict)
+        or payload.get("operationName")
+        or payload.get("variables") not in (None, {})
+    ):
+        return None
+    text = payload.get("query")
+    if not isinstance(text, str):
+        return None
+    loaded = service.documents.lookup(text)
+    constant = loaded.constant if loaded is not None else None
+    if constant is None or (max_root_fields is not None and constant[1] > max_root_fields):
+        return None
+    return constant[0]
 
 
 def _relocated(steps: Steps[tuple[int, bytes]], hoisted: Hoisted) -> Steps[tuple[int, bytes]]:
@@ -465,12 +495,30 @@ def _operation(
         fields = _compile(service, operation, request.fragments, request.variables)
         if all(f.error is None for f in fields):
             service.compiled.remember(key, fields)
+            _remember_constant(service, request, fields)
     introspection = None
     if any(f.kind == "introspection" for f in fields):
         if cached_only:
             return None
         introspection = _introspect(service, request.text, operation, request.variables)
     return _read(fields, request.variables, request_id, introspection, limits)
+
+
+def _remember_constant(service: ServiceApi, request: _Request, fields: list[CompiledField]) -> None:
+    """Mark the request's document as constant (see `_Document.constant`) when it is one query
+    without variables, not hoisted, whose fields compiled to plain statements."""
+    document = request.document
+    if (
+        request.hoisted is not None
+        or len(document.definitions) != 1
+        or request.operation.variable_definitions
+        or any(f.kind not in ("sql", "typename") for f in fields)
+    ):
+        return
+    loaded = service.documents.lookup(request.text)
+    if loaded is not None and loaded.document is document and loaded.roots is not None:
+        name = request.operation.name.value if request.operation.name else None
+        loaded.constant = (fields, loaded.roots[name].count)
 
 
 def _mutation(
