@@ -4,7 +4,7 @@ psycopg's asyncio cursor runs each statement through layers of generators, waits
 bookkeeping that cost about as much CPU as the rest of a small request put together. The
 loop's connections need little of that: one statement or a short pipeline at a time, text
 results, the same few statement texts again and again. `LoopConnection` keeps psycopg for what
-it does once (connecting, cancelling, closing, escaping literals) and for its type adaptation
+it does once (connecting, cancelling, closing) and for its type adaptation
 (`Transformer`: parameters dumped and rows loaded exactly as a psycopg cursor would), and talks
 to libpq itself for the rest:
 
@@ -15,7 +15,8 @@ to libpq itself for the rest:
   `PREPARED_MAX` per connection, the oldest deallocated), so PostgreSQL skips its parse and
   plan; psycopg's cursor did the same;
 - several statements can go as one pipeline (one round trip, one implicit Sync at the end):
-  `executemany`, and a `BEGIN` sent together with the statement that follows it.
+  `executemany`, a `BEGIN` sent together with the statement that follows it, and a
+  transaction's last statement with its `COMMIT`.
 
 A statement that fails raises the psycopg exception for its SQLSTATE, as a cursor would. A lost
 connection raises `psycopg.OperationalError` and leaves the connection `broken`. A statement
@@ -137,10 +138,6 @@ class LoopConnection:
     def transaction_status(self) -> TransactionStatus:
         return TransactionStatus(self.pgconn.transaction_status)
 
-    def literal(self, value: Any) -> str:
-        """`value` as an SQL literal, escaped by this connection."""
-        return sql.Literal(value).as_string(self.conn)
-
     async def cancel_safe(self, timeout: float = 30.0) -> None:
         await self.conn.cancel_safe(timeout=timeout)
 
@@ -156,20 +153,23 @@ class LoopConnection:
         params: Sequence[Any] = (),
         *,
         begin: bool = False,
+        commit: bool = False,
         schema: str | None = None,
     ) -> Rows:
         """One statement with its parameters (for the service whose schema is `schema`, see
         `convert`); with `begin`, a `BEGIN` goes first in the same round trip (its transaction
-        stays open)."""
+        stays open); with `commit`, the transaction's `COMMIT` follows it in that round trip
+        (skipped by PostgreSQL when the statement fails, leaving the transaction failed)."""
         if not isinstance(query, str):
             query = query.as_string(self.conn)
         raw, count = convert(query, schema)
         values, types, formats = self._dump(params, count)
         key = (raw, types)
         name = self._prepared.get(key)
-        if begin or (name is None and self._seen.get(key, 0) + 1 >= PREPARE_AFTER):
-            # Preparing, or opening the transaction, rides in the same round trip.
-            return (await self._pipeline([(raw, values, types, formats)], begin=begin))[0]
+        if begin or commit or (name is None and self._seen.get(key, 0) + 1 >= PREPARE_AFTER):
+            # Preparing, opening or ending the transaction ride in the same round trip.
+            item = (raw, values, types, formats)
+            return (await self._pipeline([item], begin=begin, commit=commit))[0]
         pgconn = self.pgconn
         if name is not None:
             pgconn.send_query_prepared(name, values, param_formats=formats)
@@ -221,8 +221,8 @@ class LoopConnection:
             return False
         return True
 
-    async def _pipeline(self, items: list[tuple[bytes, Any, Any, Any]], *, begin: bool
-                        ) -> list[Rows]:  # fmt: skip
+    async def _pipeline(self, items: list[tuple[bytes, Any, Any, Any]], *, begin: bool,
+                        commit: bool = False) -> list[Rows]:  # fmt: skip
         """Statements sent together, ended by one Sync: one round trip. In a transaction
         (`begin`, or one already open) they share it; otherwise they run as one implicit
         transaction. A text due for preparing is prepared in the same round trip (and, when
@@ -258,6 +258,9 @@ class LoopConnection:
                 else:
                     pgconn.send_query_params(raw, values, param_types=types, param_formats=formats)
                 sent.append(("statement", None))
+            if commit:
+                pgconn.send_query_params(b"COMMIT", None)
+                sent.append(("commit", None))
             pgconn.pipeline_sync()
             if pgconn.flush():
                 await self._flush()

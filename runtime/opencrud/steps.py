@@ -14,14 +14,15 @@ only ever touch the tables of the service the request is for.
 Drivers run statements on autocommit connections: a mutation opens its own transaction with
 `BEGIN` and ends it with `COMMIT` or `ROLLBACK`. Should the logic fail in an unexpected way while
 a transaction is open, the driver rolls it back before the error goes on. A statement marked
-`commit` is followed by COMMIT in the same round trip (its parameters bound by the driver as
-literals, escaped by the connection, and both sent as one simple query): the last statement of a
-mutation (its notification) costs no round trip of its own.
+`commit` is followed by COMMIT in the same round trip: the last statement of a mutation (its
+notification) costs no round trip of its own. The thread's driver binds its parameters as
+literals (escaped by the connection) and sends both as one simple query; the loop's sends them
+as one pipeline (`runtime.wire`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator, Sequence
+from collections.abc import Generator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, TypeVar
 
@@ -96,7 +97,7 @@ def drive(steps: Steps[T], conn: Connection[Any], schema: str) -> T:
                 if command.many:
                     cursor.executemany(query, command.params)  # type: ignore[arg-type]
                 elif command.commit:
-                    text = _then_commit(query, command.params, lambda p: _literal(p, conn))
+                    text = _then_commit(query, command.params, conn)
                     cursor.execute(text, prepare=False)
                 else:
                     cursor.execute(query, command.params)  # type: ignore[arg-type]
@@ -138,13 +139,13 @@ async def drive_async(steps: Steps[T], conn: LoopConnection, schema: str) -> T:
                     done = await conn.executemany(
                         command.query, command.params, begin=begin, schema=schema
                     )
-                elif command.commit:
-                    query = bind_schema(command.query, schema)
-                    text = _then_commit(query, command.params, conn.literal)
-                    done = await conn.simple(b"BEGIN; " + text if begin else text)
                 else:
                     done = await conn.execute(
-                        command.query, command.params, begin=begin, schema=schema
+                        command.query,
+                        command.params,
+                        begin=begin,
+                        commit=command.commit,
+                        schema=schema,
                     )
                 result = Result(done.rows, done.rowcount)
             except psycopg.Error as exc:
@@ -163,20 +164,16 @@ async def drive_async(steps: Steps[T], conn: LoopConnection, schema: str) -> T:
 _OPEN = (TransactionStatus.INTRANS, TransactionStatus.INERROR)
 
 
-def _then_commit(query: str, params: Sequence[Any], literal: Callable[[Any], str]) -> bytes:
+def _then_commit(query: str, params: Sequence[Any], conn: Connection[Any]) -> bytes:
     """`query` with its parameters as literals (the connection's escaping) and then COMMIT: a
     simple query of two statements, one round trip. Without parameters psycopg sends it as it
     is (the simple protocol, which runs several statements), so a `%` a literal holds stays.
     Should the first statement fail, PostgreSQL skips the COMMIT and the transaction is left
     failed, which the caller's error handling rolls back as for any failed statement."""
-    literals = tuple(literal(p) for p in params)
+    literals = tuple(sql.Literal(p).as_string(conn) for p in params)
     return (query % literals + "; COMMIT").encode()
 
 
 def _has_rows(cursor: Any) -> bool:
     """Whether the last statement returned rows (cheaper than building `description`)."""
     return cursor.pgresult is not None and cursor.pgresult.status == ExecStatus.TUPLES_OK
-
-
-def _literal(value: Any, conn: Connection[Any]) -> str:
-    return sql.Literal(value).as_string(conn)

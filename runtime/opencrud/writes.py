@@ -438,9 +438,9 @@ class Writer:
 
     def check_required_relations(self) -> Steps[None]:
         touched, self.touched = self.touched, set()
-        for model_name, node_id in sorted(
-            touched, key=lambda t: (t[0], json.dumps(t[1], default=str))
-        ):
+        # One order for every request, so transactions touching the same rows lock them alike.
+        ordered = sorted(touched, key=_touched_order) if len(touched) > 1 else touched
+        for model_name, node_id in ordered:
             model = self.api.model(model_name)
             required = [f for f in model.relation_fields if f.is_required]
             if not required or not (yield from self.exists(model, node_id)):
@@ -460,3 +460,8 @@ def _value_bytes(value: Any) -> int:
     if isinstance(value, bytes):
         return len(value)
     return 16
+
+
+def _touched_order(touched: tuple[str, Any]) -> tuple[str, str, str]:
+    """A total order on (model, id) pairs whatever the ids' types."""
+    return touched[0], type(touched[1]).__name__, str(touched[1])
