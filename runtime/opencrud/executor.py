@@ -11,7 +11,9 @@ Prisma (reference 0): everything is HTTP 200, except GraphQL text that does not 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, replace
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from graphql import (
@@ -19,6 +21,13 @@ from graphql import (
     FieldNode,
     FragmentDefinitionNode,
     FragmentSpreadNode,
+    GraphQLBoolean,
+    GraphQLFloat,
+    GraphQLID,
+    GraphQLInt,
+    GraphQLNonNull,
+    GraphQLScalarType,
+    GraphQLString,
     GraphQLSyntaxError,
     InlineFragmentNode,
     OperationDefinitionNode,
@@ -110,6 +119,9 @@ class _Document:
     errors: list[dict[str, Any]] | None = None
     syntax_error: str | None = None
     roots: dict[str | None, RootFields] | None = None  # by operation name
+    # Per operation name: its variables' coercions when all are plain scalars, False
+    # otherwise (see `_scalar_variables`).
+    signatures: dict[str | None, Any] = field(default_factory=dict)
     # A document of one query without variables, once compiled without errors: its fields
     # and how many root fields it selects. Such a request needs nothing coerced or looked up
     # again (see `plan`).
@@ -318,8 +330,11 @@ def _request(
         return 200, error_body(3024, f"Variables could not be parsed as json: {raw}", request_id)
     if hoisted is not None:
         raw = {**(raw or {}), **hoisted.values}
-    values = get_variable_values(
-        service.graphql_schema, operation.variable_definitions or (), raw or {}
+    coerced = _scalar_variables(service, loaded, operation, raw or {})
+    values = (
+        get_variable_values(service.graphql_schema, operation.variable_definitions or (), raw or {})
+        if coerced is None
+        else None
     )
     if isinstance(values, list):
         if hoisted is not None:  # the client's variables: reported against its own text
@@ -334,7 +349,74 @@ def _request(
         return 200, dump({"data": None, "errors": [graphql_error(e) for e in values]})
     if hoisted is not None:
         text = hoisted.text
-    return _Request(text, loaded.document, operation, operation_name, values.coerced, hoisted)
+    if coerced is None:
+        assert values is not None
+        coerced = values.coerced
+    return _Request(text, loaded.document, operation, operation_name, coerced, hoisted)
+
+
+# What graphql-core's coercion gives a variable of these scalar types, for the values it takes
+# as they are; anything else (a default, a null, a list, an input object, a custom scalar, a
+# value it converts or refuses) is left to graphql-core.
+_SCALARS: dict[GraphQLScalarType, Callable[[Any], Any]] = {
+    GraphQLString: lambda v: v if type(v) is str else _NOT_PLAIN,
+    GraphQLID: lambda v: v if type(v) is str else str(v) if type(v) is int else _NOT_PLAIN,
+    GraphQLInt: lambda v: v if type(v) is int and -(2**31) <= v < 2**31 else _NOT_PLAIN,
+    GraphQLFloat: lambda v: (
+        v
+        if type(v) is float and math.isfinite(v)
+        else float(v)
+        if type(v) is int and -(2**53) <= v <= 2**53
+        else _NOT_PLAIN
+    ),
+    GraphQLBoolean: lambda v: v if type(v) is bool else _NOT_PLAIN,
+}
+_NOT_PLAIN = object()
+
+
+def _scalar_variables(
+    service: ServiceApi, loaded: _Document, operation: OperationDefinitionNode, raw: Any
+) -> dict[str, Any] | None:
+    """The coerced variables of an operation whose variables are all built-in scalars without
+    defaults, each given a value of its own type: graphql-core's answer without its per-request
+    signature building. None when any variable needs graphql-core (see `_SCALARS`)."""
+    definitions = operation.variable_definitions
+    if not definitions:
+        return None
+    # By name, unique within a valid document: an AST node hashes its whole subtree.
+    name = operation.name.value if operation.name else None
+    signatures = loaded.signatures.get(name)
+    if signatures is None:
+        signatures = loaded.signatures[name] = _signatures(service, definitions)
+    if signatures is False or not isinstance(raw, dict):
+        return None
+    coerced = {}
+    for name, coerce in signatures:
+        value = raw.get(name)
+        if value is None:
+            return None
+        value = coerce(value)
+        if value is _NOT_PLAIN:
+            return None
+        coerced[name] = value
+    return coerced
+
+
+def _signatures(
+    service: ServiceApi, definitions: Any
+) -> list[tuple[str, Callable[[Any], Any]]] | bool:
+    found = []
+    for definition in definitions:
+        if definition.default_value is not None:
+            return False
+        t = type_from_ast(service.graphql_schema, definition.type)
+        if isinstance(t, GraphQLNonNull):
+            t = t.of_type
+        coerce = _SCALARS.get(t) if isinstance(t, GraphQLScalarType) else None
+        if coerce is None:
+            return False
+        found.append((definition.variable.name.value, coerce))
+    return found
 
 
 def _too_many_root_fields(selected: int, limit: int) -> str:
