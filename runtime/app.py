@@ -88,7 +88,7 @@ DRAIN_PAUSE_SECONDS = 1.0
 # field at a time. Bounds on both keep one request's cost small, with a token or without.
 MAX_MANAGEMENT_OPERATIONS = 10
 MAX_MANAGEMENT_ROOT_FIELDS = 10
-_LONG_NUMBER = re.compile(rb"[0-9]{20}")
+_LONG_NUMBER = re.compile(rb"(?:^|[:\[,])\s*-?[0-9]{20}")  # a number token of 20 digits or more
 
 
 class BodyTooLarge(Exception):
@@ -468,7 +468,9 @@ class RuntimeApp:
                     on_loop = self._loop_request(
                         tenant, service, payload, authorization, request_id
                     )
-            if on_loop is not None:
+            if on_loop is not None and sandbox is None:
+                status, answer = await self._run_on_loop(tenant, on_loop, watch)
+            elif on_loop is not None:
                 async with _share(sandbox, route, "loop"):
                     status, answer = await self._run_on_loop(tenant, on_loop, watch)
             elif is_management:
@@ -686,7 +688,7 @@ class RuntimeApp:
         steps = request.steps
         service = request.service
         for attempt in (1, 2):
-            conn = await pool.get()
+            conn = pool.get_nowait() or await pool.get()
             try:
                 if watch is not None:
                     watch.attach(conn)
@@ -910,7 +912,8 @@ def parse_body(body: bytes) -> Any:
     """A request body's JSON (an empty body is null). orjson parses nearly every body (about
     ten times faster than the standard library); what it refuses (`NaN`, lone surrogates, a
     number out of range) is left to `json`, which accepts or refuses it as before, and so is
-    a body with a run of 20 digits (orjson reads an integer past 64 bits as a float)."""
+    a body with a number of 20 digits or more (orjson reads an integer past 64 bits as a
+    float; a string of digits, such as an id, is no number)."""
     if not body:
         return None
     if _LONG_NUMBER.search(body):

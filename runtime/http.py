@@ -34,13 +34,14 @@ from uvicorn.protocols.http.httptools_impl import (
     RequestResponseCycle,
 )
 
-from runtime.envelope import CORS_HEADERS, RawJson, dump
+from runtime.envelope import CORS_HEADERS, dump
 
 log = logging.getLogger("runtime")
 
 BUFFERED_BODY_BYTES = 64 * 1024
 _CORS = b"".join(name + b": " + value + b"\r\n" for name, value in CORS_HEADERS)
 _DISCONNECT = {"type": "http.disconnect"}
+_default_headers_cache: list[Any] = [None, b""]  # (uvicorn's list, its bytes)
 _INTERNAL_SERVER_ERROR = (
     STATUS_LINE[500] + b"content-type: text/plain; charset=utf-8\r\ncontent-length: 21\r\n"
     b"connection: close\r\n\r\nInternal Server Error"
@@ -66,6 +67,9 @@ class CoalescingTransport:
             self.flush()
         if not self._transport.is_closing():
             self._transport.write(data)
+
+    def is_closing(self) -> bool:  # asked after every response: not through __getattr__
+        return self._transport.is_closing()
 
     def writelines(self, chunks: Any) -> None:
         for chunk in chunks:
@@ -166,16 +170,20 @@ class RuntimeHttpProtocol(HttpToolsProtocol):
                 return False
         if length is None or not length.isdigit() or int(length) > BUFFERED_BODY_BYTES:
             return False
-        parsed = httptools.parse_url(self.url)
-        raw_path = parsed.path
-        path = raw_path.decode("ascii")
-        if "%" in path:
-            path = urllib.parse.unquote(path)
+        url = self.url
+        if b"?" in url or b"%" in url or b"#" in url or not url.startswith(b"/"):
+            parsed = httptools.parse_url(url)
+            raw_path, query = parsed.path, parsed.query or b""
+            path = raw_path.decode("ascii")
+            if "%" in path:
+                path = urllib.parse.unquote(path)
+        else:  # a plain path, as clients send to an endpoint
+            raw_path, query, path = url, b"", url.decode("ascii")
         scope = self.scope
         scope["method"] = "POST"
         scope["path"] = self.root_path + path
         scope["raw_path"] = self.root_path.encode("ascii") + raw_path
-        scope["query_string"] = parsed.query or b""
+        scope["query_string"] = query
         cycle = BufferedCycle(scope, scope["path"], parser.should_keep_alive())
         running = self.cycle
         self.cycle = cycle  # type: ignore[assignment]
@@ -211,6 +219,16 @@ class RuntimeHttpProtocol(HttpToolsProtocol):
             return
         super()._start_asgi_task(cycle, app)
 
+    def _default_headers(self) -> bytes:
+        """uvicorn's default headers (its `date`, renewed every second), as bytes: joined again
+        only when uvicorn has replaced the list."""
+        headers = self.server_state.default_headers
+        cached = _default_headers_cache
+        if cached[0] is not headers:
+            joined = b"".join(name + b": " + value + b"\r\n" for name, value in headers)
+            cached[:] = [headers, joined]
+        return cached[1]  # type: ignore[no-any-return]
+
     def _start(self, cycle: BufferedCycle) -> None:
         task = self.loop.create_task(self._run(cycle))
         task.add_done_callback(self.tasks.discard)
@@ -233,20 +251,21 @@ class RuntimeHttpProtocol(HttpToolsProtocol):
         if cycle.disconnected:
             return
         status, payload, extra, request_id = answer
-        content = bytes(payload) if isinstance(payload, RawJson) else dump(payload)
-        head = [
-            STATUS_LINE[status],
-            *(name + b": " + value + b"\r\n" for name, value in self.server_state.default_headers),
-            b"content-type: application/json\r\ncontent-length: %d\r\nrequest-id: %s\r\n"
-            % (len(content), request_id.encode()),
-            _CORS,
-            *(name + b": " + value + b"\r\n" for name, value in extra),
-            b"\r\n" if cycle.keep_alive else b"connection: close\r\n\r\n",
-            content,
-        ]
+        content = payload if isinstance(payload, bytes) else dump(payload)
+        response = b"%s%scontent-type: application/json\r\ncontent-length: %d\r\n" \
+            b"request-id: %s\r\n%s%s%s%s" % (
+                STATUS_LINE[status],
+                self._default_headers(),
+                len(content),
+                request_id.encode(),
+                _CORS,
+                b"".join(name + b": " + value + b"\r\n" for name, value in extra) if extra else b"",
+                b"\r\n" if cycle.keep_alive else b"connection: close\r\n\r\n",
+                content,
+            )  # fmt: skip
         if self.flow.write_paused:
             await self.flow.drain()
-        self.transport.write_now(b"".join(head))  # type: ignore[attr-defined]
+        self.transport.write_now(response)  # type: ignore[attr-defined]
         cycle.response_complete = True
         if not cycle.keep_alive:
             self.transport.close()

@@ -66,6 +66,12 @@ class LoopPool:
         finally:
             timer.cancel()
 
+    def get_nowait(self) -> LoopConnection | None:
+        """An idle connection at once, or None (then `get` opens one or waits)."""
+        if self.idle and not self.closed:
+            return self.idle.pop()
+        return None
+
     def cursor(self, conn: LoopConnection) -> LoopCursor:
         """The connection's own cursor, kept with it: making one per request costs more CPU
         than the statement's parameters."""
