@@ -41,7 +41,6 @@ log = logging.getLogger("runtime")
 BUFFERED_BODY_BYTES = 64 * 1024
 _CORS = b"".join(name + b": " + value + b"\r\n" for name, value in CORS_HEADERS)
 _DISCONNECT = {"type": "http.disconnect"}
-_default_headers_cache: list[Any] = [None, b""]  # (uvicorn's list, its bytes)
 _INTERNAL_SERVER_ERROR = (
     STATUS_LINE[500] + b"content-type: text/plain; charset=utf-8\r\ncontent-length: 21\r\n"
     b"connection: close\r\n\r\nInternal Server Error"
@@ -144,6 +143,9 @@ class BufferedCycle:
 
 
 class RuntimeHttpProtocol(HttpToolsProtocol):
+    _headers_of: list[tuple[bytes, bytes]] | None = None  # uvicorn's default headers...
+    _headers = b""  # ...joined (see `_default_headers`)
+
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(CoalescingTransport(transport, self.loop))  # type: ignore[arg-type]
         self._fast_post = getattr(self.app, "fast_post", None)
@@ -223,11 +225,10 @@ class RuntimeHttpProtocol(HttpToolsProtocol):
         """uvicorn's default headers (its `date`, renewed every second), as bytes: joined again
         only when uvicorn has replaced the list."""
         headers = self.server_state.default_headers
-        cached = _default_headers_cache
-        if cached[0] is not headers:
+        if RuntimeHttpProtocol._headers_of is not headers:
             joined = b"".join(name + b": " + value + b"\r\n" for name, value in headers)
-            cached[:] = [headers, joined]
-        return cached[1]  # type: ignore[no-any-return]
+            RuntimeHttpProtocol._headers_of, RuntimeHttpProtocol._headers = headers, joined
+        return RuntimeHttpProtocol._headers
 
     def _start(self, cycle: BufferedCycle) -> None:
         task = self.loop.create_task(self._run(cycle))

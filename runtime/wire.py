@@ -80,12 +80,11 @@ class Rows:
     """What a statement returned: its rows (loaded as a psycopg cursor loads them) and its
     row count (`-1` when the command reports none)."""
 
-    __slots__ = ("has_rows", "rowcount", "rows")
+    __slots__ = ("rowcount", "rows")
 
-    def __init__(self, rows: list[tuple[Any, ...]], rowcount: int, has_rows: bool) -> None:
+    def __init__(self, rows: list[tuple[Any, ...]], rowcount: int) -> None:
         self.rows = rows
         self.rowcount = rowcount
-        self.has_rows = has_rows
 
 
 class LoopConnection:
@@ -188,15 +187,15 @@ class LoopConnection:
         if not items:
             if begin:
                 await self.simple(b"BEGIN")
-            return Rows([], 0, False)
+            return Rows([], 0)
         done = await self._pipeline(items, begin=begin)
-        return Rows([], sum(max(each.rowcount, 0) for each in done), False)
+        return Rows([], sum(max(each.rowcount, 0) for each in done))
 
     async def simple(self, query: bytes) -> Rows:
         """A simple query (several statements allowed, no parameters); the last one's rows."""
         self.pgconn.send_query(query)
         results = await self._exchange()
-        return self._rows(results[-1]) if results else Rows([], -1, False)
+        return self._rows(results[-1]) if results else Rows([], -1)
 
     # libpq -----------------------------------------------------------------------------------
 
@@ -364,12 +363,12 @@ class LoopConnection:
     def _rows(self, result: pq.abc.PGresult) -> Rows:
         if result.status != ExecStatus.TUPLES_OK:
             tuples = result.command_tuples
-            return Rows([], tuples if tuples is not None else -1, False)
+            return Rows([], tuples if tuples is not None else -1)
         tx = self._tx
         tx.set_pgresult(result)
         count = result.ntuples
         rows = tx.load_rows(0, count, tuple) if count else []
-        return Rows(rows, count, True)
+        return Rows(rows, count)
 
 
 class LoopCursor:
