@@ -688,7 +688,7 @@ class RuntimeApp:
         steps = request.steps
         service = request.service
         for attempt in (1, 2):
-            conn = pool.get_nowait() or await pool.get()
+            conn = pool.get_nowait(service.schema) or await pool.get(service.schema)
             try:
                 if watch is not None:
                     watch.attach(conn)

@@ -18,6 +18,7 @@ the service the entry was loaded for.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -25,7 +26,7 @@ from typing import Any
 
 from psycopg import AsyncCursor, Connection
 
-from runtime import store
+from runtime import heap, store
 from runtime.config import API_CACHE_SIZE
 from runtime.lru import Lru
 from runtime.names import schema_sql
@@ -38,6 +39,14 @@ STATE_TTL_SECONDS = 1.0
 MAX_SERVICES = 10_000
 # Expired entries renewed together by one query on the event loop (see `revalidate`).
 RENEW_BATCH = 500
+
+
+@functools.lru_cache(maxsize=64)
+def _states_query(schema: str) -> str:
+    """`store.service_states_query` as text, made once per management schema."""
+    return store.service_states_query(schema).as_string(None)
+
+
 # Generated APIs kept per process, one per distinct deployed datamodel in use (the runtime
 # config's `apiCacheSize` sets it).
 MAX_DATAMODELS = API_CACHE_SIZE
@@ -68,7 +77,9 @@ class ServiceDirectory:
     ) -> None:
         self.state_ttl = state_ttl
         self._services: Lru[ServiceEntry] = Lru(services, clock=clock)
-        self._apis: Lru[ServiceApi] = Lru(datamodels)
+        # Cached APIs are frozen out of the garbage collector's way (`runtime.heap`).
+        self._apis: Lru[ServiceApi] = Lru(datamodels, on_drop=heap.dropped)
+        heap.configure(datamodels)
         # Services a request used since their entry was last read: renewed together when one
         # of them expires (a set's add is atomic: the loop and the threads both add).
         self._used: set[tuple[str, str]] = set()
@@ -132,16 +143,16 @@ class ServiceDirectory:
         A runtime serving many services meets expired entries all the time (each is trusted for
         a second only). Without this each would take a trip through a worker thread; with one
         query per service, a thousand services spread over a runtime would cost a second query
-        per request. So the one query also renews every other expired entry of the server that
-        a request used since it was read (at most `RENEW_BATCH`): about one query per second
-        for the server's busy services together."""
+        per request. So the one query also renews every other entry of the server that a
+        request used since it was read and that is expired or half way there (at most
+        `RENEW_BATCH`): about one query per second for the server's busy services together."""
         server = tenant.config.name
         previous = self._services.lookup((server, pid))
         if previous is None or previous.api is None or previous.state is None:
             return None
         batch = {pid: previous, **self._expired_and_used(server, pid)}
         forgotten = self._forgotten
-        await cursor.execute(store.service_states_query(tenant.management_schema), [list(batch)])
+        await cursor.execute(_states_query(tenant.management_schema), [list(batch)])
         states = {row[0]: store.service_state_of(row[1:]) for row in await cursor.fetchall()}
         if self._forgotten != forgotten:
             return None  # this process's management API ran meanwhile: read what it wrote
@@ -160,8 +171,12 @@ class ServiceDirectory:
         return answer
 
     def _expired_and_used(self, server: str, pid: str) -> dict[str, ServiceEntry]:
-        """The server's other expired entries (with an API) that requests used since read."""
-        now = self._services.clock()
+        """The server's other entries (with an API) that requests used since read, expired or
+        past half their time to live. Renewing those early too keeps the busy entries in step:
+        they expire together, about one query a second, where entries read at scattered times
+        would each expire alone and cost a query of their own (a thousand services spread over
+        a runtime cost one query for every two requests)."""
+        now = self._services.clock() + self.state_ttl / 2
         found: dict[str, ServiceEntry] = {}
         for key in list(self._used):
             if len(found) >= RENEW_BATCH:
@@ -193,4 +208,5 @@ class ServiceDirectory:
         api = self._apis.lookup(version)
         if api is None:
             api = self._apis.remember(version, service_api(schema_json))
+            heap.settle()
         return api

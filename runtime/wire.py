@@ -38,8 +38,8 @@ from psycopg.pq import ExecStatus, TransactionStatus
 
 from runtime.names import bind_schema
 
-PREPARE_AFTER = 5  # runs of one text on a connection before it is prepared (psycopg's default)
-PREPARED_MAX = 256  # prepared statements kept per connection
+PREPARE_AFTER = 2  # runs of one text on a connection before it is prepared (the second)
+PREPARED_MAX = 512  # prepared statements kept per connection
 SEEN_MAX = 2048  # texts counted per connection towards preparing
 CONVERTED_MAX = 8192  # statement texts kept converted to `$n` form, per process
 

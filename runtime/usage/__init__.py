@@ -2,7 +2,8 @@
 every runtime process through the runtime's own management database.
 
 The request path only adds to in-memory integers (`counter.UsageCounter`); a task on the event
-loop writes them once a second in one round trip (`store.flush`) on a connection of its own, so
+loop writes them once a second (up to every 5 s when many services are busy:
+`FLUSH_SERVICES_PER_SECOND`) in one round trip (`store.flush`) on a connection of its own, so
 counting costs the request a few dictionary operations and never waits for I/O. What one
 process counts is what every process reads back: the management API's `serviceUsage` and
 `usageSummary` (`report`) and `GET /metrics` (`metrics`) read the shared tables.
@@ -34,12 +35,23 @@ if TYPE_CHECKING:
 log = logging.getLogger("runtime")
 
 FLUSH_SECONDS = 1.0
+# A flush writes a few rows per service counted since the last one. A runtime serving
+# requests to a thousand services a second would spend a tenth of a CPU on them in the
+# database; the next flush waits long enough for at most this many services a second, up to
+# `MAX_FLUSH_SECONDS` (the minute's rows then lag a few seconds behind, never more).
+FLUSH_SERVICES_PER_SECOND = 200
+MAX_FLUSH_SECONDS = 5.0
 PRUNE_SECONDS = 600.0
 # Counts waiting because the database did not answer are kept this many flushes at most, so
 # an outage cannot grow a process's memory without bound.
 MAX_FAILED_FLUSHES = 300
 
 StorageSampler = Callable[[str, str], int | None]
+
+
+def flush_delay(services: int) -> float:
+    """Seconds until the next flush, after one that wrote `services` services' rows."""
+    return min(MAX_FLUSH_SECONDS, max(FLUSH_SECONDS, services / FLUSH_SERVICES_PER_SECOND))
 
 
 class UsageRecorder:
@@ -96,10 +108,11 @@ class UsageRecorder:
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
+        delay = FLUSH_SECONDS
         while True:
-            await asyncio.sleep(FLUSH_SECONDS)
+            await asyncio.sleep(delay)
             try:
-                await self.flush()
+                delay = flush_delay(await self.flush())
                 if loop.time() >= self._next_prune:
                     self._next_prune = loop.time() + PRUNE_SECONDS
                     await self._prune()
@@ -109,11 +122,12 @@ class UsageRecorder:
                 log.warning("usage: could not write the counts; retrying", exc_info=True)
                 await self._close_connection()
 
-    async def flush(self) -> None:
-        """Write everything counted so far; on failure the counts go back to the counter."""
+    async def flush(self) -> int:
+        """Write everything counted so far; on failure the counts go back to the counter. The
+        number of services written."""
         snapshot = self.counter.take()
         if not snapshot:
-            return
+            return 0
         samples: dict[tuple[str, str], int] = {}
         if self.storage is not None:
             for server, service, _ in snapshot.services:
@@ -122,7 +136,7 @@ class UsageRecorder:
                     samples[(server, service)] = sample
         parameters = store.flush_parameters(snapshot, samples)
         if parameters is None:
-            return
+            return 0
         try:
             conn = await self._connection()
             await store.flush(conn, self.schema, parameters)
@@ -132,6 +146,7 @@ class UsageRecorder:
                 self.counter.merge(snapshot)
             raise
         self._failed = 0
+        return len(snapshot.services)
 
     def forget(self, server: str, project_id: str) -> None:
         """Drop a deleted service's usage (`store.forget_service`), from a worker thread."""

@@ -2,7 +2,7 @@
 
 Every request adds to its service's row for the current minute (`ServiceMinute`) and, for a
 data API request, to its operation's row (`OperationMinute`). The flusher swaps the rows out
-once a second (`UsageCounter.take`) and writes them in one round trip (`runtime.usage.store`);
+once a second or so (`UsageCounter.take`) and writes them in one round trip (`runtime.usage.store`);
 a flush that fails gives its rows back (`merge`), so a database blip loses nothing.
 
 The event loop is one thread and the counter is only touched from it (worker threads hand

@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 import psycopg
 import pytest
 
-from runtime.loop_pool import LoopPool, PoolTimeout
+from runtime.loop_pool import MAX_PASSED, LoopPool, PoolTimeout
 from runtime.opencrud.steps import BEGIN, COMMIT, Sql, Steps, drive, drive_async
 from runtime.wire import LoopConnection
 from tests.runtime.conftest import Database
@@ -148,6 +148,85 @@ def test_closing_the_pool_fails_the_waiters(database: Database):
         with pytest.raises(PoolTimeout, match="closed"):
             await pool.get()
         await held.close()
+
+    run(body)
+
+
+def affinities_by_slot(pool: LoopPool) -> dict[int, str]:
+    """A schema-like name preferring each slot of the pool."""
+    found: dict[int, str] = {}
+    k = 0
+    while len(found) < pool.max_size:
+        name = f"s{k}$dev"
+        found.setdefault(hash(name) % pool.max_size, name)
+        k += 1
+    return found
+
+
+def test_a_service_gets_the_connection_of_its_slot_when_it_is_idle(database: Database):
+    """Each service's statements run on the same connection while it is free (so they are
+    prepared there, once), and on the nearest free one after it when it is not."""
+
+    async def body() -> None:
+        pool = LoopPool(database.conninfo(), max_size=4)
+        await pool.open()
+        opened = [await pool.get() for _ in range(4)]
+        for conn in opened:
+            pool.put(conn)
+        by_slot = affinities_by_slot(pool)
+        conn_of = {pool.slots[c]: c for c in opened}
+        for _ in range(3):
+            for slot, name in by_slot.items():
+                conn = pool.get_nowait(name)
+                assert conn is conn_of[slot]
+                pool.put(conn)
+        held = pool.get_nowait(by_slot[1])
+        assert held is conn_of[1]
+        assert pool.get_nowait(by_slot[1]) is conn_of[2]  # the next slot around the ring
+        pool.put(conn_of[2])
+        pool.put(held)
+        # Without an affinity, any idle connection; with only one idle, that one.
+        taken = [pool.get_nowait() for _ in range(3)]
+        assert pool.get_nowait(by_slot[0]) not in taken
+        assert pool.get_nowait(by_slot[0]) is None
+        await pool.close()
+        for conn in opened:
+            await conn.close()
+
+    run(body)
+
+
+def test_a_returned_connection_prefers_a_waiter_of_its_slot_without_starving_the_oldest(
+    database: Database,
+):
+    async def body() -> None:
+        pool = LoopPool(database.conninfo(), max_size=2)
+        await pool.open()
+        first, second = await pool.get(), await pool.get()
+        by_slot = affinities_by_slot(pool)
+        slot = pool.slots[first]
+        other = by_slot[1 - slot]
+        mine = by_slot[slot]
+        oldest = asyncio.create_task(pool.get(other))
+        await asyncio.sleep(0.01)
+        later = [asyncio.create_task(pool.get(mine)) for _ in range(MAX_PASSED + 2)]
+        await asyncio.sleep(0.05)
+        served = []
+        for _ in range(MAX_PASSED + 1):
+            pool.put(first)
+            await asyncio.sleep(0)
+            done = [t for t in [oldest, *later] if t.done() and t not in served]
+            assert len(done) == 1 and done[0].result() is first
+            served += done
+        # The first MAX_PASSED went to waiters of the connection's own slot; then the oldest.
+        assert served[:MAX_PASSED] == later[:MAX_PASSED]
+        assert served[MAX_PASSED] is oldest
+        pool.put(first)
+        pool.put(second)
+        for task in later[MAX_PASSED:]:
+            pool.put(await asyncio.wait_for(task, 1))
+        assert sorted(len(x) for x in (pool.idle,)) == [2]
+        await pool.close()
 
     run(body)
 

@@ -239,6 +239,54 @@ def test_one_query_renews_every_busy_service_of_a_server(
         tenant.close()
 
 
+def test_busy_services_read_at_different_times_are_renewed_together(
+    database: Database, runtime: Runtime
+) -> None:
+    """A renewal also takes the used entries past half their time to live, so busy services
+    read at scattered times fall into step: one query a second for all of them, not one for
+    each as it expires."""
+    token = management_token()
+    names = [service(runtime, token, 3) for _ in range(3)]
+    config = parse_config({"databases": {"default": database.prisma_config()}}, {})
+    tenant = Tenant.open(config.servers[0], create_database=False)
+    clock = Clock()
+    directory = ServiceDirectory(state_ttl=1.0, clock=clock)
+    pids = [f"{name}$dev" for name in names]
+
+    async def revalidate(pid: str) -> Any:
+        async with await psycopg.AsyncConnection.connect(database.conninfo()) as conn:
+            cursor = CountingCursor(conn)
+            entry = await directory.revalidate(cursor, tenant, pid)
+            return entry, cursor.executed
+
+    try:
+        with tenant.pool.connection() as conn:
+            for k, pid in enumerate(pids):  # read 0.3 s apart
+                clock.now = 0.3 * k
+                directory.load(conn, tenant, pid)
+        clock.now = 0.9
+        assert all(directory.cached(tenant, pid) is not None for pid in pids)  # all used
+        clock.now = 1.05  # the first expired; the second is 0.75 s old, the third 0.45 s
+        assert directory.cached(tenant, pids[0]) is None
+        entry, executed = run_async(revalidate(pids[0]))
+        assert entry is not None and executed == 1
+        assert loaded_at(directory, tenant, pids) == [1.05, 1.05, 0.6]
+        for pid in pids:
+            assert directory.cached(tenant, pid) is not None
+        clock.now = 1.65  # the third expires alone, and takes the other two along
+        assert directory.cached(tenant, pids[2]) is None
+        entry, executed = run_async(revalidate(pids[2]))
+        assert entry is not None and executed == 1
+        assert loaded_at(directory, tenant, pids) == [1.65] * 3  # in step from now on
+    finally:
+        tenant.close()
+
+
+def loaded_at(directory: ServiceDirectory, tenant: Tenant, pids: list[str]) -> list[float]:
+    entries = [directory._services.peek((tenant.config.name, pid)) for pid in pids]
+    return [e.loaded_at if e is not None else -1 for e in entries]
+
+
 class CountingCursor:
     """An async cursor that counts the statements it runs."""
 

@@ -10,7 +10,7 @@ import re
 import pytest
 
 from runtime.config import ConfigError, parse_config
-from runtime.usage import counter, outcome
+from runtime.usage import FLUSH_SECONDS, MAX_FLUSH_SECONDS, counter, flush_delay, outcome
 from runtime.usage.counter import OTHER, UsageCounter, identify, normalize
 from runtime.usage.metrics import authorised, bounded, service_label
 from runtime.usage.report import quantile
@@ -124,6 +124,14 @@ def test_a_failed_flush_gives_its_counts_back():
 )
 def test_errors_are_read_from_the_answer_without_parsing_it(status, answer, expected):
     assert outcome(status, answer) == expected
+
+
+def test_flushes_slow_down_while_many_services_are_busy():
+    """A flush writes a few rows per service: with a thousand busy services it waits longer
+    (at most `MAX_FLUSH_SECONDS`) so the database does not spend a tenth of a CPU on them."""
+    assert flush_delay(0) == flush_delay(3) == flush_delay(200) == FLUSH_SECONDS
+    assert flush_delay(400) == 2.0
+    assert flush_delay(1000) == flush_delay(50_000) == MAX_FLUSH_SECONDS
 
 
 def test_percentiles_come_from_the_buckets():
