@@ -11,6 +11,7 @@ relations). graphql-core's full schema validation passes on ours: the runtime sk
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 
 import pytest
@@ -167,3 +168,32 @@ def test_generated_datamodels_match_prismas_generator(
     ours = opencrud_sdl(api_schema(result.schema), node_interface=False)
     assert schema_differences(ours, prisma_schema(node_modules, path)) == []
     assert len(opencrud_types(api_schema(result.schema))) > 10 * n
+
+
+NAMES = ["User", "_x", "a1_B", "x" * 300, "", "1User", "Us er", "Usér", "ユーザー", "a-b", "a\n",
+         "\u0661", "true", "false", "null", "True", None, 12, b"User"]  # fmt: skip
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_names_are_checked_exactly_as_graphql_core_checks_them(name: object) -> None:
+    """The fast name check the runtime puts in graphql-core's place accepts and refuses what
+    graphql-core's own does, with the same error."""
+    import graphql.type.definition
+
+    from runtime.opencrud.sdl import objects
+
+    library = importlib.import_module("graphql.type.assert_name")
+    assert graphql.type.definition.assert_name is objects._assert_name
+    for ours, theirs in [
+        (objects._assert_name, library.assert_name),
+        (objects._assert_enum_value_name, library.assert_enum_value_name),
+    ]:
+        try:
+            expected: object = theirs(name)  # type: ignore[arg-type]
+        except Exception as exc:
+            expected = (type(exc), str(exc))
+        try:
+            got: object = ours(name)  # type: ignore[arg-type]
+        except Exception as exc:
+            got = (type(exc), str(exc))
+        assert got == expected
