@@ -11,9 +11,13 @@ to libpq itself for the rest:
 - the socket is watched by one reader for the connection's life, which reads what arrives and
   wakes the statement waiting for it: no reader added and removed per wait;
 - `%s` placeholders become `$n` once per statement text (cached);
-- a statement run often on a connection is prepared there (after `PREPARE_AFTER` runs, at most
-  `PREPARED_MAX` per connection, the oldest deallocated), so PostgreSQL skips its parse and
-  plan; psycopg's cursor did the same;
+- a statement run again on a connection is prepared there (on its `PREPARE_AFTER`th run), so
+  PostgreSQL skips its parse and plan. At most `PREPARED_MAX` are kept per connection; when
+  full, the least recently used one makes room only if it is cold (unused for `COLD_AFTER`
+  runs of the connection). Evicting the least recently used one whatever its age, as psycopg's
+  cursor does, is the worst policy for many texts in turn (a runtime serving a thousand
+  services): every run would prepare its text again and deallocate another. Here the prepared
+  set holds still and the rest run unprepared;
 - several statements can go as one pipeline (one round trip, one implicit Sync at the end):
   `executemany`, a `BEGIN` sent together with the statement that follows it, and a
   transaction's last statement with its `COMMIT`.
@@ -27,7 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 import psycopg
@@ -40,6 +44,7 @@ from runtime.names import bind_schema
 
 PREPARE_AFTER = 2  # runs of one text on a connection before it is prepared (the second)
 PREPARED_MAX = 512  # prepared statements kept per connection
+COLD_AFTER = 4 * PREPARED_MAX  # runs of a connection after which an unused statement may go
 SEEN_MAX = 2048  # texts counted per connection towards preparing
 CONVERTED_MAX = 8192  # statement texts kept converted to `$n` form, per process
 
@@ -97,8 +102,10 @@ class LoopConnection:
         self._tx = Transformer(conn)
         self._encoding = conn.info.encoding
         self._waiter: asyncio.Future[None] | None = None
-        # (text, parameter types) -> statement name, oldest first
+        # (text, parameter types) -> statement name, least recently used first
         self._prepared: dict[tuple[bytes, Any], bytes] = {}
+        self._used_at: dict[tuple[bytes, Any], int] = {}  # the run that last used each
+        self._runs = 0  # statements run on this connection
         self._seen: dict[tuple[bytes, Any], int] = {}
         self._names = 0
         self._fd = self.pgconn.socket
@@ -165,15 +172,17 @@ class LoopConnection:
         values, types, formats = self._dump(params, count)
         key = (raw, types)
         name = self._prepared.get(key)
-        if begin or commit or (name is None and self._seen.get(key, 0) + 1 >= PREPARE_AFTER):
+        if begin or commit or (name is None and self._prepare_due(key)):
             # Preparing, opening or ending the transaction ride in the same round trip.
             item = (raw, values, types, formats)
             return (await self._pipeline([item], begin=begin, commit=commit))[0]
         pgconn = self.pgconn
+        self._runs += 1
         if name is not None:
+            self._use(key, name)
             pgconn.send_query_prepared(name, values, param_formats=formats)
         else:
-            self._should_prepare(key)  # counted; not due yet
+            self._count(key)
             pgconn.send_query_params(raw, values, param_types=types, param_formats=formats)
         results = await self._exchange()
         return self._rows(results[-1])
@@ -210,15 +219,39 @@ class LoopConnection:
         values = tx.dump_sequence(params, [PyFormat.AUTO] * count)
         return values, tx.types, tx.formats
 
-    def _should_prepare(self, key: tuple[bytes, Any]) -> bool:
-        """Count a run of an unprepared text; True on the run that should prepare it."""
-        seen = self._seen.get(key, 0) + 1
-        if seen < PREPARE_AFTER:
-            if len(self._seen) >= SEEN_MAX and key not in self._seen:
+    def _count(self, key: tuple[bytes, Any]) -> None:
+        """Count a run of a text that is not prepared."""
+        seen = self._seen.get(key)
+        if seen is None:
+            if len(self._seen) >= SEEN_MAX:
                 self._seen.pop(next(iter(self._seen)))
-            self._seen[key] = seen
+            seen = 0
+        self._seen[key] = seen + 1
+
+    def _prepare_due(
+        self, key: tuple[bytes, Any], held: int | None = None, skip: Collection[Any] = ()
+    ) -> bool:
+        """Whether this run of an unprepared text should prepare it: its `PREPARE_AFTER`th run
+        or later, with room for it (`held` statements kept, by default those prepared) or a
+        cold statement to make room (the least recently used not in `skip`)."""
+        if self._seen.get(key, 0) + 1 < PREPARE_AFTER:
             return False
-        return True
+        if (len(self._prepared) if held is None else held) < PREPARED_MAX:
+            return True
+        return self._victim(skip) is not None
+
+    def _victim(self, skip: Collection[Any]) -> tuple[bytes, Any] | None:
+        """The least recently used prepared statement (not in `skip`) if it is cold."""
+        for key in self._prepared:
+            if key not in skip:
+                return key if self._runs - self._used_at[key] >= COLD_AFTER else None
+        return None
+
+    def _use(self, key: tuple[bytes, Any], name: bytes) -> None:
+        """Mark a prepared statement used now (it moves to the recent end)."""
+        del self._prepared[key]
+        self._prepared[key] = name
+        self._used_at[key] = self._runs
 
     async def _pipeline(self, items: list[tuple[bytes, Any, Any, Any]], *, begin: bool,
                         commit: bool = False) -> list[Rows]:  # fmt: skip
@@ -238,20 +271,27 @@ class LoopConnection:
             evicted: set[tuple[bytes, Any]] = set()
             for raw, values, types, formats in items:
                 key = (raw, types)
-                name = self._prepared.get(key) or preparing.get(key)
-                if name is None and self._should_prepare(key):
-                    evictable = [k for k in self._prepared if k not in evicted]
-                    held = len(self._prepared) - len(evicted) + len(preparing)
-                    if evictable and held >= PREPARED_MAX:
-                        oldest = evictable[0]
-                        evicted.add(oldest)
-                        pgconn.send_query_params(b"DEALLOCATE " + self._prepared[oldest], None)
-                        sent.append(("deallocate", oldest))
+                self._runs += 1
+                name = self._prepared.get(key) if key not in evicted else None
+                if name is not None:
+                    self._use(key, name)
+                else:
+                    name = preparing.get(key)
+                held = len(self._prepared) - len(evicted) + len(preparing)
+                if name is None and self._prepare_due(key, held, evicted):
+                    if held >= PREPARED_MAX:
+                        victim = self._victim(evicted)
+                        assert victim is not None
+                        evicted.add(victim)
+                        pgconn.send_query_params(b"DEALLOCATE " + self._prepared[victim], None)
+                        sent.append(("deallocate", victim))
                     self._names += 1
                     name = b"_rl%d" % self._names
                     pgconn.send_prepare(name, raw, param_types=types)
                     sent.append(("prepare", (key, name)))
                     preparing[key] = name
+                elif name is None:
+                    self._count(key)
                 if name is not None:
                     pgconn.send_query_prepared(name, values, param_formats=formats)
                 else:
@@ -284,9 +324,11 @@ class LoopConnection:
                 failed = result
             if kind == "deallocate" and ok:
                 del self._prepared[detail]
+                del self._used_at[detail]
             elif kind == "prepare" and ok:  # a prepared statement outlives a failed transaction
                 self._seen.pop(detail[0], None)
                 self._prepared[detail[0]] = detail[1]
+                self._used_at[detail[0]] = self._runs
             elif kind == "statement":
                 done.append(result)
         if failed is not None:

@@ -58,28 +58,47 @@ def test_values_go_and_come_back_as_a_psycopg_cursor_sends_and_loads_them(databa
     assert run_async(body()) == expected
 
 
-def test_a_text_run_often_is_prepared_once_per_connection(database: Database, monkeypatch):
+def test_a_text_run_again_is_prepared_and_only_a_cold_one_makes_room(
+    database: Database, monkeypatch
+):
     monkeypatch.setattr(wire, "PREPARED_MAX", 2)
+    monkeypatch.setattr(wire, "COLD_AFTER", 10)
+    listed = "SELECT statement FROM pg_prepared_statements ORDER BY prepare_time"
 
-    async def body() -> tuple[list[str], int]:
+    async def body() -> dict[str, list[str]]:
         conn = await LoopConnection.connect(database.conninfo())
+        seen = {}
+
+        async def prepared() -> list[str]:
+            return [row[0] for row in (await conn.execute(listed)).rows]
+
         try:
             for n in range(wire.PREPARE_AFTER + 2):
                 assert (await conn.execute("SELECT %s::int + 1", [n])).rows == [(n + 1,)]
-            listed = "SELECT statement FROM pg_prepared_statements ORDER BY prepare_time"
-            first = [row[0] for row in (await conn.execute(listed)).rows]
-            # Two more texts run often: the oldest prepared one is deallocated.
-            for text in ("SELECT %s::int + 2", "SELECT %s::int + 3"):
-                for n in range(wire.PREPARE_AFTER):
-                    await conn.execute(text, [n])
-            after = (await conn.execute("SELECT count(*) FROM pg_prepared_statements")).rows
-            return first, after[0][0]
+            seen["first"] = await prepared()  # `listed` has run once: not prepared yet
+            # `listed` is prepared on its next run: the connection holds two, both in use.
+            seen["full"] = await prepared()
+            # Texts run in turn while both are hot run unprepared: nothing is deallocated.
+            for n in range(3):
+                for k in (2, 3, 4):
+                    assert (await conn.execute(f"SELECT %s::int + {k}", [n])).rows == [(n + k,)]
+                assert (await conn.execute("SELECT %s::int + 1", [n])).rows == [(n + 1,)]
+                await prepared()
+            seen["hot"] = await prepared()
+            # `+ 1` goes unused for COLD_AFTER runs: the next text due takes its place.
+            for n in range(wire.COLD_AFTER):
+                await conn.execute("SELECT %s::int + 5", [n])
+                await prepared()
+            seen["cold"] = await prepared()
+            return seen
         finally:
             await conn.close()
 
-    first, count = run_async(body())
-    assert first == ["SELECT $1::int + 1"]
-    assert count == 2
+    seen = run_async(body())
+    assert seen["first"] == ["SELECT $1::int + 1"]
+    assert seen["full"] == ["SELECT $1::int + 1", listed]
+    assert seen["hot"] == seen["full"]
+    assert seen["cold"] == [listed, "SELECT $1::int + 5"]
 
 
 def test_a_failed_statement_raises_its_sqlstate_and_the_connection_goes_on(database: Database):
