@@ -113,8 +113,23 @@ class Scan:
     skeleton: str
 
 
+# The last text scanned and its scan: usage counting scans the text the planner has just
+# scanned (`runtime.usage.counter.canonical`); one entry, compared by identity, so it is free.
+_last: tuple[str | None, Scan | None] = (None, None)
+
+
 def scan(text: str) -> Scan | None:
     """The string and number literals of a text, or None when it has none."""
+    global _last
+    last = _last
+    if last[0] is text:
+        return last[1]
+    found = _scan(text)
+    _last = (text, found)
+    return found
+
+
+def _scan(text: str) -> Scan | None:
     if "\x00" in text:
         return None
     literals = []

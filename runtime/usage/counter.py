@@ -25,6 +25,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from runtime.opencrud.hoist import scan
+
 # Upper bounds of the latency buckets, in milliseconds (the last bucket is everything above
 # 10 s). Fixed for all time: rows of any age add up, and p50/p95 come from any window's sum.
 LATENCY_BOUNDS_MS = (1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000)
@@ -61,6 +63,50 @@ class Operation:
     key: str
     name: str | None
     document: str
+
+
+# What may come before a number for `_NUMBER` to read exactly that number (not after a name
+# character or `$`, where it reads none, nor after `.`, `+` or `-`, where a number before it
+# could run into it).
+_BEFORE_NUMBER = frozenset(' \t\n\r,()[]{}:=!|&@"')
+
+
+def canonical(document: str) -> str | None:
+    """The document with its string literals as `""` and its numbers as `0` (hoisting's
+    literals, `runtime.opencrud.hoist.scan`): a text that normalises exactly as the document
+    does, and that every document differing from it only in those values shares. So a client
+    inlining values is identified once, not once per text. None where normalising could read
+    the document otherwise (then it is identified as it is): a quote or `#` outside the
+    literals (a block string, a comment), a string followed by a quote (`""` then `"` reads as
+    a block string), a number after anything but a space or punctuation (after a name
+    character or `$` it is no number; after `.`, `+` or `-` another may run into it), a text
+    past the normalised length. A test checks the claim over generated documents."""
+    if len(document) > MAX_DOCUMENT_CHARS:
+        return None
+    found = scan(document)
+    if found is None:
+        return None
+    pieces = []
+    at = 0
+    for literal in found.literals:
+        start, end = literal.start, literal.end
+        between = document[at:start]
+        if '"' in between or "#" in between:
+            return None
+        if literal.kind == "string":
+            if document[end : end + 1] == '"':
+                return None
+            pieces += [between, '""']
+        else:
+            if start and document[start - 1] not in _BEFORE_NUMBER:
+                return None
+            pieces += [between, "0"]
+        at = end
+    rest = document[at:]
+    if '"' in rest or "#" in rest:
+        return None
+    pieces.append(rest)
+    return "".join(pieces)
 
 
 def identify(document: str, operation_name: str | None) -> Operation:
@@ -221,9 +267,17 @@ class UsageCounter:
         cache_key = (document, name if isinstance(name, str) else None)
         known = self._documents.get(cache_key)
         if known is None:
+            # A new text: usually a client inlining values, whose texts share a canonical one.
             if len(self._documents) >= DOCUMENT_CACHE:
-                self._documents.clear()  # a client inlining values: start over, stay bounded
-            known = self._documents[cache_key] = identify(document, cache_key[1])
+                self._documents.clear()  # stay bounded
+            shared = canonical(document)
+            if shared is not None:
+                known = self._documents.get((shared, cache_key[1]))
+            if known is None:
+                known = identify(document, cache_key[1])
+                if shared is not None:
+                    self._documents[(shared, cache_key[1])] = known
+            self._documents[cache_key] = known
         return known
 
     def take(self) -> Snapshot:

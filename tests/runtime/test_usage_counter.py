@@ -62,6 +62,51 @@ def test_normalizing_gives_the_text_the_stored_keys_were_made_from():
         assert normalize(document) == before(document), document
 
 
+def test_texts_differing_only_in_values_share_a_canonical_text_that_normalises_alike():
+    """A new text is identified through its canonical text (strings `""`, numbers `0`) where
+    `canonical` allows it: normalising that gives exactly what normalising the text gives, so
+    keys stay as they were. Generated documents mix literals with everything that could make
+    normalising read a text differently: comments, block strings, adjacent literals, names and
+    variables before numbers, escapes, quotes and `#` inside strings."""
+    pieces = [*"{}()[]:!=@$|.&", " ", ",", "\n", "a", "b1", "$v", "_", '"s t"', '""', '"#"',
+              '"a\\"b"', '"\\\\"', '"""blk"""', '"""', "-4.5e3", "0", "12", "1.5", "-0",
+              "# c\n", "#", "...", '"', "x2", "$"]  # fmt: skip
+    rng = random.Random(17)
+    documents = [
+        '{ user(where: {id: "v000000000000000000000001"}) { id name email } }',
+        'mutation { createUser(data: {email: "a@b.c", name: "Bench", age: 30}) { id } }',
+        '{ a(x: """b") }',
+        "{ a(x: $1) }",
+        '{ a(x: "#", y: 2) # "\n }',
+        '{ a(x: """b""", y: "c") }',
+    ]
+    documents += [
+        "".join(rng.choice(pieces) for _ in range(rng.randint(0, 30))) for _ in range(20000)
+    ]
+    shared = 0
+    for document in documents:
+        text = counter.canonical(document)
+        if text is not None:
+            shared += 1
+            assert normalize(text) == normalize(document), document
+            assert counter.canonical(text) == text
+    assert shared > 1500  # the shortcut is taken often enough for the check to mean something
+    assert counter.canonical(documents[0]) == '{ user(where: {id: ""}) { id name email } }'
+    for refused in documents[2:6]:
+        assert counter.canonical(refused) is None, refused
+
+
+def test_a_client_inlining_values_is_identified_once():
+    usage = UsageCounter(clock=Clock())
+    for k in range(50):
+        usage.request(
+            "s", "p$dev", latency=0.001, payload={"query": f'{{ u(id: "{k}") {{ id }} }}'}
+        )
+    rows = usage.take().operations
+    assert len(rows) == 1 and next(iter(rows.values())).count == 50
+    assert len(usage._documents) == 51  # each text, and the one canonical text they share
+
+
 def test_named_operations_are_known_by_name_whatever_their_text():
     first = identify("query Feed($n: Int) { posts(first: $n) { id } }", None)
     second = identify("query Feed { posts(first: 10) { id title } }", None)
