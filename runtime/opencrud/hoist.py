@@ -29,6 +29,7 @@ What keeps the answers and errors equal to the unhoisted path's:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import re
@@ -113,19 +114,24 @@ class Scan:
     skeleton: str
 
 
-# The last text scanned and its scan: usage counting scans the text the planner has just
-# scanned (`runtime.usage.counter.canonical`); one entry, compared by identity, so it is free.
-_last: tuple[str | None, Scan | None] = (None, None)
+# The texts scanned last and their scans: usage counting scans the text the planner scanned
+# before the request went to the database (`runtime.usage.counter.canonical`), while other
+# requests scanned theirs. A string keeps its hash, so finding it again costs a dict lookup.
+RECENT_SCANS = 256
+_recent: dict[str, Scan | None] = {}
 
 
 def scan(text: str) -> Scan | None:
     """The string and number literals of a text, or None when it has none."""
-    global _last
-    last = _last
-    if last[0] is text:
-        return last[1]
+    try:
+        return _recent[text]
+    except KeyError:
+        pass
     found = _scan(text)
-    _last = (text, found)
+    if len(_recent) >= RECENT_SCANS:
+        with contextlib.suppress(KeyError, RuntimeError, StopIteration):  # another thread's turn
+            del _recent[next(iter(_recent))]
+    _recent[text] = found
     return found
 
 
