@@ -205,12 +205,6 @@ def test_one_query_renews_every_busy_service_of_a_server(
     directory = ServiceDirectory(state_ttl=1.0, clock=clock)
     pids = {name: f"{name}$dev" for name in (busy, other, idle)}
 
-    async def revalidate(pid: str) -> Any:
-        async with await psycopg.AsyncConnection.connect(database.conninfo()) as conn:
-            cursor = CountingCursor(conn)
-            entry = await directory.revalidate(cursor, tenant, pid)
-            return entry, cursor.executed
-
     try:
         with tenant.pool.connection() as conn:
             first = {name: directory.load(conn, tenant, pid) for name, pid in pids.items()}
@@ -219,7 +213,7 @@ def test_one_query_renews_every_busy_service_of_a_server(
         assert directory.cached(tenant, pids[other]) is not None  # used; `idle` is not
         clock.now += 1.0
         assert all(directory.cached(tenant, pid) is None for pid in pids.values())
-        entry, executed = run_async(revalidate(pids[busy]))
+        entry, executed = revalidate(database, directory, tenant, pids[busy])
         assert executed == 1
         assert entry is not None and entry.api is first[busy].api
         renewed = directory.cached(tenant, pids[other])  # renewed by the same query
@@ -228,7 +222,7 @@ def test_one_query_renews_every_busy_service_of_a_server(
         # A redeploy of `other`: the next renewal leaves it for a load of the new revision.
         deploy(runtime, token, other, datamodel(5))
         clock.now += 1.5
-        entry, executed = run_async(revalidate(pids[busy]))
+        entry, executed = revalidate(database, directory, tenant, pids[busy])
         assert entry is not None and executed == 1
         assert directory.cached(tenant, pids[other]) is None
         with tenant.pool.connection() as conn:
@@ -253,12 +247,6 @@ def test_busy_services_read_at_different_times_are_renewed_together(
     directory = ServiceDirectory(state_ttl=1.0, clock=clock)
     pids = [f"{name}$dev" for name in names]
 
-    async def revalidate(pid: str) -> Any:
-        async with await psycopg.AsyncConnection.connect(database.conninfo()) as conn:
-            cursor = CountingCursor(conn)
-            entry = await directory.revalidate(cursor, tenant, pid)
-            return entry, cursor.executed
-
     try:
         with tenant.pool.connection() as conn:
             for k, pid in enumerate(pids):  # read 0.3 s apart
@@ -268,18 +256,32 @@ def test_busy_services_read_at_different_times_are_renewed_together(
         assert all(directory.cached(tenant, pid) is not None for pid in pids)  # all used
         clock.now = 1.05  # the first expired; the second is 0.75 s old, the third 0.45 s
         assert directory.cached(tenant, pids[0]) is None
-        entry, executed = run_async(revalidate(pids[0]))
+        entry, executed = revalidate(database, directory, tenant, pids[0])
         assert entry is not None and executed == 1
         assert loaded_at(directory, tenant, pids) == [1.05, 1.05, 0.6]
         for pid in pids:
             assert directory.cached(tenant, pid) is not None
         clock.now = 1.65  # the third expires alone, and takes the other two along
         assert directory.cached(tenant, pids[2]) is None
-        entry, executed = run_async(revalidate(pids[2]))
+        entry, executed = revalidate(database, directory, tenant, pids[2])
         assert entry is not None and executed == 1
         assert loaded_at(directory, tenant, pids) == [1.65] * 3  # in step from now on
     finally:
         tenant.close()
+
+
+def revalidate(
+    database: Database, directory: ServiceDirectory, tenant: Tenant, pid: str
+) -> tuple[Any, int]:
+    """`directory.revalidate` on a connection of its own: the entry and the queries it ran."""
+
+    async def body() -> tuple[Any, int]:
+        async with await psycopg.AsyncConnection.connect(database.conninfo()) as conn:
+            cursor = CountingCursor(conn)
+            entry = await directory.revalidate(cursor, tenant, pid)
+            return entry, cursor.executed
+
+    return run_async(body())
 
 
 def loaded_at(directory: ServiceDirectory, tenant: Tenant, pids: list[str]) -> list[float]:
