@@ -39,17 +39,15 @@ STATE_TTL_SECONDS = 1.0
 MAX_SERVICES = 10_000
 # Expired entries renewed together by one query on the event loop (see `revalidate`).
 RENEW_BATCH = 500
+# Generated APIs kept per process, one per distinct deployed datamodel in use (the runtime
+# config's `apiCacheSize` sets it).
+MAX_DATAMODELS = API_CACHE_SIZE
 
 
 @functools.lru_cache(maxsize=64)
 def _states_query(schema: str) -> str:
     """`store.service_states_query` as text, made once per management schema."""
     return store.service_states_query(schema).as_string(None)
-
-
-# Generated APIs kept per process, one per distinct deployed datamodel in use (the runtime
-# config's `apiCacheSize` sets it).
-MAX_DATAMODELS = API_CACHE_SIZE
 
 
 @dataclass(frozen=True)
@@ -176,7 +174,8 @@ class ServiceDirectory:
         they expire together, about one query a second, where entries read at scattered times
         would each expire alone and cost a query of their own (a thousand services spread over
         a runtime cost one query for every two requests)."""
-        now = self._services.clock() + self.state_ttl / 2
+        now = self._services.clock()
+        half = self.state_ttl / 2
         found: dict[str, ServiceEntry] = {}
         for key in list(self._used):
             if len(found) >= RENEW_BATCH:
@@ -186,7 +185,7 @@ class ServiceDirectory:
             entry = self._services.peek(key)
             if entry is None:
                 self._used.discard(key)
-            elif entry.api is not None and now - entry.loaded_at >= self.state_ttl:
+            elif entry.api is not None and now - entry.loaded_at >= half:
                 found[key[1]] = entry
         return found
 

@@ -69,8 +69,7 @@ class LoopPool:
             return await self._connect()
         loop = asyncio.get_running_loop()
         waiter: asyncio.Future[LoopConnection] = loop.create_future()
-        want = -1 if affinity is None else hash(affinity) % self.max_size
-        self.waiters.append((waiter, want))
+        self.waiters.append((waiter, -1 if affinity is None else self._slot_of(affinity)))
         timer = loop.call_later(self.timeout, _expire, waiter, self.timeout)
         try:
             return await waiter
@@ -89,12 +88,15 @@ class LoopPool:
             return self._take(affinity)
         return None
 
+    def _slot_of(self, affinity: str) -> int:
+        return hash(affinity) % self.max_size
+
     def _take(self, affinity: str | None) -> LoopConnection:
         idle = self.idle
         if affinity is None or len(idle) == 1:
             return idle.pop()
         size = self.max_size
-        want = hash(affinity) % size
+        want = self._slot_of(affinity)
         slots = self.slots
         best = 0
         best_distance = size
@@ -131,8 +133,8 @@ class LoopPool:
         # The oldest waiter, unless one of the next few prefers this connection's slot; the
         # oldest is passed over at most `MAX_PASSED` times in a row.
         pick = 0
-        if self.passed < MAX_PASSED and waiters[0][1] != self.slots[conn]:
-            slot = self.slots[conn]
+        slot = self.slots[conn]
+        if self.passed < MAX_PASSED and waiters[0][1] != slot:
             for i in range(1, min(len(waiters), WAITERS_SCANNED)):
                 waiter, want = waiters[i]
                 if want == slot and not waiter.done():
