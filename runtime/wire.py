@@ -161,21 +161,25 @@ class LoopConnection:
         begin: bool = False,
         commit: bool = False,
         schema: str | None = None,
+        before: Sequence[tuple[str, Sequence[Any]]] = (),
     ) -> Rows:
         """One statement with its parameters (for the service whose schema is `schema`, see
         `convert`); with `begin`, a `BEGIN` goes first in the same round trip (its transaction
         stays open); with `commit`, the transaction's `COMMIT` follows it in that round trip
-        (skipped by PostgreSQL when the statement fails, leaving the transaction failed)."""
+        (skipped by PostgreSQL when the statement fails, leaving the transaction failed);
+        `before`, statements (text and parameters) sent ahead of it in that round trip, whose
+        results are dropped (the first failure raises, and PostgreSQL skips the rest)."""
         if not isinstance(query, str):
             query = query.as_string(self.conn)
         raw, count = convert(query, schema)
         values, types, formats = self._dump(params, count)
         key = (raw, types)
         name = self._prepared.get(key)
-        if begin or commit or (name is None and self._prepare_due(key)):
+        if begin or commit or before or (name is None and self._prepare_due(key)):
             # Preparing, opening or ending the transaction ride in the same round trip.
-            item = (raw, values, types, formats)
-            return (await self._pipeline([item], begin=begin, commit=commit))[0]
+            items = self._items(before, schema)
+            items.append((raw, values, types, formats))
+            return (await self._pipeline(items, begin=begin, commit=commit))[-1]
         pgconn = self.pgconn
         self._runs += 1
         if name is not None:
@@ -188,17 +192,19 @@ class LoopConnection:
         return self._rows(results[-1])
 
     async def executemany(self, query: str, params_seq: Sequence[Sequence[Any]], *,
-                          begin: bool = False, schema: str | None = None) -> Rows:  # fmt: skip
-        """The statement once per parameter list, in one pipeline (one round trip); the row
-        count is their sum."""
+                          begin: bool = False, schema: str | None = None,
+                          before: Sequence[tuple[str, Sequence[Any]]] = ()) -> Rows:  # fmt: skip
+        """The statement once per parameter list, in one pipeline (one round trip, with
+        `before` ahead of them as for `execute`); the row count is their sum."""
         raw, count = convert(query, schema)
-        items = [(raw, *self._dump(params, count)) for params in params_seq]
+        items = self._items(before, schema)
+        items.extend((raw, *self._dump(params, count)) for params in params_seq)
         if not items:
             if begin:
                 await self.simple(b"BEGIN")
             return Rows([], 0)
         done = await self._pipeline(items, begin=begin)
-        return Rows([], sum(max(each.rowcount, 0) for each in done))
+        return Rows([], sum(max(each.rowcount, 0) for each in done[len(before) :]))
 
     async def simple(self, query: bytes) -> Rows:
         """A simple query (several statements allowed, no parameters); the last one's rows."""
@@ -207,6 +213,16 @@ class LoopConnection:
         return self._rows(results[-1]) if results else Rows([], -1)
 
     # libpq -----------------------------------------------------------------------------------
+
+    def _items(
+        self, statements: Sequence[tuple[str, Sequence[Any]]], schema: str | None
+    ) -> list[tuple[bytes, Any, Any, Any]]:
+        """Statements (text and parameters) as `_pipeline` takes them."""
+        items = []
+        for query, params in statements:
+            raw, count = convert(query, schema)
+            items.append((raw, *self._dump(params, count)))
+        return items
 
     def _dump(self, params: Sequence[Any], count: int) -> tuple[Any, Any, Any]:
         if len(params) != count:

@@ -254,7 +254,10 @@ def run_mutation(
     parts: list[bytes] = []
     problems: list[dict[str, Any]] = []
     null_data = False
-    writer = Writer(service.api, publishes=sink is not None)
+    # A field's INSERTs ride with the statement after them (`Writer.defers`), so their failures
+    # can surface at any later statement of the field, its savepoint's release or, with one
+    # field, the COMMIT: each of those is inside the field's `try`.
+    writer = Writer(service.api, publishes=sink is not None, defers=True)
     # With one root field the request's transaction is all the atomicity needed; a savepoint
     # per field (two more round trips) only matters when a failed field must spare the others.
     fields = [nodes for nodes in roots.values() if nodes[0].name.value != "__typename"]
@@ -276,37 +279,64 @@ def run_mutation(
                 service, compiler, writer, name, nodes, definition, limits
             )
             yield from writer.check_required_relations()
-            if not single:
+            if single:
+                refused = yield from _commit(writer, limits, sink)
+                if refused is not None:
+                    return error_body(refused.code, refused.message, request_id)
+            else:
                 yield Sql(f"RELEASE SAVEPOINT {savepoint}")
             parts.append(encoded + b":" + value)
-        except PrismaError as exc:
+        except (PrismaError, *WRITE_ERRORS) as exc:
+            failure = exc if isinstance(exc, PrismaError) else write_failure(service, exc)
             if not single:
                 yield Sql(f"ROLLBACK TO SAVEPOINT {savepoint}")
             writer.touched.clear()
             if writer.events is not None:
                 del writer.events[published:]  # the field's writes were undone
-            problems.append(errors.error_entry(exc, key, nodes, request_id))
+            problems.append(errors.error_entry(failure, key, nodes, request_id))
             parts.append(encoded + b":null")
             null_data = null_data or isinstance(definition.type, GraphQLNonNull)
     # One failed field of one undoes its writes; otherwise each failed field's savepoint did.
     if single and problems:
         yield ROLLBACK
-    else:
-        if limits.storage is not None:
-            try:
-                yield from limits.storage.before_commit(writer.growth)
-            except PrismaError as exc:
-                yield ROLLBACK
-                return error_body(exc.code, exc.message, request_id)
-        committed = False
-        if sink is not None and writer.events:
-            committed = yield from events.publish(sink, writer.events, commit=True)
-        if not committed:
-            yield COMMIT
+    elif not single:
+        refused = yield from _commit(writer, limits, sink)
+        if refused is not None:
+            return error_body(refused.code, refused.message, request_id)
     data = b"null" if null_data else b"{" + b",".join(parts) + b"}"
     if problems:
         return b'{"data":' + data + b',"errors":' + json.dumps(problems).encode() + b"}"
     return b'{"data":' + data + b"}"
+
+
+def _commit(
+    writer: Writer, limits: RequestLimits, sink: EventSink | None
+) -> Steps[PrismaError | None]:
+    """The end of a mutation's transaction: the storage guard's check on a sandbox, the
+    subscription events, COMMIT. The guard's refusal is rolled back and returned."""
+    if limits.storage is not None:
+        try:
+            yield from limits.storage.before_commit(writer.growth)
+        except PrismaError as exc:
+            yield ROLLBACK
+            return exc
+    published = sink is not None and writer.events
+    if not published or not (yield from events.publish(sink, writer.events, commit=True)):
+        yield COMMIT
+    return None
+
+
+# What a write's failure means to the client (`write_failure`); anything else is a bug.
+WRITE_ERRORS = (pg_errors.UniqueViolation, pg_errors.StringDataRightTruncation, pg_errors.DataError)
+
+
+def write_failure(service: ServiceApi, exc: Exception) -> PrismaError:
+    """The Prisma error for a failed write (one of `WRITE_ERRORS`)."""
+    if isinstance(exc, pg_errors.UniqueViolation):
+        return _unique_violation(service, exc)
+    if isinstance(exc, pg_errors.StringDataRightTruncation):
+        return PrismaError(3007, f"Value for field {exc.diag.column_name or 'id'} is too long.")
+    return invalid_input(exc)
 
 
 def _root_field(
@@ -349,15 +379,9 @@ def _root_field(
                 for node_id in ids:
                     yield from writer.delete_node(model, node_id)
             return _batch_payload(compiler, nodes, len(ids))
-    except pg_errors.UniqueViolation as exc:
-        raise _unique_violation(service, exc) from exc
-    except pg_errors.StringDataRightTruncation as exc:
-        raise PrismaError(
-            3007, f"Value for field {exc.diag.column_name or 'id'} is too long."
-        ) from exc
-    except pg_errors.DataError as exc:
-        raise invalid_input(exc) from exc
-    return (yield from _read_node(compiler, model, node_id, nodes, writer, limits, created))
+        return (yield from _read_node(compiler, model, node_id, nodes, writer, limits, created))
+    except WRITE_ERRORS as exc:
+        raise write_failure(service, exc) from exc
 
 
 def _read_node(

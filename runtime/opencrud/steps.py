@@ -18,6 +18,13 @@ a transaction is open, the driver rolls it back before the error goes on. A stat
 notification) costs no round trip of its own. The thread's driver binds its parameters as
 literals (escaped by the connection) and sends both as one simple query; the loop's sends them
 as one pipeline (`runtime.wire`).
+
+A statement whose result the logic can tell in advance (the INSERT of a row whose id it made)
+can say so (`Sql.assumed`): the logic goes on at once with that result, and the loop's driver
+sends the statement in the round trip of the statement that follows, so a create answered with
+its id costs one round trip, not two. The logic must be ready for the deferred statement's
+failure at the following statement's yield (where the driver throws it in), and must follow it
+with one (a mutation always ends with COMMIT or ROLLBACK); the thread's driver runs it at once.
 """
 
 from __future__ import annotations
@@ -36,18 +43,6 @@ from runtime.wire import LoopConnection
 T = TypeVar("T")
 
 
-class Sql(NamedTuple):
-    """One statement; with `many`, `params` is a sequence of parameter lists (executemany);
-    with `commit`, the transaction's COMMIT follows it in the same round trip (see the module's
-    docstring; `%s` are its only placeholders). A tuple: every statement of every request is
-    one, and a tuple is made in a fraction of a frozen dataclass's time."""
-
-    query: str
-    params: Sequence[Any] = ()
-    many: bool = False
-    commit: bool = False
-
-
 @dataclass
 class Result:
     rows: list[tuple[Any, ...]] = field(default_factory=list)
@@ -55,6 +50,20 @@ class Result:
 
     def one(self) -> tuple[Any, ...] | None:
         return self.rows[0] if self.rows else None
+
+
+class Sql(NamedTuple):
+    """One statement; with `many`, `params` is a sequence of parameter lists (executemany);
+    with `commit`, the transaction's COMMIT follows it in the same round trip; with `assumed`,
+    the result the logic goes on with before the statement has run (see the module's docstring;
+    `%s` are its only placeholders). A tuple: every statement of every request is one, and a
+    tuple is made in a fraction of a frozen dataclass's time."""
+
+    query: str
+    params: Sequence[Any] = ()
+    many: bool = False
+    commit: bool = False
+    assumed: Result | None = None
 
 
 Steps = Generator[Sql, Result, T]
@@ -119,25 +128,35 @@ def drive(steps: Steps[T], conn: Connection[Any], schema: str) -> T:
 async def drive_async(steps: Steps[T], conn: LoopConnection, schema: str) -> T:
     """Run `steps` for one service (`schema` as for `drive`), on an event-loop connection
     (`runtime.wire`). A `BEGIN` is held back and sent with the statement that follows it: a
-    mutation's first round trip opens its transaction and runs its first statement."""
+    mutation's first round trip opens its transaction and runs its first statement. So is a
+    statement with an `assumed` result (see the module's docstring)."""
     error: Exception | None = None
     result: Result | None = None  # a generator starts on None
     begin = False
+    held: list[tuple[str, Sequence[Any]]] = []  # statements sent with the next one
     try:
         while True:
             try:
                 command = steps.throw(error) if error is not None else steps.send(result)  # type: ignore[arg-type]
             except StopIteration as stop:
+                if held:  # the logic broke the contract; the statements run all the same
+                    await conn.execute(held[-1][0], held[-1][1], begin=begin,
+                                       schema=schema, before=held[:-1])  # fmt: skip
                 return stop.value  # type: ignore[no-any-return]
             error = None
             if command.query == "BEGIN" and not begin:
                 begin = True
                 result = Result([], -1)
                 continue
+            if command.assumed is not None and not command.many and not command.commit:
+                held.append((command.query, command.params))
+                result = command.assumed
+                continue
+            before, held = held, []
             try:
                 if command.many:
                     done = await conn.executemany(
-                        command.query, command.params, begin=begin, schema=schema
+                        command.query, command.params, begin=begin, schema=schema, before=before
                     )
                 else:
                     done = await conn.execute(
@@ -146,6 +165,7 @@ async def drive_async(steps: Steps[T], conn: LoopConnection, schema: str) -> T:
                         begin=begin,
                         commit=command.commit,
                         schema=schema,
+                        before=before,
                     )
                 result = Result(done.rows, done.rowcount)
             except psycopg.Error as exc:

@@ -74,8 +74,11 @@ def default_value(f: ApiField) -> Any:
 class Writer:
     """The writes of one request, on one connection, inside its transaction."""
 
-    def __init__(self, api: ApiSchema, publishes: bool = False) -> None:
+    def __init__(self, api: ApiSchema, publishes: bool = False, defers: bool = False) -> None:
         self.api = api
+        # Whether a row's INSERT may be sent with the statement after it (`steps.Sql.assumed`):
+        # the caller then takes its failure wherever the next statement is yielded.
+        self.defers = defers
         self.touched: set[tuple[str, Any]] = set()
         # The subscription events of the request (`runtime.subscriptions.events`), when its
         # service's events are published; None otherwise (nothing is captured then).
@@ -88,8 +91,10 @@ class Writer:
     def table(self, model: ApiModel) -> str:
         return in_service_schema(model.table)
 
-    def run(self, query: str, params: list[Any] | tuple[Any, ...] = ()) -> Steps[Result]:
-        result = yield Sql(query, params)
+    def run(
+        self, query: str, params: list[Any] | tuple[Any, ...] = (), assumed: Result | None = None
+    ) -> Steps[Result]:
+        result = yield Sql(query, params, assumed=assumed)
         if query.startswith(("INSERT", "UPDATE")):
             self._grew(query, [params], max(result.rowcount, 0))
         return result
@@ -262,7 +267,13 @@ class Writer:
             )
         else:
             query = f"INSERT INTO {self.table(model)} DEFAULT VALUES RETURNING {id_col}"  # noqa: S608
-        node_id = (yield from self.run(query, list(values.values()))).one()[0]
+        known = values.get(model.id_field.column) if model.id_field.type_name == "ID" else None
+        if self.defers and isinstance(known, str):
+            # The id is a string the request made or was given: the one RETURNING would give.
+            assumed = Result([(known,)], 1)
+            node_id = (yield from self.run(query, list(values.values()), assumed)).one()[0]
+        else:
+            node_id = (yield from self.run(query, list(values.values()))).one()[0]
         for f, items in lists.items():
             yield from self.set_list(f, node_id, items)
         self.touched.add((model.name, node_id))
