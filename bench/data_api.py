@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import itertools
 import json
 import os
 import re
@@ -127,13 +128,34 @@ ROWS: dict[str, tuple[list[Body], list[Body]]] = {
 }  # fmt: skip
 READS = ("list", "single", "single-inlined")
 WRITES = ("create", "create-inlined", "mixed")
+# wrk's Lua seeds its random numbers the same way every run, so the id prefix comes from
+# Python, new for every run: a prefix seen before would repeat the ids of an earlier run, and
+# every create would answer a unique-constraint error. Answers with errors are counted (a
+# benchmark of errors times nothing) and reported for `wrk_figures` to refuse.
 WRK_SCRIPT = """
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
 local templates = %s
 local counter = 0
-local prefix = string.format("%%06d", math.random(0, 999999))
-local start = math.random(0, %d)
+local prefix = "%s"
+local start = %d
+errors = 0
+local threads = {}
+function setup(thread)
+  table.insert(threads, thread)
+end
+function response(status, headers, body)
+  if status ~= 200 or string.find(body, '"errors"', 1, true) then
+    errors = errors + 1
+  end
+end
+function done(summary, latency, requests)
+  local total = 0
+  for _, thread in ipairs(threads) do
+    total = total + thread:get("errors")
+  end
+  io.write(string.format("answers with errors: %%d\\n", total))
+end
 request = function()
   counter = counter + 1
   local id = string.format("n%%s%%018d", prefix, counter)
@@ -290,26 +312,40 @@ def run_bodies(
     return figures
 
 
+_runs = itertools.count(secrets.randbelow(10**6))
+
+
+def wrk_script(bodies: list[Body]) -> str:
+    """The wrk script sending `bodies` in turn, with an id prefix no earlier run used."""
+    templates = "{" + ", ".join(lua_string(json.dumps(b)) for b in bodies) + "}"
+    prefix = f"{next(_runs) % 10**6:06d}"  # from a random start, one up per run
+    return WRK_SCRIPT % (templates, prefix, secrets.randbelow(EXTRA_USERS), EXTRA_USERS)
+
+
 def _run_wrk_bodies(
     url: str, bodies: list[Body], seconds: int, connections: int
 ) -> dict[str, float]:
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
-        templates = "{" + ", ".join(lua_string(json.dumps(b)) for b in bodies) + "}"
-        script.write(WRK_SCRIPT % (templates, EXTRA_USERS - 1, EXTRA_USERS))
-    output = subprocess.run(
+        script.write(wrk_script(bodies))
+    ran = subprocess.run(
         ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", script.name, url],
         capture_output=True,
         text=True,
         check=True,
-    ).stdout
+    )
     os.unlink(script.name)
-    return wrk_figures(output, url)
+    if "answers with errors:" not in ran.stdout:  # the script failed: nothing was checked
+        raise SystemExit(f"bench: wrk's script failed for {url}:\n{ran.stderr}{ran.stdout}")
+    return wrk_figures(ran.stdout, url)
 
 
 def wrk_figures(output: str, url: str) -> dict[str, float]:
     """Requests per second, p50 and p99 (ms) and the request count from wrk's output."""
     if "Non-2xx" in output:
         raise SystemExit(f"bench: errors from {url}:\n{output}")
+    errors = re.search(r"^answers with errors: (\d+)$", output, re.M)
+    if errors is not None and int(errors.group(1)):
+        raise SystemExit(f"bench: {errors.group(1)} answers with errors from {url}:\n{output}")
 
     def latency(label: str) -> float:
         match = re.search(rf"^\s*{label}\s+([\d.]+)(us|ms|s)\s*$", output, re.M)
