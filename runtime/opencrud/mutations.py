@@ -220,13 +220,17 @@ def _creates_or_connects(value: Any) -> bool:
     )
 
 
-def root_mutations(service_api: Any) -> dict[str, tuple[str, ApiModel]]:
-    names: dict[str, tuple[str, ApiModel]] = {}
-    for model in service_api.api.models.values():
-        for kind in ("create", "update", "upsert", "delete"):
-            names[f"{kind}{model.name}"] = (kind, model)
-        for kind in ("updateMany", "deleteMany"):
-            names[f"{kind}{plural(model.name)}"] = (kind, model)
+def root_mutations(service_api: ServiceApi) -> dict[str, tuple[str, ApiModel]]:
+    """The root mutation fields by name: their kind and model (made once per API)."""
+    names = service_api.mutation_roots
+    if names is None:
+        names = {}
+        for model in service_api.api.models.values():
+            for kind in ("create", "update", "upsert", "delete"):
+                names[f"{kind}{model.name}"] = (kind, model)
+            for kind in ("updateMany", "deleteMany"):
+                names[f"{kind}{plural(model.name)}"] = (kind, model)
+        service_api.mutation_roots = names
     return names
 
 

@@ -49,6 +49,8 @@ class ServiceApi:
     version: str  # a digest of the deployed schema: statements of another datamodel differ
     documents: Lru[Any] = field(default_factory=lambda: Lru(CACHE_SIZE))
     compiled: Lru[Any] = field(default_factory=lambda: Lru(CACHE_SIZE))
+    # The root mutation fields by name, with their kind and model (`mutations.root_mutations`).
+    mutation_roots: dict[str, Any] | None = None
 
     @property
     def sdl(self) -> str:

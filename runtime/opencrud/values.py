@@ -20,14 +20,17 @@ from graphql import (
     EnumValueNode,
     GraphQLBoolean,
     GraphQLEnumType,
+    GraphQLID,
     GraphQLInputObjectType,
     GraphQLInputType,
     GraphQLInt,
     GraphQLList,
     GraphQLNonNull,
+    GraphQLString,
     ListValueNode,
     NullValueNode,
     ObjectValueNode,
+    StringValueNode,
     ValueNode,
     VariableNode,
     value_from_ast,
@@ -54,6 +57,8 @@ def resolve(node: ValueNode, t: GraphQLInputType, variables: dict[str, Any]) -> 
     if isinstance(node, VariableNode):
         name = node.name.value
         return wrap(variables.get(name), t, (name,))
+    if type(node) is StringValueNode and (t is GraphQLString or t is GraphQLID):
+        return node.value  # what `value_from_ast` gives, without its checks (validated already)
     if isinstance(node, NullValueNode):
         return None
     if isinstance(t, GraphQLList):

@@ -35,6 +35,8 @@ INSERT_ROW_BYTES = 1024
 UPDATE_ROW_BYTES = 16 * 1024
 STATEMENT_PAGES_BYTES = 32 * 1024
 VALUE_COPIES = 3
+INSERTS_KEPT = 4096  # INSERT texts kept by model and columns (`Writer._insert_text`)
+_INSERTS: dict[tuple[str, str, tuple[str, ...]], str] = {}
 
 
 def write_value(f: ApiField, value: Any) -> Any:
@@ -257,16 +259,7 @@ class Writer:
                     values[f.column] = str(uuid.uuid4())
             elif f.field.default is not None:
                 values[f.column] = default_value(f)
-        columns = ", ".join(ident(c) for c in values)
-        placeholders = ", ".join("%s" for _ in values)
-        id_col = ident(model.id_field.column)
-        if values:
-            query = (
-                f"INSERT INTO {self.table(model)} ({columns}) "  # noqa: S608
-                f"VALUES ({placeholders}) RETURNING {id_col}"
-            )
-        else:
-            query = f"INSERT INTO {self.table(model)} DEFAULT VALUES RETURNING {id_col}"  # noqa: S608
+        query = self._insert_text(model, tuple(values))
         known = values.get(model.id_field.column) if model.id_field.type_name == "ID" else None
         if self.defers and isinstance(known, str):
             # The id is a string the request made or was given: the one RETURNING would give.
@@ -280,6 +273,25 @@ class Writer:
         if self.events is not None:
             self.events.append(events.created(model, node_id))
         return node_id
+
+    def _insert_text(self, model: ApiModel, columns: tuple[str, ...]) -> str:
+        """The INSERT of a row with these columns, made once per model and columns: the same
+        text object request after request (hashed once where statements are cached)."""
+        key = (model.table, model.id_field.column, columns)
+        query = _INSERTS.get(key)
+        if query is None:
+            id_col = ident(model.id_field.column)
+            if columns:
+                query = (
+                    f"INSERT INTO {self.table(model)} ({', '.join(map(ident, columns))}) "  # noqa: S608
+                    f"VALUES ({', '.join('%s' for _ in columns)}) RETURNING {id_col}"
+                )
+            else:
+                query = f"INSERT INTO {self.table(model)} DEFAULT VALUES RETURNING {id_col}"  # noqa: S608
+            if len(_INSERTS) >= INSERTS_KEPT:
+                _INSERTS.clear()
+            _INSERTS[key] = query
+        return query
 
     def previous_values(self, model: ApiModel, node_id: Any) -> Steps[dict[str, Any] | None]:
         """The node's scalar values before a write, for its subscription event (None when its

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import secrets
+import os
 from collections import OrderedDict
 from dataclasses import dataclass
 from functools import cache
@@ -87,11 +87,14 @@ def previous_values_query(model: ApiModel, by: ApiField | None = None) -> str:
     )
 
 
+_ENCODER = json.JSONEncoder(separators=(",", ":"), default=str)  # made once, not per call
+
+
 def notifications(sink: EventSink, events: list[dict[str, Any]]) -> list[str]:
     """The payloads that carry a request's events: `<token>:<index>:<count>:<json part>`."""
-    body = json.dumps({"p": sink.project_id, "e": events}, separators=(",", ":"), default=str)
+    body = _ENCODER.encode({"p": sink.project_id, "e": events})
     parts = [body[i : i + CHUNK_CHARS] for i in range(0, len(body), CHUNK_CHARS)]
-    token = secrets.token_hex(8)
+    token = os.urandom(8).hex()
     return [f"{token}:{i}:{len(parts)}:{part}" for i, part in enumerate(parts)]
 
 
