@@ -119,3 +119,11 @@ def service(request: pytest.FixtureRequest, database: Database) -> Iterator[Serv
     deployed = deploy(database, request.module.DATAMODEL)
     yield deployed
     deployed.conn.close()
+
+
+@pytest.fixture
+def listener(service: Service) -> Iterator[psycopg.Connection]:
+    """A connection of its own to the service's database, to LISTEN for its events."""
+    conn = psycopg.connect(service.database.conninfo(), autocommit=True)
+    yield conn
+    conn.close()

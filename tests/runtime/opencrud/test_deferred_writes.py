@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import psycopg
@@ -75,13 +74,6 @@ def without_request_ids(answer: Any) -> Any:
     return answer
 
 
-@pytest.fixture
-def listener(service: Service) -> Iterator[psycopg.Connection]:
-    conn = psycopg.connect(service.database.conninfo(), autocommit=True)
-    yield conn
-    conn.close()
-
-
 def test_a_create_answered_with_its_id_is_one_round_trip(
     service: Service, listener: psycopg.Connection
 ) -> None:
@@ -113,9 +105,11 @@ def test_a_failed_insert_is_the_fields_error_as_on_the_thread_path(service: Serv
     "fields",
     [
         # The failing INSERT meets its savepoint's release; the next field still commits.
-        ('a: createUser(data: {email: "dup@x.io"}) { id }', 'b: createUser(data: {email: "a@x.io"}) { id }'),
+        ('a: createUser(data: {email: "dup@x.io"}) { id }',
+         'b: createUser(data: {email: "a@x.io"}) { id }'),
         # The failing INSERT is the last field's: it meets the release, then COMMIT follows.
-        ('a: createUser(data: {email: "b@x.io"}) { id }', 'b: createUser(data: {email: "dup@x.io"}) { id }'),
+        ('a: createUser(data: {email: "b@x.io"}) { id }',
+         'b: createUser(data: {email: "dup@x.io"}) { id }'),
         # A nested create's failure (a taken slug) undoes its parent's row too.
         ('a: createUser(data: {email: "c@x.io", posts: {create: {slug: "taken"}}}) { id }',),
         # The INSERT is followed by its scalar list, then by the read of the answer.
@@ -161,7 +155,7 @@ def test_failures_and_writes_match_the_thread_path(service: Service, fields: tup
 def test_a_deferred_statements_failure_is_thrown_in_at_the_next_one(service: Service) -> None:
     """The driver's contract (`steps.Sql.assumed`), with statements of its own."""
     table = f'"{service.schema_name}"."User"'
-    insert = f"INSERT INTO {table} (id, email) VALUES (%s, %s) RETURNING id"
+    insert = f"INSERT INTO {table} (id, email) VALUES (%s, %s) RETURNING id"  # noqa: S608
     seen: list[Any] = []
 
     def steps(email: str) -> Steps[str]:
@@ -169,7 +163,7 @@ def test_a_deferred_statements_failure_is_thrown_in_at_the_next_one(service: Ser
         assumed = yield Sql(insert, ["deferred" + email[:3], email], assumed=Result([("x",)], 1))
         seen.append(assumed.rows)
         try:
-            counted = yield Sql(f"SELECT count(*) FROM {table} WHERE email = %s", [email])
+            counted = yield Sql(f"SELECT count(*) FROM {table} WHERE email = %s", [email])  # noqa: S608
             seen.append(counted.rows)
         except psycopg.errors.UniqueViolation:
             yield Sql("ROLLBACK")

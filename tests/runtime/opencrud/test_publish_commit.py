@@ -4,11 +4,9 @@ and still leaves only when the transaction commits."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import psycopg
-import pytest
 
 from runtime.opencrud.executor import Answer, execute
 from runtime.subscriptions.events import EventSink, Reassembler, channel_for
@@ -36,13 +34,6 @@ def run(service: Service, sink: EventSink, query: str, variables: dict[str, Any]
     answer = execute(service.api, service.schema_name, payload, service.conn, "t:1", sink=sink)
     service.conn.commit()
     return answer
-
-
-@pytest.fixture
-def listener(service: Service) -> Iterator[psycopg.Connection]:
-    conn = psycopg.connect(service.database.conninfo(), autocommit=True)
-    yield conn
-    conn.close()
 
 
 def arrived(conn: psycopg.Connection) -> dict[str, list[dict[str, Any]]]:
