@@ -20,7 +20,9 @@ throughput beside it):
 - mixed: by id, short lists and creates (6:2:2), with variables.
 
 Every request of a row is sent once before it is timed, and the bench stops if one answers an
-error or a null node (an error answered fast times nothing).
+error or a null node (an error answered fast times nothing); wrk counts the timed answers with
+errors too, and the bench stops on any. The ids a run creates are new to the database in every
+run (wrk's own random numbers repeat from run to run).
 
 Between the reads and the creates, the SQL our runtime compiled for the list and single queries
 runs under pgbench: the limit, what PostgreSQL alone needs to build the same answers on the
