@@ -5,7 +5,6 @@ path, undoing exactly what it undid there."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 from typing import Any
 
@@ -17,6 +16,7 @@ from runtime.opencrud.executor import plan
 from runtime.opencrud.steps import BEGIN, COMMIT, Result, Sql, Steps, drive_async
 from runtime.subscriptions.events import EventSink, Reassembler, channel_for
 from runtime.wire import LoopConnection
+from tests.runtime.conftest import run_async
 from tests.runtime.opencrud.conftest import Service
 
 DATAMODEL = """
@@ -65,7 +65,7 @@ def on_loop(service: Service, payload: Any, sink: EventSink | None = None) -> tu
         finally:
             await conn.close()
 
-    return asyncio.run(body())
+    return run_async(body())
 
 
 def without_request_ids(answer: Any) -> Any:
@@ -186,7 +186,7 @@ def test_a_deferred_statements_failure_is_thrown_in_at_the_next_one(service: Ser
         finally:
             await conn.close()
 
-    assert asyncio.run(body()) == ["done", "refused", "early"]
+    assert run_async(body()) == ["done", "refused", "early"]
     # The logic went on with the assumed rows; the count ran after the INSERT, in its pipeline.
     assert seen == [[("x",)], [(1,)], [("x",)]]
     assert ("early@x.io",) in service.table_rows("User", "email")
