@@ -261,12 +261,9 @@ class Writer:
                 values[f.column] = default_value(f)
         query = self._insert_text(model, tuple(values))
         known = values.get(model.id_field.column) if model.id_field.type_name == "ID" else None
-        if self.defers and isinstance(known, str):
-            # The id is a string the request made or was given: the one RETURNING would give.
-            assumed = Result([(known,)], 1)
-            node_id = (yield from self.run(query, list(values.values()), assumed)).one()[0]
-        else:
-            node_id = (yield from self.run(query, list(values.values()))).one()[0]
+        # An id string the request made or was given is the one RETURNING would give.
+        assumed = Result([(known,)], 1) if self.defers and isinstance(known, str) else None
+        node_id = (yield from self.run(query, list(values.values()), assumed)).one()[0]
         for f, items in lists.items():
             yield from self.set_list(f, node_id, items)
         self.touched.add((model.name, node_id))
