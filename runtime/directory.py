@@ -50,10 +50,12 @@ def _states_query(schema: str) -> str:
     return store.service_states_query(schema).as_string(None)
 
 
-@dataclass(frozen=True)
+@dataclass(eq=False)
 class ServiceEntry:
     """One service as this process last read it. `state` is None for a service that does not
-    exist; `api` is None until the service has a successful deploy."""
+    exist; `api` is None until the service has a successful deploy. Nothing in it changes but
+    `loaded_at`, moved forward when the state is read again and found unchanged (see
+    `revalidate`)."""
 
     server: str
     project_id: str
@@ -151,21 +153,27 @@ class ServiceDirectory:
         batch = {pid: previous, **self._expired_and_used(server, pid)}
         forgotten = self._forgotten
         await cursor.execute(_states_query(tenant.management_schema), [list(batch)])
-        states = {row[0]: store.service_state_of(row[1:]) for row in await cursor.fetchall()}
+        rows = {row[0]: row for row in await cursor.fetchall()}
         if self._forgotten != forgotten:
             return None  # this process's management API ran meanwhile: read what it wrote
+        # Renewing is a comparison and an assignment per entry: a batch of hundreds runs
+        # between two requests on the event loop, so it must not cost more than a request.
         renewed_at = self._services.clock()
         answer = None
+        used = self._used
         for p, entry in batch.items():
-            self._used.discard((server, p))
-            state = states.get(p)
-            if state is None or entry.state is None or state.revision != entry.state.revision:
+            used.discard((server, p))
+            row = rows.get(p)
+            state = entry.state
+            if row is None or state is None or row[2] != state.revision:
                 continue  # left expired: its next request loads it again
-            renewed = self._services.remember(
-                (server, p), replace(entry, state=state, loaded_at=renewed_at)
-            )
+            if row[1] != state.stored:  # new secrets for the same revision
+                entry = self._services.remember(
+                    (server, p), replace(entry, state=store.service_state_of(row[1:]))
+                )
+            entry.loaded_at = renewed_at
             if p == pid:
-                answer = renewed
+                answer = entry
         return answer
 
     def _expired_and_used(self, server: str, pid: str) -> dict[str, ServiceEntry]:

@@ -119,10 +119,13 @@ def get_project(conn: Connection, schema: str, pid: str, *, lock: bool = False) 
 
 @dataclass(frozen=True)
 class ServiceState:
-    """What every data request needs first: the service's secrets and deployed revision."""
+    """What every data request needs first: the service's secrets and deployed revision.
+    `stored` is the secrets as the database holds them (JSON text): a state read again is
+    unchanged when that text and the revision are, with no parsing."""
 
     secrets: list[str]
     revision: int | None
+    stored: str | None = field(default=None, compare=False, repr=False)
 
 
 def service_state_query(schema: str) -> sql.Composed:
@@ -149,7 +152,7 @@ def service_states_query(schema: str) -> sql.Composed:
 def service_state_of(row: tuple[Any, ...] | None) -> ServiceState | None:
     if row is None:
         return None
-    return ServiceState(secrets=json.loads(row[0] or "[]"), revision=row[1])
+    return ServiceState(secrets=json.loads(row[0] or "[]"), revision=row[1], stored=row[0])
 
 
 def service_state(conn: Connection, schema: str, pid: str) -> ServiceState | None:

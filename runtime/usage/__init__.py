@@ -3,7 +3,8 @@ every runtime process through the runtime's own management database.
 
 The request path only adds to in-memory integers (`counter.UsageCounter`); a task on the event
 loop writes them once a second (up to every 5 s when many services are busy:
-`FLUSH_SERVICES_PER_SECOND`) in one round trip (`store.flush`) on a connection of its own, so
+`FLUSH_SERVICES_PER_SECOND`) in one round trip (`store.flush`) on a connection of its own (the
+statement's JSON is built on a worker thread), so
 counting costs the request a few dictionary operations and never waits for I/O. What one
 process counts is what every process reads back: the management API's `serviceUsage` and
 `usageSummary` (`report`) and `GET /metrics` (`metrics`) read the shared tables.
@@ -134,7 +135,9 @@ class UsageRecorder:
                 sample = self.storage(server, service)
                 if sample is not None:
                     samples[(server, service)] = sample
-        parameters = store.flush_parameters(snapshot, samples)
+        # Thousands of services make a snapshot of megabytes of JSON: built on a worker thread,
+        # it holds the event loop for a switch interval at a time, not for the whole of it.
+        parameters = await asyncio.to_thread(store.flush_parameters, snapshot, samples)
         if parameters is None:
             return 0
         try:

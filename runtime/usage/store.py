@@ -20,10 +20,10 @@ pruned by whichever process flushes when its prune is due.
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 from psycopg import AsyncConnection, Connection, sql
 
 from runtime.usage.counter import BUCKETS, Snapshot
@@ -253,10 +253,10 @@ def flush_parameters(
             "document": op.operation.document,
         }
     return {
-        "minutes": json.dumps(minutes),
-        "totals": json.dumps(list(totals.values())),
-        "documents": json.dumps(list(documents.values())),
-        "operations": json.dumps(operations),
+        "minutes": orjson.dumps(minutes).decode(),
+        "totals": orjson.dumps(list(totals.values())).decode(),
+        "documents": orjson.dumps(list(documents.values())).decode(),
+        "operations": orjson.dumps(operations).decode(),
     }
 
 

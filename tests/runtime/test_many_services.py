@@ -15,6 +15,7 @@ from typing import Any
 import psycopg
 import pytest
 
+from runtime import store
 from runtime.config import parse_config
 from runtime.directory import ServiceDirectory
 from runtime.opencrud.executor import execute
@@ -229,6 +230,38 @@ def test_one_query_renews_every_busy_service_of_a_server(
             reloaded = directory.load(conn, tenant, pids[other])
         assert reloaded.api is not None and reloaded.api is not first[other].api
         assert "only5" in reloaded.api.graphql_schema.type_map["Item"].fields  # type: ignore[attr-defined]
+    finally:
+        tenant.close()
+
+
+def test_a_renewal_takes_new_secrets_and_keeps_the_rest_in_place(
+    database: Database, runtime: Runtime
+) -> None:
+    """Secrets changed through another process (same revision): the renewal answers them, in
+    a new entry; an unchanged service keeps its entry, renewed in place."""
+    token = management_token()
+    changed, same = (service(runtime, token, 6) for _ in range(2))
+    config = parse_config({"databases": {"default": database.prisma_config()}}, {})
+    tenant = Tenant.open(config.servers[0], create_database=False)
+    clock = Clock()
+    directory = ServiceDirectory(state_ttl=1.0, clock=clock)
+    pids = {name: f"{name}$dev" for name in (changed, same)}
+    try:
+        with tenant.pool.connection() as conn:
+            first = {name: directory.load(conn, tenant, pid) for name, pid in pids.items()}
+            assert first[changed].state is not None and first[changed].state.secrets == []
+            store.update_secrets(conn, tenant.management_schema, pids[changed], ["s3cr3t-new"])
+        clock.now += 0.6
+        assert directory.cached(tenant, pids[same]) is not None  # used since read
+        clock.now += 0.6
+        entry, executed = revalidate(database, directory, tenant, pids[changed])
+        assert executed == 1
+        assert entry is not None and entry is not first[changed]
+        assert entry.state is not None and entry.state.secrets == ["s3cr3t-new"]
+        assert entry.api is first[changed].api and entry.loaded_at == clock.now
+        assert directory.cached(tenant, pids[changed]) is entry
+        assert directory.cached(tenant, pids[same]) is first[same]  # renewed in place
+        assert first[same].loaded_at == clock.now
     finally:
         tenant.close()
 
