@@ -16,8 +16,8 @@ link-table relations, scalar lists; each its own API), through the runtime's man
   runs before every request has answered once without errors);
 - wrk (-t1 -c8): the same list query spread evenly over every service (twice: the first run is
   the warm-up of the pool's new connections, reported on a line of its own), then sent to one
-  service only. Prints requests per second, p50/p99 latency, CPU per request and the runtime's resident
-  memory after each run.
+  service only. Prints requests per second, p50/p99 latency, CPU per request and the runtime's
+  resident memory after each run.
 
 `--api-cache` sets the runtime's `apiCacheSize` (generated APIs kept per process). Needs `wrk`.
 Uses the embedded PostgreSQL unless DATABASE_URL is set.

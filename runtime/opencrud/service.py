@@ -33,7 +33,7 @@ from graphql import (
 from runtime.datamodel.schema import Schema
 from runtime.lru import Lru
 from runtime.opencrud.model import ApiSchema, api_schema
-from runtime.opencrud.sdl import opencrud_types
+from runtime.opencrud.sdl.generator import lazy_types
 from runtime.opencrud.sdl.objects import graphql_schema
 
 CACHE_SIZE = 512
@@ -66,7 +66,7 @@ def service_api(schema_json: str) -> ServiceApi:
     the types it touches, not for printing, parsing and validating all of them."""
     with _collector_paused():
         api = api_schema(Schema.from_json(schema_json))
-        schema = graphql_schema(opencrud_types(api), PRISMA_LITERALS)
+        schema = graphql_schema(lazy_types(api), PRISMA_LITERALS)
     return ServiceApi(api, schema, schema_version(schema_json))
 
 

@@ -177,9 +177,17 @@ class Generator(WriteInputs):
 
 def opencrud_types(api: ApiSchema, *, node_interface: bool = True) -> dict[str, TypeDef]:
     """Every type of the generated schema by name."""
+    generator = lazy_types(api, node_interface=node_interface)
+    generator.complete()
+    return generator.types
+
+
+def lazy_types(api: ApiSchema, *, node_interface: bool = True) -> Generator:
+    """The generator with the root types generated: its `types` holds what they name, and
+    grows as fields are read; `complete()` makes it the whole schema."""
     generator = Generator(api, node_interface=node_interface)
     generator.generate()
-    return generator.types
+    return generator
 
 
 def opencrud_sdl(api: ApiSchema, *, node_interface: bool = True) -> str:

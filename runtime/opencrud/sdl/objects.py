@@ -16,6 +16,7 @@ would force every field of every type anyway.
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -39,7 +40,7 @@ from graphql import (
 )
 from graphql.type.schema import InterfaceImplementations
 
-from runtime.opencrud.sdl.registry import TypeDef
+from runtime.opencrud.sdl.registry import Registry, TypeDef
 
 _NAME = re.compile(r"[_A-Za-z][_0-9A-Za-z]*")
 _check_name = graphql.type.definition.assert_name
@@ -70,12 +71,37 @@ graphql.type.definition.assert_enum_value_name = _assert_enum_value_name  # type
 LiteralParsers = dict[str, Callable[..., Any]]
 
 
-class _Types:
-    """Named types by name, and the wrapped types a field's type string names (shared)."""
+_STANDARD = frozenset(specified_scalar_types)
 
-    def __init__(self, named: dict[str, GraphQLNamedType]) -> None:
-        self.named = named
+
+class _Types:
+    """The generator's types as graphql-core types, each made when first named (under `lock`:
+    worker threads and the event loop share an API), and the wrapped types a field's type
+    string names (shared). `standard` holds the standard scalars the schema is known to name
+    so far (a standard scalar no type names is not in the schema)."""
+
+    def __init__(self, source: Registry, literals: LiteralParsers) -> None:
+        self.source = source
+        self.literals = literals
+        self.named: dict[str, GraphQLNamedType] = {}
         self.wrapped: dict[str, GraphQLType] = {}
+        self.standard: set[str] = set()
+        self.lock = threading.RLock()
+
+    def get(self, name: str) -> GraphQLNamedType | None:
+        """The named type, made now if the generator has registered it."""
+        found = self.named.get(name)
+        if found is None:
+            if name in _STANDARD:
+                return specified_scalar_types[name] if name in self.standard else None
+            type_def = self.source.types.get(name)
+            if type_def is None:
+                return None
+            with self.lock:
+                found = self.named.get(name)
+                if found is None:
+                    found = self.named[name] = _named_type(type_def, self, self.literals)
+        return found
 
     def of(self, text: str) -> Any:
         """`[Post!]!` and the like: the only shapes the generator writes."""
@@ -86,55 +112,137 @@ class _Types:
             elif text.startswith("["):
                 found = GraphQLList(self.of(text[1:-1]))
             else:
-                found = self.named[text]
+                if text in _STANDARD:
+                    self.standard.add(text)
+                found = self.get(text)
+                assert found is not None, text
             self.wrapped[text] = found
         return found
 
+    def note_standard(self, type_def: TypeDef) -> None:
+        """Count the standard scalars a type's fields and arguments name as in the schema."""
+        for f in type_def.fields.values():
+            for text in (f.type, *f.args.values()):
+                base = text.strip("[]!")
+                if base in _STANDARD:
+                    self.standard.add(base)
 
-def graphql_schema(types: dict[str, TypeDef], literals: LiteralParsers) -> GraphQLSchema:
-    """The schema of the generator's `types` (see `opencrud_types`), fields built on demand."""
-    named: dict[str, GraphQLNamedType] = {}
-    lookup = _Types(named)
-    for name in sorted(types):
-        named[name] = _named_type(types[name], lookup, literals)
-    for name, scalar in specified_scalar_types.items():
-        named.setdefault(name, scalar)
+
+class _TypeMap(dict):  # type: ignore[type-arg]
+    """The schema's `type_map`, filled as types are named. A lookup of a name not made yet
+    makes it if the generator has registered it; a name it has not registered (yet) completes
+    the schema first, so the answer is final either way. Reading the map whole
+    (introspection, printing) completes it first, in the order `build_schema` gives."""
+
+    def __init__(self, types: _Types, built_in: dict[str, GraphQLNamedType]) -> None:
+        super().__init__(built_in)
+        self._types = types
+        self._built_in = built_in
+        self._complete = False
+
+    def get(self, name: Any, default: Any = None) -> Any:
+        found = dict.get(self, name)
+        if found is None and isinstance(name, str):
+            found = self._find(name)
+        return default if found is None else found
+
+    def __getitem__(self, name: Any) -> Any:
+        found = self.get(name)
+        if found is None:
+            raise KeyError(name)
+        return found
+
+    def __contains__(self, name: object) -> bool:
+        return self.get(name) is not None
+
+    def _find(self, name: str) -> GraphQLNamedType | None:
+        if self._complete:
+            return None
+        found = self._types.get(name)
+        if found is None:
+            self.complete()
+            return dict.get(self, name)
+        dict.__setitem__(self, name, found)
+        return found
+
+    def complete(self) -> None:
+        types = self._types
+        with types.lock:
+            if self._complete:
+                return
+            types.source.complete()
+            order = _type_map(types, self._built_in)
+            dict.clear(self)
+            dict.update(self, order)
+            self._complete = True
+
+    def __iter__(self) -> Any:
+        self.complete()
+        return dict.__iter__(self)
+
+    def __len__(self) -> int:
+        self.complete()
+        return dict.__len__(self)
+
+    def keys(self) -> Any:
+        self.complete()
+        return dict.keys(self)
+
+    def values(self) -> Any:
+        self.complete()
+        return dict.values(self)
+
+    def items(self) -> Any:
+        self.complete()
+        return dict.items(self)
+
+
+def graphql_schema(source: Registry, literals: LiteralParsers) -> GraphQLSchema:
+    """The schema of the generator `source` (see `lazy_types`): types made when first named,
+    their fields built when first read, and the generator's own types built as they are."""
+    types = _Types(source, literals)
+    registered = source.types
+    for root in ("Query", "Mutation", "Subscription"):
+        if root in registered:
+            types.note_standard(registered[root])
 
     # The plain constructor collects the introspection types and the directives' argument types
     # (without touching our types, whose fields would all be built by its walk).
     schema = GraphQLSchema(assume_valid=True)
     built_in = schema.type_map
-    schema.query_type = named.get("Query")  # type: ignore[assignment]
-    schema.mutation_type = named.get("Mutation")  # type: ignore[assignment]
-    schema.subscription_type = named.get("Subscription")  # type: ignore[assignment]
-    schema.type_map = _type_map(types, named, built_in)
-    node = [named[n] for n in sorted(types) if "Node" in types[n].interfaces]
+    types.standard.update(name for name in built_in if name in _STANDARD)
+    schema.query_type = types.get("Query")  # type: ignore[assignment]
+    schema.mutation_type = types.get("Mutation")  # type: ignore[assignment]
+    schema.subscription_type = types.get("Subscription")  # type: ignore[assignment]
+    schema.type_map = _TypeMap(types, built_in)
+    # Every model type is registered with the root types: the interface's implementations
+    # are known now (what the constructor's walk would have filled in).
+    node = [types.get(n) for n in sorted(registered) if "Node" in registered[n].interfaces]
     if node:
-        # What the constructor's walk would have filled in.
         schema._implementations_map = {
             "Node": InterfaceImplementations(objects=node, interfaces=[])  # type: ignore[arg-type]
         }
     return schema
 
 
-def _type_map(
-    types: dict[str, TypeDef],
-    named: dict[str, GraphQLNamedType],
-    built_in: dict[str, GraphQLNamedType],
-) -> dict[str, GraphQLNamedType]:
+def _type_map(types: _Types, built_in: dict[str, GraphQLNamedType]) -> dict[str, GraphQLNamedType]:
     """The type map in the order `build_schema` gives it (introspection lists types in it): the
     printed types by name, each followed by the standard scalars it is first to name, then the
     introspection types."""
     order: dict[str, GraphQLNamedType] = {}
     standard = dict(specified_scalar_types)
-    for name in sorted(types):
-        order[name] = named[name]
+    registered = types.source.types
+    for name in sorted(registered):
+        found = types.get(name)
+        assert found is not None
+        order[name] = found
         if not standard:
             continue
-        for f in types[name].fields.values():
+        for f in registered[name].fields.values():
             for text in (f.type, *f.args.values()):
                 scalar = standard.pop(text.strip("[]!"), None)
                 if scalar is not None:
+                    types.standard.add(scalar.name)
                     order[scalar.name] = scalar
     for name, named_type in built_in.items():
         order.setdefault(name, named_type)
@@ -158,21 +266,23 @@ def _named_type(type_def: TypeDef, types: _Types, literals: LiteralParsers) -> G
     return GraphQLObjectType(
         name,
         lambda: _fields(type_def, types),
-        (lambda: [types.named[i] for i in interfaces]) if interfaces else None,  # type: ignore[arg-type,misc]
+        (lambda: [types.get(i) for i in interfaces]) if interfaces else None,  # type: ignore[arg-type,misc]
     )
 
 
 def _fields(type_def: TypeDef, types: _Types) -> dict[str, GraphQLField]:
     of = types.of
-    return {
-        name: GraphQLField(
-            of(f.type),
-            {arg: GraphQLArgument(of(t)) for arg, t in f.args.items()} if f.args else None,
-        )
-        for name, f in type_def.fields.items()
-    }
+    with types.lock:
+        return {
+            name: GraphQLField(
+                of(f.type),
+                {arg: GraphQLArgument(of(t)) for arg, t in f.args.items()} if f.args else None,
+            )
+            for name, f in type_def.fields.items()
+        }
 
 
 def _input_fields(type_def: TypeDef, types: _Types) -> dict[str, GraphQLInputField]:
     of = types.of
-    return {name: GraphQLInputField(of(f.type)) for name, f in type_def.fields.items()}
+    with types.lock:
+        return {name: GraphQLInputField(of(f.type)) for name, f in type_def.fields.items()}

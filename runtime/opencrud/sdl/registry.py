@@ -6,7 +6,6 @@ See `runtime.opencrud.sdl` for what the generator reproduces and why.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, NamedTuple
 
@@ -24,13 +23,54 @@ class FieldDef(NamedTuple):
     args: Mapping[str, str] = NO_ARGUMENTS
 
 
-@dataclass
 class TypeDef:
-    kind: str  # "type", "input", "enum", "interface", "scalar"
-    name: str
-    fields: dict[str, FieldDef] = field(default_factory=dict)
-    values: list[str] = field(default_factory=list)
-    interfaces: list[str] = field(default_factory=list)
+    """A generated type: its kind, name, interfaces and fields (or enum values). The fields
+    are built when first read (`build`, given at registration): a request to a new datamodel
+    reads a few dozen of its hundreds of types (see `Registry.complete`)."""
+
+    __slots__ = ("_build", "_fields", "_values", "interfaces", "kind", "name")
+
+    def __init__(
+        self,
+        kind: str,  # "type", "input", "enum", "interface", "scalar"
+        name: str,
+        fields: dict[str, FieldDef] | None = None,
+        *,
+        build: Callable[[], Any] | None = None,
+    ) -> None:
+        self.kind = kind
+        self.name = name
+        self.interfaces: list[str] = []
+        self._fields = fields if fields is not None else {}
+        self._values: list[str] = []
+        self._build = build
+
+    @property
+    def built(self) -> bool:
+        return self._build is None
+
+    @property
+    def fields(self) -> dict[str, FieldDef]:
+        if self._build is not None:
+            self.build()
+        return self._fields
+
+    @property
+    def values(self) -> list[str]:
+        if self._build is not None:
+            self.build()
+        return self._values
+
+    def build(self) -> None:
+        """Fill the fields (or values) in, once; the build registers the types they name."""
+        build, self._build = self._build, None
+        if build is None:
+            return
+        result = build()
+        if isinstance(result, dict):
+            self._fields = result
+        elif isinstance(result, list):
+            self._values = result
 
     def sdl(self) -> str:
         if self.kind == "scalar":
@@ -61,22 +101,25 @@ class Registry:
         self.api = api
         self.node_interface = node_interface
         self.types: dict[str, TypeDef] = {}
+        self._unbuilt: list[TypeDef] = []  # registered, fields not built yet (or since built)
         self._answers: dict[tuple[str, int], tuple[list[ApiField], Any]] = {}
 
     # Registry -----------------------------------------------------------------------------
 
-    def _register(self, kind: str, name: str, build: object) -> str:
-        """Register `name` once; `build` fills its fields (after registration, for cycles)."""
+    def _register(self, kind: str, name: str, build: Callable[[], Any]) -> str:
+        """Register `name` once; `build` fills its fields when they are first read (a type
+        can then name itself, and a type nobody reads costs a registration)."""
         if name not in self.types:
-            type_def = TypeDef(kind, name)
-            self.types[name] = type_def
-            assert callable(build)
-            result = build()
-            if isinstance(result, dict):
-                type_def.fields = result
-            elif isinstance(result, list):
-                type_def.values = result
+            type_def = self.types[name] = TypeDef(kind, name, build=build)
+            self._unbuilt.append(type_def)
         return name
+
+    def complete(self) -> None:
+        """Build every type's fields, and so register every reachable type: what `types`
+        holds afterwards is the whole schema."""
+        unbuilt = self._unbuilt
+        while unbuilt:
+            unbuilt.pop().build()
 
     def scalar(self, f: ApiField) -> str:
         name = f.type_name

@@ -12,6 +12,7 @@ relations). graphql-core's full schema validation passes on ours: the runtime sk
 from __future__ import annotations
 
 import importlib
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -119,6 +120,59 @@ def test_fields_are_built_when_first_read() -> None:
     assert len(touched) < 20 < len(schema.type_map)
     print_schema(schema)  # introspection and printing read every type
     assert len(built()) > 500
+
+
+def test_a_first_request_generates_the_types_it_reads_not_the_whole_schema() -> None:
+    """The generator itself is lazy too: a new 30-type datamodel's first request builds the
+    fields of a few of its ~950 types; reading the schema whole builds them all."""
+    api = service_api(schema_json(datamodel(7, 30)))
+    generator = api.graphql_schema.type_map._types.source  # type: ignore[attr-defined]
+
+    def built() -> int:  # object and input types (an enum's values are built with the enum)
+        return sum(t.built for t in generator.types.values() if t.kind in ("type", "input"))
+
+    assert built() == 3  # Query, Mutation, Subscription: generated with their fields
+    document = parse("query($n: String) { items(where: {name: $n}) { id name } }")
+    assert validate(api.graphql_schema, document) == []
+    assert built() < 20 < len(generator.types)
+    complete = len(print_schema(api.graphql_schema))
+    assert all(t.built for t in generator.types.values()) and len(generator.types) > 900
+    assert complete > 100_000
+
+
+def test_threads_reading_a_new_schema_at_once_share_one_type_per_name() -> None:
+    """Worker threads and the event loop share an API: types made at once by several threads
+    are still one object per name (a variable's type must be the argument's type itself)."""
+    for k in range(4):
+        schema = service_api(schema_json(datamodel(50 + k, 20))).graphql_schema
+        documents = [
+            parse("mutation($d: ItemCreateInput!) { createItem(data: $d) { id } }"),
+            parse("query($w: ItemWhereInput) { items(where: $w) { id } }"),
+            parse("mutation($d: ItemUpdateInput!, $w: ItemWhereUniqueInput!) "
+                  "{ updateItem(data: $d, where: $w) { id } }"),
+        ] * 4  # fmt: skip
+        with ThreadPoolExecutor(len(documents)) as pool:
+            errors = list(pool.map(validate, [schema] * len(documents), documents))
+        assert errors == [[]] * len(documents)
+        mutation = schema.mutation_type
+        assert mutation is not None
+        data = mutation.fields["createItem"].args["data"].type
+        assert getattr(data, "of_type", None) is schema.type_map["ItemCreateInput"]
+
+
+@pytest.mark.parametrize("name", ["sample", "all_scalars", "id_kinds"])
+def test_standard_scalars_are_known_exactly_as_on_the_sdl_built_schema(name: str) -> None:
+    """A standard scalar is a known type only if the schema names it: asked before any field
+    naming it was read, the lazy schema answers as the complete one."""
+    text = CASES[name]
+    reference = sdl_built(text)
+    for scalar in ("Float", "Int", "ID", "Boolean", "String"):
+        served = service_api(schema_json(text)).graphql_schema  # nothing built yet
+        document = parse(f"query($x: {scalar}) {{ __typename }}")
+        assert [e.message for e in validate(served, document)] == [
+            e.message for e in validate(reference, document)
+        ], scalar
+        assert (scalar in served.type_map) == (scalar in reference.type_map), scalar
 
 
 def test_prisma_literal_rules_hold_on_the_served_scalars() -> None:
