@@ -1,11 +1,13 @@
 """Generated APIs kept out of the cyclic garbage collector's full collections.
 
-A 30-type datamodel's API is about 100,000 objects, and a runtime serving a hundred datamodels
-holds millions. Python's collector scans all of them in every full collection, which then
-pauses the process for half a second (measured with 100 datamodels: 212 to 526 ms, several in
-a row while new APIs were being built), and every request waiting on the event loop waits that
-long too. An API lives as long as the directory caches it, so once built and cached it is moved
-into the collector's permanent generation (`gc.freeze`), which collections never scan.
+A 30-type datamodel's API grows to about 100,000 objects as its types are read, and a runtime
+serving a hundred datamodels holds millions. Python's collector scans all of them in every
+full collection, which then pauses the process for half a second (measured with 100
+datamodels: 212 to 526 ms, several in a row while new APIs were being built), and every request
+waiting on the event loop waits that long too. An API lives as long as the directory caches
+it, so once built and cached it is moved into the collector's permanent generation
+(`gc.freeze`), which collections never scan (types built later, as requests read them, join it
+at the next freeze).
 
 The cost is that cycles among frozen objects are never collected while frozen: an API dropped
 from the cache stays in memory until it is reclaimed. Once `RECLAIM_AFTER` (at least; a

@@ -74,8 +74,8 @@ def service_api(schema_json: str) -> ServiceApi:
 def _collector_paused() -> Iterator[None]:
     """Pause Python's cyclic garbage collector while an API is built.
 
-    A 30-type datamodel's build allocates ~100,000 objects that all live as long as the API:
-    the collections they trigger scan them (and in a process holding many APIs, older
+    A 30-type datamodel's build allocates tens of thousands of objects that live as long as
+    the API: the collections they trigger scan them (and in a process holding many APIs, older
     generations too) for nothing, a quarter of the build's time. Reference counting still frees
     what the build drops; the collector resumes after it (other threads lose nothing but a few
     milliseconds of collections). Left alone when something else has paused it."""

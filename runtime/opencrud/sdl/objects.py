@@ -2,11 +2,12 @@
 
 The schema used to be printed as SDL and parsed back with `build_schema`: for a 30-type
 datamodel that is ~950 types and 330 kB of text, and parsing, building and validating it cost
-the first request to a new datamodel over a second of CPU. Here every type becomes a
-graphql-core object at once (a name and a thunk), while the fields of a type are built only when
-something reads them: a request touches a few dozen of the hundreds of input types, introspection
-reads them all. The result prints and introspects exactly as the SDL-built schema did (tests
-compare both, type order included).
+the first request to a new datamodel over a second of CPU. Here a type becomes a graphql-core
+object (a name and a thunk) when something first names it, and its fields are built (by the
+generator too, see `Registry`) only when something reads them: a request touches a few dozen of
+the hundreds of input types; introspection and printing read them all (`_TypeMap`). The result
+prints and introspects exactly as the SDL-built schema did (tests compare both, type order
+included).
 
 The schema is marked valid (`assume_valid`): it comes from our generator, whose output the schema
 tests check with graphql-core's full schema validation, and validating it on the first request
