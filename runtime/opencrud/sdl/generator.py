@@ -117,10 +117,22 @@ class Generator(WriteInputs):
     # Roots ----------------------------------------------------------------------------------
 
     def generate(self) -> None:
+        """Register the root types (their fields are built when first read, like any type's)
+        and every model's type (so the `Node` interface's implementations are known)."""
         models = sorted(self.api.models.values(), key=lambda m: m.name)
+        for m in models:
+            self.model_type(m)
+        self._register("type", "Query", lambda: self._query_fields(models))
+        if self.node_interface:
+            # The Scala server declares `scalar Json` whether or not a field uses it; every
+            # schema it served in prisma-generate-schema's blackbox cases does (reference 5.9).
+            self.named_scalar("Json")
+        if models:
+            self._register("type", "Mutation", lambda: self._mutation_fields(models))
+            self._register("type", "Subscription", lambda: self._subscription_fields(models))
+
+    def _query_fields(self, models: list[ApiModel]) -> dict[str, FieldDef]:
         query: dict[str, FieldDef] = {}
-        mutation: dict[str, FieldDef] = {}
-        subscription: dict[str, FieldDef] = {}
         for m in models:
             name = m.name
             many = self.many_arguments(m)
@@ -132,7 +144,13 @@ class Generator(WriteInputs):
             query[camel_case(plural(name)) + "Connection"] = FieldDef(
                 required(self.connection(m)), dict(many)
             )
+        query["node"] = FieldDef(self.node(), {"id": "ID!"})
+        return query
 
+    def _mutation_fields(self, models: list[ApiModel]) -> dict[str, FieldDef]:
+        mutation: dict[str, FieldDef] = {}
+        for m in models:
+            name = m.name
             create_args = {} if self.empty_create(m) else {"data": required(self.create(m))}
             mutation[f"create{name}"] = FieldDef(required(self.model_type(m)), create_args)
             if not self.empty_update(m) and not self.empty_where_unique(m):
@@ -161,18 +179,15 @@ class Generator(WriteInputs):
             mutation[f"deleteMany{plural(name)}"] = FieldDef(
                 required(self.batch_payload()), {"where": self.where(m)}
             )
-            subscription[camel_case(name)] = FieldDef(
+        return mutation
+
+    def _subscription_fields(self, models: list[ApiModel]) -> dict[str, FieldDef]:
+        return {
+            camel_case(m.name): FieldDef(
                 self.subscription_payload(m), {"where": self.subscription_where(m)}
             )
-        query["node"] = FieldDef(self.node(), {"id": "ID!"})
-        self.types["Query"] = TypeDef("type", "Query", query)
-        if self.node_interface:
-            # The Scala server declares `scalar Json` whether or not a field uses it; every
-            # schema it served in prisma-generate-schema's blackbox cases does (reference 5.9).
-            self.named_scalar("Json")
-        if models:
-            self.types["Mutation"] = TypeDef("type", "Mutation", mutation)
-            self.types["Subscription"] = TypeDef("type", "Subscription", subscription)
+            for m in models
+        }
 
 
 def opencrud_types(api: ApiSchema, *, node_interface: bool = True) -> dict[str, TypeDef]:

@@ -87,6 +87,7 @@ class _Types:
         self.named: dict[str, GraphQLNamedType] = {}
         self.wrapped: dict[str, GraphQLType] = {}
         self.standard: set[str] = set()
+        self.roots_noted = False
         self.lock = threading.RLock()
 
     def get(self, name: str) -> GraphQLNamedType | None:
@@ -94,6 +95,8 @@ class _Types:
         found = self.named.get(name)
         if found is None:
             if name in _STANDARD:
+                if name not in self.standard:
+                    self._note_roots()
                 return specified_scalar_types[name] if name in self.standard else None
             type_def = self.source.types.get(name)
             if type_def is None:
@@ -120,13 +123,20 @@ class _Types:
             self.wrapped[text] = found
         return found
 
-    def note_standard(self, type_def: TypeDef) -> None:
-        """Count the standard scalars a type's fields and arguments name as in the schema."""
-        for f in type_def.fields.values():
-            for text in (f.type, *f.args.values()):
-                base = text.strip("[]!")
-                if base in _STANDARD:
-                    self.standard.add(base)
+    def _note_roots(self) -> None:
+        """Count the standard scalars the root types name (`first: Int`, `id: ID!`...) as in
+        the schema: a document's variables name them before its fields are read."""
+        if self.roots_noted:
+            return
+        with self.lock:
+            self.roots_noted = True
+            for root in ("Query", "Mutation", "Subscription"):
+                type_def = self.source.types.get(root)
+                for f in type_def.fields.values() if type_def is not None else ():
+                    for text in (f.type, *f.args.values()):
+                        base = text.strip("[]!")
+                        if base in _STANDARD:
+                            self.standard.add(base)
 
 
 class _TypeMap(dict):  # type: ignore[type-arg]
@@ -203,9 +213,6 @@ def graphql_schema(source: Registry, literals: LiteralParsers) -> GraphQLSchema:
     their fields built when first read, and the generator's own types built as they are."""
     types = _Types(source, literals)
     registered = source.types
-    for root in ("Query", "Mutation", "Subscription"):
-        if root in registered:
-            types.note_standard(registered[root])
 
     # The plain constructor collects the introspection types and the directives' argument types
     # (without touching our types, whose fields would all be built by its walk).
@@ -216,8 +223,8 @@ def graphql_schema(source: Registry, literals: LiteralParsers) -> GraphQLSchema:
     schema.mutation_type = types.get("Mutation")  # type: ignore[assignment]
     schema.subscription_type = types.get("Subscription")  # type: ignore[assignment]
     schema.type_map = _TypeMap(types, built_in)
-    # Every model type is registered with the root types: the interface's implementations
-    # are known now (what the constructor's walk would have filled in).
+    # Every model type is registered with the root types (`Generator.generate`): the
+    # interface's implementations are known now (what the constructor's walk would have filled in).
     node = [types.get(n) for n in sorted(registered) if "Node" in registered[n].interfaces]
     if node:
         schema._implementations_map = {
