@@ -139,6 +139,16 @@ class _Types:
                             self.standard.add(base)
 
 
+def _whole(read: Callable[..., Any]) -> Callable[..., Any]:
+    """`read` (a dict method) on a complete `_TypeMap`."""
+
+    def on_complete(self: _TypeMap) -> Any:
+        self.complete()
+        return read(self)
+
+    return on_complete
+
+
 class _TypeMap(dict):  # type: ignore[type-arg]
     """The schema's `type_map`, filled as types are named. A lookup of a name not made yet
     makes it if the generator has registered it; a name it has not registered (yet) completes
@@ -187,25 +197,12 @@ class _TypeMap(dict):  # type: ignore[type-arg]
             dict.update(self, order)
             self._complete = True
 
-    def __iter__(self) -> Any:
-        self.complete()
-        return dict.__iter__(self)
-
-    def __len__(self) -> int:
-        self.complete()
-        return dict.__len__(self)
-
-    def keys(self) -> Any:
-        self.complete()
-        return dict.keys(self)
-
-    def values(self) -> Any:
-        self.complete()
-        return dict.values(self)
-
-    def items(self) -> Any:
-        self.complete()
-        return dict.items(self)
+    # Reading the map whole completes it first.
+    __iter__ = _whole(dict.__iter__)
+    __len__ = _whole(dict.__len__)
+    keys = _whole(dict.keys)
+    values = _whole(dict.values)
+    items = _whole(dict.items)
 
 
 def graphql_schema(source: Registry, literals: LiteralParsers) -> GraphQLSchema:
