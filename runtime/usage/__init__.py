@@ -3,11 +3,11 @@ every runtime process through the runtime's own management database.
 
 The request path only adds to in-memory integers (`counter.UsageCounter`); a task on the event
 loop writes them once a second (up to every 5 s when many services are busy:
-`FLUSH_SERVICES_PER_SECOND`) in one round trip (`store.flush`) on a connection of its own (the
-statement's JSON is built on a worker thread), so
-counting costs the request a few dictionary operations and never waits for I/O. What one
-process counts is what every process reads back: the management API's `serviceUsage` and
-`usageSummary` (`report`) and `GET /metrics` (`metrics`) read the shared tables.
+`FLUSH_SERVICES_PER_SECOND`) in one round trip (`store.flush`) on a connection of its own, its
+JSON built on a worker thread, so counting costs the request a few dictionary operations and
+never waits for I/O. What one process counts is what every process reads back: the management
+API's `serviceUsage` and `usageSummary` (`report`) and `GET /metrics` (`metrics`) read the
+shared tables.
 
 Usage of every server the runtime serves (its own and those registered through the operator
 API) is kept in the runtime's own database, keyed by server name and project id, so no tenant
