@@ -34,16 +34,14 @@ class TypeDef:
         self,
         kind: str,  # "type", "input", "enum", "interface", "scalar"
         name: str,
-        fields: dict[str, FieldDef] | None = None,
-        *,
-        build: Callable[[], Any] | None = None,
+        build: Callable[[], Any],
     ) -> None:
         self.kind = kind
         self.name = name
         self.interfaces: list[str] = []
-        self._fields = fields if fields is not None else {}
+        self._fields: dict[str, FieldDef] = {}
         self._values: list[str] = []
-        self._build = build
+        self._build: Callable[[], Any] | None = build
 
     @property
     def built(self) -> bool:
@@ -110,7 +108,7 @@ class Registry:
         """Register `name` once; `build` fills its fields when they are first read (a type
         can then name itself, and a type nobody reads costs a registration)."""
         if name not in self.types:
-            type_def = self.types[name] = TypeDef(kind, name, build=build)
+            type_def = self.types[name] = TypeDef(kind, name, build)
             self._unbuilt.append(type_def)
         return name
 
