@@ -913,15 +913,32 @@ def parse_body(body: bytes) -> Any:
     ten times faster than the standard library); what it refuses (`NaN`, lone surrogates, a
     number out of range) is left to `json`, which accepts or refuses it as before, and so is
     a body with a number of 20 digits or more (orjson reads an integer past 64 bits as a
-    float; a string of digits, such as an id, is no number)."""
+    float; a string of digits, such as an id, is no number). Such a number can only have
+    become a float, and request bodies seldom hold floats, so the body's text is searched for
+    one only then (scanning every body cost more than parsing it)."""
     if not body:
         return None
-    if _LONG_NUMBER.search(body):
-        return json.loads(body)
     try:
-        return orjson.loads(body)
+        parsed = orjson.loads(body)
     except orjson.JSONDecodeError:
         return json.loads(body)
+    if _has_float(parsed) and _LONG_NUMBER.search(body):
+        return json.loads(body)
+    return parsed
+
+
+def _has_float(value: Any) -> bool:
+    """Whether parsed JSON holds a float anywhere."""
+    kind = type(value)
+    if kind is dict:
+        value = value.values()
+    elif kind is not list:
+        return kind is float
+    for item in value:
+        kind = type(item)
+        if kind is float or ((kind is dict or kind is list) and _has_float(item)):
+            return True
+    return False
 
 
 async def _drain(receive: Receive, limit: int) -> None:
