@@ -34,6 +34,7 @@ BUCKETS = len(LATENCY_BOUNDS_MS) + 1
 OTHER = "other"  # the row past a service's operations cap
 RECENT_DELAYS = 10  # Throttled-By values kept per service and minute
 DOCUMENT_CACHE = 4096  # distinct documents whose identity is remembered
+KNOWN_TEXTS = 64  # texts a service's row maps straight to their operation's row
 MAX_DOCUMENT_CHARS = 20_000  # a longer document is identified by its first characters
 
 _COMMENT = re.compile(r"#[^\n\r]*")
@@ -138,6 +139,11 @@ class ServiceMinute:
     latency: list[int] = field(default_factory=lambda: [0] * BUCKETS)
     delays: list[int] = field(default_factory=list)  # recent Throttled-By values
     operation_keys: set[str] = field(default_factory=set)
+    # (document, operation name) -> its operation's row this minute: a request sending a text
+    # seen before is counted with one lookup. A cache of this process only, never flushed.
+    known: dict[tuple[str, str | None], OperationMinute] = field(
+        default_factory=dict, compare=False, repr=False
+    )
 
     def merge(self, other: ServiceMinute) -> None:
         self.requests += other.requests
@@ -237,25 +243,49 @@ class UsageCounter:
                 del row.delays[0]
         if refused or payload is None:
             return
+        known = row.known
         for item in payload if isinstance(payload, list) else (payload,):
-            operation = self._operation(item)
-            if operation is None:
+            if type(item) is dict:
+                document, name = item.get("query"), item.get("operationName")
+                if type(document) is str and (name is None or type(name) is str):
+                    op = known.get((document, name))
+                    if op is None:
+                        op = self._operation_row(row, key, item)
+                        if op is None:
+                            continue
+                        if len(known) < KNOWN_TEXTS:
+                            known[(document, name)] = op
+                else:
+                    op = self._operation_row(row, key, item)
+                    if op is None:
+                        continue
+            else:
                 continue
-            op_key = operation.key
-            if op_key not in row.operation_keys:
-                if len(row.operation_keys) >= self.operations_per_minute:
-                    op_key = OTHER
-                    operation = Operation(OTHER, None, "")
-                row.operation_keys.add(op_key)
-            okey = (server, project, minute, op_key)
-            op = self.current.operations.get(okey)
-            if op is None:
-                op = self.current.operations[okey] = OperationMinute(operation)
             op.count += 1
             op.latency[bucket] += 1
             op.latency_sum_ms += latency_ms
             if error:
                 op.errors += 1
+
+    def _operation_row(
+        self, row: ServiceMinute, key: ServiceKey, item: Any
+    ) -> OperationMinute | None:
+        """The row of the operation `item` sends (None when it sends none): its own, or the
+        service's `OTHER` row once the minute holds `operations_per_minute` operations."""
+        operation = self._operation(item)
+        if operation is None:
+            return None
+        op_key = operation.key
+        if op_key not in row.operation_keys:
+            if len(row.operation_keys) >= self.operations_per_minute:
+                op_key = OTHER
+                operation = Operation(OTHER, None, "")
+            row.operation_keys.add(op_key)
+        okey = (*key, op_key)
+        op = self.current.operations.get(okey)
+        if op is None:
+            op = self.current.operations[okey] = OperationMinute(operation)
+        return op
 
     def _operation(self, item: Any) -> Operation | None:
         if not isinstance(item, dict):
@@ -298,6 +328,7 @@ class UsageCounter:
         for key, row in snapshot.services.items():
             mine = self.current.services.get(key)
             if mine is None:
+                row.known.clear()  # its operations' rows may be merged into others below
                 self.current.services[key] = row
             else:
                 mine.merge(row)

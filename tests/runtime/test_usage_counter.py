@@ -153,6 +153,33 @@ def test_a_failed_flush_gives_its_counts_back():
     assert next(iter(counter.current.operations.values())).count == 2
 
 
+def test_a_text_sent_again_counts_on_its_operations_row_across_flushes_and_merges():
+    clock = Clock()
+    counter = UsageCounter(operations_per_minute=1, clock=clock)
+    same = {"query": "query Q { a }"}
+    batch = [same, {"query": "query R { b }"}, "not an operation", {"query": 3}]
+    q = identify("query Q { a }", None).key
+    for _ in range(3):
+        counter.request("s", "p", latency=0.002, payload=batch)
+    taken = counter.take()
+    assert {k[3]: op.count for k, op in taken.operations.items()} == {q: 3, OTHER: 3}
+    # Given back within the minute, the counts merge into the rows counting goes on in.
+    counter.request("s", "p", latency=0.002, payload=batch)
+    counter.merge(taken)
+    counter.request("s", "p", latency=0.002, payload=batch)
+    # Taken once the minute is over, then given back whole: its rows carry on as they were.
+    clock.now += 60
+    taken = counter.take()
+    counter.request("s", "p", latency=0.002, payload=same)
+    counter.merge(taken)
+    clock.now -= 60
+    counter.request("s", "p", latency=0.002, payload=batch)
+    merged = counter.take()
+    ops = {(k[2], k[3]): op.count for k, op in merged.operations.items()}
+    assert ops == {(100, q): 6, (100, OTHER): 6, (101, q): 1}
+    assert merged.services[("s", "p", 100)].requests == 6
+
+
 @pytest.mark.parametrize(
     ("status", "answer", "expected"),
     [
