@@ -113,6 +113,10 @@ class RootFields:
     names: tuple[str, ...]
 
 
+# A prepared query: its variables' coercions, its compiled fields, its root field count.
+_Prepared = tuple[list[tuple[str, Callable[[Any], Any]]], list[CompiledField], int]
+
+
 @dataclass
 class _Document:
     document: DocumentNode | None = None
@@ -122,10 +126,11 @@ class _Document:
     # Per operation name: its variables' coercions when all are plain scalars, False
     # otherwise (see `_scalar_variables`).
     signatures: dict[str | None, Any] = field(default_factory=dict)
-    # A document of one query without variables, once compiled without errors: its fields
-    # and how many root fields it selects. Such a request needs nothing coerced or looked up
-    # again (see `plan`).
-    constant: tuple[list[CompiledField], int] | None = None
+    # Per operation name as requests send it: a query whose variables (if any) are String, ID
+    # or Float values, whose SQL their values do not change, once compiled without errors: its
+    # variables' coercions, its fields and how many root fields it selects. A request for it
+    # needs nothing looked up, validated or keyed again, only its variables coerced (`plan`).
+    prepared: dict[str | None, _Prepared] = field(default_factory=dict)
 
 
 def root_fields(document: DocumentNode) -> dict[str | None, RootFields]:
@@ -372,6 +377,8 @@ _SCALARS: dict[GraphQLScalarType, Callable[[Any], Any]] = {
     GraphQLBoolean: lambda v: v if type(v) is bool else _NOT_PLAIN,
 }
 _NOT_PLAIN = object()
+# The coercions of the scalars whose values the compiled SQL depends on (`values.shape`).
+_SHAPED = (_SCALARS[GraphQLInt], _SCALARS[GraphQLBoolean])
 
 
 def _scalar_variables(
@@ -390,6 +397,11 @@ def _scalar_variables(
         signatures = loaded.signatures[name] = _signatures(service, definitions)
     if signatures is False or not isinstance(raw, dict):
         return None
+    return _coerce(signatures, raw)
+
+
+def _coerce(signatures: list[tuple[str, Callable[[Any], Any]]], raw: dict[str, Any]) -> Any:
+    """The variables coerced by their signatures; None when any is missing, null or not plain."""
     coerced = {}
     for name, coerce in signatures:
         value = raw.get(name)
@@ -507,9 +519,9 @@ def plan(
             return None
         return _batch(items)  # type: ignore[arg-type]
     max_root_fields = limits.root_fields if limits is not None else None
-    constant = _constant(service, payload, max_root_fields)
-    if constant is not None:
-        return _read(constant, {}, request_id, None, limits)
+    prepared = _prepared(service, payload, max_root_fields)
+    if prepared is not None:
+        return _read(*prepared, request_id, None, limits)
     request = _request(
         service,
         payload,
@@ -527,26 +539,36 @@ def plan(
     return _relocated(steps, request.hoisted)
 
 
-def _constant(
+def _prepared(
     service: ServiceApi, payload: Any, max_root_fields: int | None
-) -> list[CompiledField] | None:
-    """The compiled fields of a request whose text is a known query document without
-    variables (`_Document.constant`), sent without variables or an operation name: what
-    `_request` and `_operation` would find, without their lookups. None otherwise."""
-    if (
-        not isinstance(payload, dict)
-        or payload.get("operationName")
-        or payload.get("variables") not in (None, {})
-    ):
+) -> tuple[list[CompiledField], dict[str, Any]] | None:
+    """The compiled fields and coerced variables of a request for a prepared query
+    (`_Document.prepared`): what `_request` and `_operation` would find, without their
+    lookups. None for anything else, or anything these checks would not answer exactly as
+    they do (a variable missing, null or of another type, variables sent as a JSON string,
+    variables for a query that declares none): the full road answers those."""
+    if not isinstance(payload, dict):
         return None
     text = payload.get("query")
     if not isinstance(text, str):
         return None
     loaded = service.documents.lookup(text)
-    constant = loaded.constant if loaded is not None else None
-    if constant is None or (max_root_fields is not None and constant[1] > max_root_fields):
+    if loaded is None or not loaded.prepared:
         return None
-    return constant[0]
+    name = payload.get("operationName") or None
+    if name is not None and not isinstance(name, str):
+        return None
+    found = loaded.prepared.get(name)
+    if found is None:
+        return None
+    signatures, fields, count = found
+    if max_root_fields is not None and count > max_root_fields:
+        return None
+    raw = payload.get("variables")
+    if not signatures:
+        return (fields, {}) if raw is None or raw == {} else None
+    variables = _coerce(signatures, raw) if type(raw) is dict else None
+    return None if variables is None else (fields, variables)
 
 
 def _relocated(steps: Steps[tuple[int, bytes]], hoisted: Hoisted) -> Steps[tuple[int, bytes]]:
@@ -577,7 +599,7 @@ def _operation(
         fields = _compile(service, operation, request.fragments, request.variables)
         if all(f.error is None for f in fields):
             service.compiled.remember(key, fields)
-            _remember_constant(service, request, fields)
+            _remember_prepared(service, request, fields)
     introspection = None
     if any(f.kind == "introspection" for f in fields):
         if cached_only:
@@ -586,21 +608,29 @@ def _operation(
     return _read(fields, request.variables, request_id, introspection, limits)
 
 
-def _remember_constant(service: ServiceApi, request: _Request, fields: list[CompiledField]) -> None:
-    """Mark the request's document as constant (see `_Document.constant`) when it is one query
-    without variables, not hoisted, whose fields compiled to plain statements."""
-    document = request.document
-    if (
-        request.hoisted is not None
-        or len(document.definitions) != 1
-        or request.operation.variable_definitions
-        or any(f.kind not in ("sql", "typename") for f in fields)
-    ):
+def _remember_prepared(service: ServiceApi, request: _Request, fields: list[CompiledField]) -> None:
+    """Prepare the request's query (see `_Document.prepared`) when its fields compiled to
+    plain statements, its variables are String, ID or Float values (`shape` leaves them out of
+    the compiled key: any value runs the same SQL), all given, and its text was sent as it
+    is."""
+    if request.hoisted is not None or any(f.kind not in ("sql", "typename") for f in fields):
         return
     loaded = service.documents.lookup(request.text)
-    if loaded is not None and loaded.document is document and loaded.roots is not None:
-        name = request.operation.name.value if request.operation.name else None
-        loaded.constant = (fields, loaded.roots[name].count)
+    if loaded is None or loaded.document is not request.document or loaded.roots is None:
+        return
+    name = request.operation.name.value if request.operation.name else None
+    signatures = (
+        _signatures(service, request.operation.variable_definitions)
+        if request.operation.variable_definitions
+        else []
+    )
+    if signatures is False or any(coerce in _SHAPED for _, coerce in signatures):
+        return
+    # The compiled key holds whether each variable was given: the fields are the prepared
+    # ones only when all were, as `_prepared` requires of every request it answers.
+    if any(request.variables.get(variable) is None for variable, _ in signatures):
+        return
+    loaded.prepared[request.operation_name] = (signatures, fields, loaded.roots[name].count)
 
 
 def _mutation(
