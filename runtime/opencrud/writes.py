@@ -9,6 +9,7 @@ predicting every path in advance, keeps nested operations simple and exact.
 
 from __future__ import annotations
 
+import functools
 import json
 import uuid
 from datetime import UTC, datetime
@@ -87,8 +88,13 @@ class Writer:
         self.events: list[dict[str, Any]] | None = [] if publishes else None
         # What the writes so far can have added to the service's files, at most (bytes).
         self.growth = 0
+
+    @functools.cached_property
+    def now(self) -> datetime:
+        """The request's time (UTC, to the millisecond), for `createdAt` and `updatedAt`: read
+        once, when a write first needs it."""
         now = datetime.now(UTC)
-        self.now = now.replace(microsecond=now.microsecond // 1000 * 1000, tzinfo=None)
+        return now.replace(microsecond=now.microsecond // 1000 * 1000, tzinfo=None)
 
     def table(self, model: ApiModel) -> str:
         return in_service_schema(model.table)

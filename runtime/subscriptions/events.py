@@ -25,11 +25,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 from collections import OrderedDict
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
+
+import orjson
 
 from runtime.opencrud.model import ApiField, ApiModel
 from runtime.opencrud.reads import scalar_json
@@ -88,11 +91,42 @@ def previous_values_query(model: ApiModel, by: ApiField | None = None) -> str:
 
 
 _ENCODER = json.JSONEncoder(separators=(",", ":"), default=str)  # made once, not per call
+# orjson writes what the encoder above writes, ten times faster, for the values events hold
+# (strings, numbers, lists and dicts of them, ids), as long as the text is ASCII (the encoder
+# escapes the rest, and the chunks count ASCII characters) and holds no NaN or infinity (the
+# encoder writes `NaN`, orjson `null`). Anything else it would write its own way (dates,
+# subclasses, dataclasses) goes to `str` as in the encoder.
+_ORJSON_OPTIONS = (
+    orjson.OPT_PASSTHROUGH_DATETIME
+    | orjson.OPT_PASSTHROUGH_DATACLASS
+    | orjson.OPT_PASSTHROUGH_SUBCLASS
+)
+
+
+def _encode(document: dict[str, Any]) -> str:
+    try:
+        fast = orjson.dumps(document, default=str, option=_ORJSON_OPTIONS)
+    except TypeError:  # a key that is no string, an integer past 64 bits...
+        return _ENCODER.encode(document)
+    if fast.isascii() and (b"null" not in fast or not _nonfinite(document)):
+        return fast.decode("ascii")
+    return _ENCODER.encode(document)  # the encoder's own escapes, or a float orjson made null
+
+
+def _nonfinite(value: Any) -> bool:
+    """Whether a float that is NaN or infinite is anywhere in `value`."""
+    if isinstance(value, float):
+        return not math.isfinite(value)
+    if isinstance(value, dict):
+        value = value.values()
+    elif not isinstance(value, (list, tuple)):
+        return False
+    return any(_nonfinite(item) for item in value)
 
 
 def notifications(sink: EventSink, events: list[dict[str, Any]]) -> list[str]:
     """The payloads that carry a request's events: `<token>:<index>:<count>:<json part>`."""
-    body = _ENCODER.encode({"p": sink.project_id, "e": events})
+    body = _encode({"p": sink.project_id, "e": events})
     parts = [body[i : i + CHUNK_CHARS] for i in range(0, len(body), CHUNK_CHARS)]
     token = os.urandom(8).hex()
     return [f"{token}:{i}:{len(parts)}:{part}" for i, part in enumerate(parts)]
