@@ -55,7 +55,7 @@ from runtime.opencrud.reads import ReadCompiler
 from runtime.opencrud.roots import CompiledField, compile_query_field
 from runtime.opencrud.service import ServiceApi, service_api
 from runtime.opencrud.statement import Statement
-from runtime.opencrud.steps import Sql, Steps, answered, drive
+from runtime.opencrud.steps import OneStatement, Result, Sql, Steps, answered, drive
 from runtime.opencrud.validation import validate_document
 from runtime.opencrud.values import shape
 from runtime.subscriptions.events import EventSink
@@ -446,6 +446,56 @@ def _read(
     introspection: dict[str, Any] | None = None,
     limits: RequestLimits | None = None,
 ) -> Steps[tuple[int, bytes]]:
+    """The steps of a query's compiled root fields (`_read_steps`); one plain field without
+    a response limit, the commonest read, as `_OneRead`."""
+    if len(fields) == 1 and (limits is None or limits.response_bytes is None):
+        f = fields[0]
+        if f.kind == "sql" and f.error is None:
+            return _OneRead(f, variables, request_id)  # type: ignore[return-value]
+    return _read_steps(fields, variables, request_id, introspection, limits)
+
+
+class _OneRead(OneStatement[tuple[int, bytes]]):
+    """A query of one plain root field: its statement, and its answer from the statement's row
+    as `_read_steps` makes it, relocated if the request's literals were hoisted."""
+
+    __slots__ = ("field", "hoisted", "request_id", "variables")
+
+    def __init__(self, f: CompiledField, variables: dict[str, Any], request_id: str) -> None:
+        super().__init__()
+        self.field = f
+        self.variables = variables
+        self.request_id = request_id
+        self.hoisted: Hoisted | None = None
+
+    def statement(self) -> Sql | None:
+        assert self.field.statement is not None
+        try:
+            return Sql(self.field.sql, self.field.statement.bind(self.variables))
+        except PrismaError:
+            return None  # the generator answers it
+
+    def value(self, result: Result) -> tuple[int, bytes]:
+        rows = result.rows
+        value = rows[0][0] if rows else None
+        body = b'{"data":{%s:%s}}' % (
+            self.field.key_json,
+            value.encode() if value is not None else b"null",
+        )
+        return 200, body if self.hoisted is None else self.hoisted.relocate(body)
+
+    def steps(self) -> Steps[tuple[int, bytes]]:
+        read = _read_steps([self.field], self.variables, self.request_id)
+        return read if self.hoisted is None else _relocated(read, self.hoisted)
+
+
+def _read_steps(
+    fields: list[CompiledField],
+    variables: dict[str, Any],
+    request_id: str,
+    introspection: dict[str, Any] | None = None,
+    limits: RequestLimits | None = None,
+) -> Steps[tuple[int, bytes]]:
     """Run the compiled root fields of a query, one statement each, and splice their JSON
     texts into the answer. Runs in autocommit: a read is one round trip. With a response limit
     each statement measures its JSON and gives it back only while the answer fits."""
@@ -535,6 +585,9 @@ def plan(
         return answered(request)
     steps = _operation(service, request, request_id, cached_only, limits, sink)
     if steps is None or request.hoisted is None:
+        return steps
+    if isinstance(steps, _OneRead):
+        steps.hoisted = request.hoisted
         return steps
     return _relocated(steps, request.hoisted)
 

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 from collections.abc import Generator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, Generic, NamedTuple, TypeVar
 
 import psycopg
 from psycopg import Connection, sql
@@ -71,6 +71,51 @@ Steps = Generator[Sql, Result, T]
 BEGIN = Sql("BEGIN")
 COMMIT = Sql("COMMIT")
 ROLLBACK = Sql("ROLLBACK")
+
+
+class OneStatement(Generic[T]):
+    """Steps of one plain statement (no transaction) whose value is made from its result, as
+    an object: the loop's driver runs the statement and makes the value without resuming a
+    generator (`drive_async`), which costs as much again as the rest of a small read's steps.
+    Anything else (another driver, a batch, a statement that fails) goes through `steps()`,
+    the same steps as a generator, which this object stands for in the generator protocol."""
+
+    __slots__ = ("_steps",)
+
+    def __init__(self) -> None:
+        self._steps: Steps[T] | None = None
+
+    def statement(self) -> Sql | None:
+        """The statement, or None where the generator must answer (its parameters failed)."""
+        raise NotImplementedError
+
+    def value(self, result: Result) -> T:
+        """The value, from the statement's result."""
+        raise NotImplementedError
+
+    def steps(self) -> Steps[T]:
+        raise NotImplementedError
+
+    def _generator(self) -> Steps[T]:
+        if self._steps is None:
+            self._steps = self.steps()
+        return self._steps
+
+    def __iter__(self) -> OneStatement[T]:
+        return self
+
+    def __next__(self) -> Sql:
+        return self._generator().send(None)  # type: ignore[arg-type]
+
+    def send(self, result: Result | None) -> Sql:
+        return self._generator().send(result)  # type: ignore[arg-type]
+
+    def throw(self, error: BaseException) -> Sql:
+        return self._generator().throw(error)
+
+    def close(self) -> None:
+        if self._steps is not None:
+            self._steps.close()
 
 
 def answered(value: T) -> Steps[T]:
@@ -129,7 +174,18 @@ async def drive_async(steps: Steps[T], conn: LoopConnection, schema: str) -> T:
     """Run `steps` for one service (`schema` as for `drive`), on an event-loop connection
     (`runtime.wire`). A `BEGIN` is held back and sent with the statement that follows it: a
     mutation's first round trip opens its transaction and runs its first statement. So is a
-    statement with an `assumed` result (see the module's docstring)."""
+    statement with an `assumed` result (see the module's docstring). `OneStatement` steps run
+    without their generator while nothing fails."""
+    if isinstance(steps, OneStatement):
+        command = steps.statement()
+        if command is not None:
+            try:
+                result = await conn.execute(command.query, command.params, schema=schema)
+            except psycopg.Error as exc:
+                if conn.broken:
+                    raise
+                return _failed(steps, exc)
+            return steps.value(result)  # type: ignore[no-any-return]
     error: Exception | None = None
     result: Result | None = None  # a generator starts on None
     begin = False
@@ -182,6 +238,19 @@ async def drive_async(steps: Steps[T], conn: LoopConnection, schema: str) -> T:
 
 
 _OPEN = (TransactionStatus.INTRANS, TransactionStatus.INERROR)
+
+
+def _failed(steps: OneStatement[T], failure: psycopg.Error) -> T:
+    """The value of one-statement steps whose statement failed (it ran already): what their
+    generator makes of the failure, or the failure itself."""
+    try:
+        steps.send(None)
+        steps.throw(failure)
+    except StopIteration as stop:
+        return stop.value  # type: ignore[no-any-return]
+    finally:
+        steps.close()
+    raise psycopg.InternalError("one-statement steps went on after their statement")
 
 
 def _then_commit(query: str, params: Sequence[Any], conn: Connection[Any]) -> bytes:

@@ -5,15 +5,18 @@ must answer exactly as a fresh API answers it the first time."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from psycopg import errors as pg_errors
 
 from runtime.datamodel import parse_datamodel
 from runtime.opencrud import executor
 from runtime.opencrud.executor import execute, service_api
 from runtime.opencrud.limits import RequestLimits
+from runtime.opencrud.steps import OneStatement, drive_async
 from tests.runtime.conftest import Database
 from tests.runtime.opencrud.conftest import Service, deploy
 
@@ -164,3 +167,40 @@ def test_the_prepared_road_is_taken(service: Service, monkeypatch: pytest.Monkey
         body = {"query": FIRST, "variables": {"n": 1}}
         execute(service.api, service.schema_name, body, service.conn, "local:t")
     assert taken[-2:] == [False, False]
+
+
+def test_a_one_field_read_failing_on_the_loop_answers_as_its_generator(service: Service):
+    """The loop runs a one-field read without its generator (`steps.OneStatement`); a statement
+    that fails there is answered as the generator answers it, or raises as it raises."""
+    body = {"query": BY_NAME, "variables": {"name": "a"}}
+    execute(service.api, service.schema_name, body, service.conn, "local:t")  # learnt
+
+    class Failing:
+        broken = False
+
+        def __init__(self, error: Exception) -> None:
+            self.error = error
+
+        async def execute(self, *args: Any, **kwargs: Any) -> Any:
+            raise self.error
+
+    def on_loop(error: Exception) -> Any:
+        steps = executor.plan(service.api, body, "local:t", cached_only=True)
+        assert isinstance(steps, OneStatement)
+        return asyncio.run(drive_async(steps, Failing(error), service.schema_name))  # type: ignore[arg-type]
+
+    def generator(error: Exception) -> Any:
+        steps = executor._read_steps(*executor._prepared(service.api, body, None), "local:t")
+        steps.send(None)
+        try:
+            steps.throw(error)
+        except StopIteration as stop:
+            return stop.value
+        raise AssertionError("the read went on")
+
+    bad = pg_errors.InvalidTextRepresentation("invalid input syntax")
+    status, answer = on_loop(bad)
+    assert (status, answer) == generator(bad)
+    assert b'"errors"' in answer and b'"data":{"item":null}' in answer
+    with pytest.raises(pg_errors.QueryCanceled):
+        on_loop(pg_errors.QueryCanceled("canceling statement"))
