@@ -163,7 +163,8 @@ class LoopPool:
             if slot is not None:
                 self.free_slots.append(slot)
             self._background(_close(each))
-        if self.waiters and not self.closed:
+        # A replacement per dropped connection, for as many requests as wait.
+        for _ in range(min(len(dropped), len(self.waiters)) if not self.closed else 0):
             self._background(self._replace())
 
     async def close(self) -> None:
@@ -196,7 +197,11 @@ class LoopPool:
         return conn
 
     async def _replace(self) -> None:
-        """Open a connection for a request waiting on one that was dropped."""
+        """Open a connection for a request waiting on one that was dropped, unless the room
+        was taken first (`get` opens a connection itself when there is room) or no request
+        waits any more."""
+        if self.size >= self.max_size or not any(not w.done() for w, _ in self.waiters):
+            return
         try:
             conn = await self._connect()
         except Exception as exc:

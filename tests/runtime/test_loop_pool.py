@@ -119,6 +119,70 @@ def test_a_waiter_gets_a_new_connection_when_the_one_it_waited_for_breaks(databa
     run(body)
 
 
+def test_the_pool_keeps_its_count_through_broken_connections_and_cancelled_requests(
+    database: Database,
+):
+    """Twenty requests at a time on eight connections, while their backends are terminated
+    and requests are cancelled: the pool never counts more connections than it may open (a
+    dropped connection's replacement once raced a request opening one in the freed room, and
+    the ninth had no slot: an IndexError answered as a 500), and every request keeps being
+    served."""
+
+    async def body() -> None:
+        pool = LoopPool(database.conninfo(), max_size=8, timeout=5)
+        await pool.open()
+        served = [0] * 20
+        failures: list[BaseException] = []
+        pids: set[int] = set()
+
+        async def user(index: int) -> None:
+            while True:
+                conn = pool.get_nowait(f"s{index % 5}") or await pool.get(f"s{index % 5}")
+                pids.add(backend_pid(conn))
+                try:
+                    await conn.execute("SELECT pg_sleep(%s)", [(0, 0.001, 0.005)[index % 3]])
+                    served[index] += 1
+                except psycopg.OperationalError:
+                    pass  # its backend was terminated
+                finally:
+                    if index % 7 == 0 and served[index] % 5 == 0:
+                        pool.discard(conn)  # as for a client gone mid-statement
+                    else:
+                        pool.put(conn)
+                assert len(pool.free_slots) + pool.size == pool.max_size
+                assert pool.size <= pool.max_size
+
+        def started(index: int) -> asyncio.Task[None]:
+            task = asyncio.create_task(user(index))
+            task.add_done_callback(
+                lambda t: t.cancelled() or t.exception() is None or failures.append(t.exception())  # type: ignore[arg-type]
+            )
+            return task
+
+        tasks = [started(i) for i in range(20)]
+        deadline = time.monotonic() + 4
+        rounds = 0
+        while time.monotonic() < deadline and not failures:
+            await asyncio.sleep(0.05)
+            rounds += 1
+            tasks[rounds % 20].cancel()  # a request cancelled wherever it is
+            tasks[rounds % 20] = started(rounds % 20)
+            if rounds % 4 == 0 and pids:
+                await asyncio.to_thread(terminate, database, pids.pop())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        assert not failures, failures[0]
+        assert len(pool.free_slots) + pool.size == pool.max_size
+        before = list(served)
+        conn = await asyncio.wait_for(pool.get(), 5)  # still serving
+        pool.put(conn)
+        assert sum(before) > 200
+        await pool.close()
+
+    run(body)
+
+
 def test_a_connection_left_in_a_transaction_is_not_reused(database: Database):
     async def body() -> None:
         pool = LoopPool(database.conninfo(), max_size=2)
