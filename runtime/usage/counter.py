@@ -121,6 +121,16 @@ def identify(document: str, operation_name: str | None) -> Operation:
     return Operation(key, name, normalized)
 
 
+def _text_of(item: Any) -> tuple[str, str | None] | None:
+    """An operation's document and name as sent, when both are plain (a key of `known`)."""
+    if type(item) is not dict:
+        return None
+    document, name = item.get("query"), item.get("operationName")
+    if type(document) is str and (name is None or type(name) is str):
+        return document, name
+    return None
+
+
 def latency_bucket(seconds: float) -> int:
     return bisect_left(LATENCY_BOUNDS_MS, seconds * 1000)
 
@@ -245,22 +255,14 @@ class UsageCounter:
             return
         known = row.known
         for item in payload if isinstance(payload, list) else (payload,):
-            if type(item) is dict:
-                document, name = item.get("query"), item.get("operationName")
-                if type(document) is str and (name is None or type(name) is str):
-                    op = known.get((document, name))
-                    if op is None:
-                        op = self._operation_row(row, key, item)
-                        if op is None:
-                            continue
-                        if len(known) < KNOWN_TEXTS:
-                            known[(document, name)] = op
-                else:
-                    op = self._operation_row(row, key, item)
-                    if op is None:
-                        continue
-            else:
-                continue
+            text = _text_of(item)
+            op = known.get(text) if text is not None else None
+            if op is None:
+                op = self._operation_row(row, key, item)
+                if op is None:
+                    continue
+                if text is not None and len(known) < KNOWN_TEXTS:
+                    known[text] = op
             op.count += 1
             op.latency[bucket] += 1
             op.latency_sum_ms += latency_ms
