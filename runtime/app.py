@@ -52,7 +52,7 @@ from runtime.operator import Operator, ServerUnavailable, is_operator_path
 from runtime.playground import Playground, is_asset_path
 from runtime.quota import StorageGuard, StorageLimitReached
 from runtime.sandbox import SandboxPolicy
-from runtime.subscriptions.events import EventSink, channel_for
+from runtime.subscriptions.events import EventSink, channel_for, listeners_table
 from runtime.subscriptions.hub import SubscriptionHub
 from runtime.subscriptions.session import PROTOCOL, ServiceHandle, Session
 from runtime.tenants import Tenant
@@ -785,7 +785,9 @@ class RuntimeApp:
 def _event_sink(database: str, management_schema: str, pid: str) -> EventSink:
     """Every request of a service would hash the same channel name again (a mutation needs it,
     and planning on the loop takes it before knowing whether it is one)."""
-    return EventSink(channel_for(database, management_schema, pid), pid)
+    return EventSink(
+        channel_for(database, management_schema, pid), pid, listeners_table(management_schema)
+    )
 
 
 @contextlib.contextmanager

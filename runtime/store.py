@@ -1,7 +1,8 @@
 """Bookkeeping in the `management` schema of a server's database (reference section 7).
 
 Tables and columns follow Prisma's layout (`"Project"`, `"Migration"`, `"CloudSecret"`), so an
-operator who knows Prisma finds their way. Every function takes an open connection; the caller
+operator who knows Prisma finds their way; `"Listener"` is Refract's own (the subscription
+channels listened on, `runtime.subscriptions`). Every function takes an open connection; the caller
 owns the transaction.
 """
 
@@ -103,6 +104,14 @@ def ensure_schema(conn: Connection, schema: str) -> None:
         )
         conn.execute(
             f'CREATE TABLE IF NOT EXISTS {s}."CloudSecret" ("secret" varchar(255) PRIMARY KEY)'
+        )
+        # The channels runtime processes listen on, a row per channel and listening session
+        # (its backend's pid): a mutation notifies only a channel listed here
+        # (`runtime.subscriptions.events`).
+        conn.execute(
+            f'CREATE TABLE IF NOT EXISTS {s}."Listener" ('
+            '"channel" varchar(63) NOT NULL, "backend" integer NOT NULL, '
+            '"since" timestamp(3) NOT NULL DEFAULT now(), PRIMARY KEY ("channel", "backend"))'
         )
 
 

@@ -2,7 +2,12 @@
 
 One `Listener` per server (its database) and process: a single connection that LISTENs on the
 channels of the services this process has subscribers for (LISTEN when the first subscriber of
-a service starts, UNLISTEN when the last one stops), whatever the number of subscribers. Its
+a service starts, UNLISTEN when the last one stops), whatever the number of subscribers. Each
+channel it listens on is listed in the server's registry (the management schema's `"Listener"`,
+a row per channel and session) while it does: mutations notify only the channels listed there
+(`events`). A session that ended without removing its rows (a killed process, a restarted
+database) leaves them behind, which costs only notifications nobody reads; a listener that
+connects removes the rows of every session that no longer exists. Its
 reader task only puts notifications together (`events.Reassembler`) and queues them; a
 dispatcher task takes each event to the matching subscriptions: in-memory filters first, then
 one statement per group of subscriptions with the same document and variables (Prisma groups
@@ -17,11 +22,12 @@ import asyncio
 import contextlib
 import json
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import psycopg
-from psycopg import AsyncConnection
+from psycopg import AsyncConnection, sql
 from psycopg.conninfo import make_conninfo
 
 from runtime.names import bind_schema, ident
@@ -71,6 +77,7 @@ class Listener:
         self.reader: asyncio.Task[None] | None = None
         self.dispatcher: asyncio.Task[None] | None = None
         self.lock = asyncio.Lock()  # LISTEN, UNLISTEN and reconnecting, one at a time
+        self.registry = sql.Identifier(tenant.config.database.management_schema, "Listener")
         self.pending: asyncio.Queue[tuple[str, dict[str, Any]]] = asyncio.Queue()
         self.reassembler = Reassembler()
         self.closed = False
@@ -78,11 +85,12 @@ class Listener:
 
     async def add(self, subscription: Subscription) -> None:
         """Start delivering the service's events to `subscription`: when this returns, every
-        write that commits afterwards, through any process, reaches it."""
+        mutation of the service sent afterwards, through any process, reaches it."""
         async with self.lock:
-            subscribers = self.channels.get(subscription.channel)
+            channel = subscription.channel
+            subscribers = self.channels.get(channel)
             if subscribers is None:
-                await self._command(f"LISTEN {ident(subscription.channel)}")
+                await self._command(lambda conn: self._listen(conn, channel))
                 subscribers = self.channels[subscription.channel] = set()
             subscribers.add(subscription)
         if self.dispatcher is None or self.dispatcher.done():
@@ -102,20 +110,59 @@ class Listener:
                 return
             self.channels.pop(channel, None)
             with contextlib.suppress(psycopg.Error):
-                await self._command(f"UNLISTEN {ident(channel)}")
+                await self._command(lambda conn: self._stop_listening(conn, channel))
 
-    async def _command(self, statement: str) -> None:
-        """Run LISTEN or UNLISTEN (the lock held): the reader, which holds the connection while
-        it waits for notifications, stops for it and starts again after."""
+    async def _command(
+        self, action: Callable[[AsyncConnection[Any]], Awaitable[None]] | None
+    ) -> None:
+        """Run `action` on the connection, connected first if it is not (the lock held): the
+        reader, which holds the connection while it waits for notifications, stops for it and
+        starts again after."""
         await self._stop_reader()
         if self.conn is None or self.conn.closed or self.conn.broken:
-            self.conn = await AsyncConnection.connect(self.conninfo, autocommit=True)
-            for channel in self.channels:
-                await self.conn.execute(f"LISTEN {ident(channel)}")
+            self.conn = await self._connect()
         try:
-            await self.conn.execute(statement)
+            if action is not None:
+                await action(self.conn)
         finally:
             self._start_reader()
+
+    async def _connect(self) -> AsyncConnection[Any]:
+        """A new connection listening on every channel that has subscribers, after the
+        registry's rows of sessions that have ended are removed."""
+        conn = await AsyncConnection.connect(self.conninfo, autocommit=True)
+        try:
+            await conn.execute(
+                sql.SQL(
+                    'DELETE FROM {} WHERE "backend" NOT IN (SELECT "pid" FROM pg_stat_activity)'
+                ).format(self.registry)
+            )
+            for channel in self.channels:
+                await self._listen(conn, channel)
+        except BaseException:
+            await conn.close()
+            raise
+        return conn
+
+    async def _listen(self, conn: AsyncConnection[Any], channel: str) -> None:
+        """LISTEN, then list the channel in the registry: from then on mutations notify it."""
+        await conn.execute(f"LISTEN {ident(channel)}")
+        await conn.execute(
+            sql.SQL(
+                'INSERT INTO {} ("channel", "backend") VALUES (%s, pg_backend_pid()) '
+                "ON CONFLICT DO NOTHING"
+            ).format(self.registry),
+            [channel],
+        )
+
+    async def _stop_listening(self, conn: AsyncConnection[Any], channel: str) -> None:
+        await conn.execute(
+            sql.SQL('DELETE FROM {} WHERE "channel" = %s AND "backend" = pg_backend_pid()').format(
+                self.registry
+            ),
+            [channel],
+        )
+        await conn.execute(f"UNLISTEN {ident(channel)}")
 
     def _start_reader(self) -> None:
         if self.conn is not None and not self.closed:
@@ -153,7 +200,7 @@ class Listener:
                 if not self.channels:
                     return
                 with contextlib.suppress(psycopg.Error):
-                    await self._command("SELECT 1")
+                    await self._command(None)
                     return
 
     async def _dispatch_forever(self) -> None:
@@ -229,6 +276,13 @@ class Listener:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
         if self.conn is not None:
+            with contextlib.suppress(Exception):
+                if self.channels and not self.conn.broken:
+                    await self.conn.execute(
+                        sql.SQL('DELETE FROM {} WHERE "backend" = pg_backend_pid()').format(
+                            self.registry
+                        )
+                    )
             with contextlib.suppress(Exception):
                 await self.conn.close()
         self.channels.clear()

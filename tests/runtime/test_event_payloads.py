@@ -16,6 +16,7 @@ from runtime.subscriptions.events import (
     EventSink,
     Reassembler,
     _encode,
+    listeners_table,
     notifications,
 )
 
@@ -41,7 +42,7 @@ def test_the_events_text_is_the_standard_encoders(document: dict[str, Any]):
 
 def test_large_events_are_chunked_and_put_together_again():
     events = [{"k": "UPDATED", "m": "Post", "id": "p1", "f": ["t"], "pv": {"t": "é" * 9000}}]
-    payloads = notifications(EventSink("refract_x", "a$b"), events)
+    payloads = notifications(EventSink("refract_x", "a$b", listeners_table("management")), events)
     assert len(payloads) > 1
     assert all(len(p.encode()) < 8000 and len(p) <= CHUNK_CHARS + 40 for p in payloads)
     reassembler = Reassembler()

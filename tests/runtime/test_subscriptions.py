@@ -12,13 +12,15 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import jwt
 import pytest
 from websockets.exceptions import InvalidStatus
 
+from runtime.subscriptions.events import channel_for
 from tests.runtime.conftest import MANAGEMENT_SECRET, Database, Runtime, run_runtime
 from tests.runtime.management.test_management_api import add, deploy
 from tests.runtime.subscriptions_client import Subscriber
@@ -272,6 +274,65 @@ def test_a_rolled_back_mutation_publishes_nothing(
         assert sub.data()[1] == {"post": {"mutation": "CREATED", "node": {"title": "kept"}}}
         create(b, service, "after")
         assert sub.data()[1] == {"post": {"mutation": "CREATED", "node": {"title": "after"}}}
+
+
+def listed(database: Database, path: str) -> list[tuple[int, str]]:
+    """The registry's rows for the service at `path`: each listening session's backend pid and
+    application name (empty when the session is gone)."""
+    name, stage = path.strip("/").split("/")
+    where = f"{database.host}:{database.port}/{database.database}"  # as the runtime names it
+    channel = channel_for(where, "management", f"{name}${stage}")
+    with database.connect() as conn:
+        rows = conn.execute(
+            'SELECT l."backend", coalesce(a."application_name", \'\') '
+            'FROM management."Listener" l LEFT JOIN pg_stat_activity a ON a."pid" = l."backend" '
+            'WHERE l."channel" = %s',
+            [channel],
+        )
+        return rows.fetchall()
+
+
+def until(condition: Callable[[], Any]) -> Any:
+    deadline = time.monotonic() + 30
+    while not (value := condition()):
+        assert time.monotonic() < deadline, "still waiting"
+        time.sleep(0.05)
+    return value
+
+
+def test_a_service_is_listed_while_it_has_subscribers_and_again_after_a_reconnect(
+    pair: tuple[Runtime, Runtime], service: str, database: Database
+) -> None:
+    """Mutations notify only listed channels (`runtime.subscriptions.events`): the listener
+    lists its channel before a subscription starts, lists it again under its new session when
+    it reconnects (the dead session's row removed), and removes it with the last subscriber."""
+    a, b = pair
+    create(b, service, "before anybody listens")
+    assert listed(database, service) == []
+    with Subscriber(a.url + service) as sub:
+        sub.init()
+        sub.start("1", "subscription { post { node { title } } }")
+        [(backend, application)] = listed(database, service)
+        assert application == "refract-runtime-listen"
+        with database.connect() as conn:  # as when the database restarts
+            conn.execute("SELECT pg_terminate_backend(%s)", [backend])
+        [(again, application)] = until(
+            lambda: [row for row in listed(database, service) if row[0] != backend]
+        )
+        assert application == "refract-runtime-listen"
+        assert listed(database, service) == [(again, application)]  # the dead row is gone
+        create(b, service, "after the reconnect")
+        assert sub.data() == ("1", {"post": {"node": {"title": "after the reconnect"}}})
+        sub.send({"type": "stop", "id": "1"})
+        sub.sync()
+        until(lambda: listed(database, service) == [])
+    # The writes of a service nobody listens to notify nobody: none is left waiting either.
+    create(b, service, "after the last subscriber")
+    with Subscriber(a.url + service) as sub:
+        sub.init()
+        sub.start("2", "subscription { post { node { title } } }")
+        create(b, service, "for the new subscriber")
+        assert sub.data() == ("2", {"post": {"node": {"title": "for the new subscriber"}}})
 
 
 def test_services_with_the_same_datamodel_never_see_each_other(

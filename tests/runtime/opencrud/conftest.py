@@ -17,10 +17,12 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from runtime import store
 from runtime.datamodel import Schema, parse_datamodel
 from runtime.migrations import migration_sql, plan_migration
 from runtime.names import ident
 from runtime.opencrud.executor import Answer, ServiceApi, execute, service_api
+from runtime.subscriptions.events import EventSink, channel_for, listeners_table
 from tests.runtime.conftest import Database
 
 
@@ -121,9 +123,35 @@ def service(request: pytest.FixtureRequest, database: Database) -> Iterator[Serv
     deployed.conn.close()
 
 
+MANAGEMENT = "management"  # the management schema the sinks of these tests name
+REGISTRY = sql.Identifier(MANAGEMENT, "Listener")  # its channels listened on
+
+
+def sink_for(service: Service, project: str) -> EventSink:
+    """Where a mutation of `project` publishes, on a server whose management schema is
+    `MANAGEMENT` in the service's database."""
+    channel = channel_for(service.database.database, MANAGEMENT, project)
+    return EventSink(channel, project, listeners_table(MANAGEMENT))
+
+
 @pytest.fixture
 def listener(service: Service) -> Iterator[psycopg.Connection]:
-    """A connection of its own to the service's database, to LISTEN for its events."""
+    """A connection of its own to the service's database, to LISTEN for its events (`listen`)."""
     conn = psycopg.connect(service.database.conninfo(), autocommit=True)
+    store.ensure_schema(conn, MANAGEMENT)
     yield conn
+    conn.execute(sql.SQL('DELETE FROM {} WHERE "backend" = pg_backend_pid()').format(REGISTRY))
     conn.close()
+
+
+def listen(conn: psycopg.Connection, sink: EventSink, *, listed: bool = True) -> None:
+    """LISTEN on the sink's channel and, with `listed`, list it in the server's registry, as a
+    runtime's listener does: mutations notify only a listed channel."""
+    conn.execute(f"LISTEN {ident(sink.channel)}")
+    if listed:
+        conn.execute(
+            sql.SQL('INSERT INTO {} ("channel", "backend") VALUES (%s, pg_backend_pid())').format(
+                REGISTRY
+            ),
+            [sink.channel],
+        )

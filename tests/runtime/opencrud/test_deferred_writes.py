@@ -14,10 +14,10 @@ import pytest
 from runtime.names import schema_sql
 from runtime.opencrud.executor import plan
 from runtime.opencrud.steps import BEGIN, COMMIT, Result, Sql, Steps, drive_async
-from runtime.subscriptions.events import EventSink, Reassembler, channel_for
+from runtime.subscriptions.events import EventSink, Reassembler
 from runtime.wire import LoopConnection
 from tests.runtime.conftest import run_async
-from tests.runtime.opencrud.conftest import Service
+from tests.runtime.opencrud.conftest import Service, listen, sink_for
 
 DATAMODEL = """
 type User {
@@ -77,8 +77,8 @@ def without_request_ids(answer: Any) -> Any:
 def test_a_create_answered_with_its_id_is_one_round_trip(
     service: Service, listener: psycopg.Connection
 ) -> None:
-    sink = EventSink(channel_for(service.database.database, "management", "u$dev"), "u$dev")
-    listener.execute(f'LISTEN "{sink.channel}"')
+    sink = sink_for(service, "u$dev")
+    listen(listener, sink)
     answer, trips = on_loop(service, {"query": CREATE, "variables": {"e": "one@x.io"}}, sink)
     assert trips == 1  # BEGIN, INSERT, the notification and COMMIT in one pipeline
     created = answer["data"]["createUser"]["id"]

@@ -9,8 +9,8 @@ from typing import Any
 import psycopg
 
 from runtime.opencrud.executor import Answer, execute
-from runtime.subscriptions.events import EventSink, Reassembler, channel_for
-from tests.runtime.opencrud.conftest import Service
+from runtime.subscriptions.events import EventSink, Reassembler
+from tests.runtime.opencrud.conftest import Service, listen, sink_for
 
 DATAMODEL = """
 type Note {
@@ -23,10 +23,6 @@ type Note {
 # Quotes, a percent sign (the driver binds with `%`), a backslash, non-ASCII and a
 # placeholder-looking text: each must reach the listener as it was written.
 AWKWARD = 'it\'s 100% \\ "quoted" é %s $1 ; COMMIT; --'
-
-
-def sink_for(service: Service, project: str) -> EventSink:
-    return EventSink(channel_for(service.database.database, "management", project), project)
 
 
 def run(service: Service, sink: EventSink, query: str, variables: dict[str, Any]) -> Answer:
@@ -58,7 +54,7 @@ def test_publishing_costs_no_round_trip_of_its_own(
     service: Service, listener: psycopg.Connection
 ) -> None:
     sink = sink_for(service, "notes~a$dev")
-    listener.execute(f'LISTEN "{sink.channel}"')
+    listen(listener, sink)
     create = "mutation($t: String!, $k: String!) { createNote(data: {text: $t, key: $k}) { id } }"
     before = service.statements()
     service.data(create, {"t": "quiet", "k": "k0"})  # no sink: publishes nothing
@@ -86,8 +82,8 @@ def test_a_failed_mutation_publishes_nothing_and_the_next_one_does(
 ) -> None:
     sink = sink_for(service, "notes~b$dev")
     other = sink_for(service, "notes~c$dev")
-    listener.execute(f'LISTEN "{sink.channel}"')
-    listener.execute(f'LISTEN "{other.channel}"')
+    listen(listener, sink)
+    listen(listener, other)
     create = 'mutation($k: String!) { createNote(data: {text: "x", key: $k}) { id } }'
     run(service, sink, create, {"k": "dup"})
     assert len(arrived(listener)[sink.channel]) == 1
@@ -115,7 +111,7 @@ def test_a_batch_of_chunks_commits_in_the_same_round_trip(
 ) -> None:
     """Events past one notification's size go as an array parameter, bound as a literal."""
     sink = sink_for(service, "notes~d$dev")
-    listener.execute(f'LISTEN "{sink.channel}"')
+    listen(listener, sink)
     long_text = AWKWARD + "x" * 20_000
     run(
         service,
@@ -134,3 +130,31 @@ def test_a_batch_of_chunks_commits_in_the_same_round_trip(
     [event] = document["e"]
     assert event["k"] == "DELETED" and event["pv"]["text"] == long_text
     assert ("long",) not in service.table_rows("Note", "key")
+
+
+def test_a_channel_no_listener_lists_is_not_notified(
+    service: Service, listener: psycopg.Connection
+) -> None:
+    """A notifying commit takes a lock of the whole cluster, so a mutation notifies only a
+    channel that a runtime's listener has listed in the server's registry. A session that
+    LISTENs without listing it hears nothing, in one notification or in chunks."""
+    sink = sink_for(service, "notes~e$dev")
+    listen(listener, sink, listed=False)
+    create = "mutation($t: String!, $k: String!) { createNote(data: {text: $t, key: $k}) { id } }"
+    delete = "mutation($k: String!) { deleteNote(where: {key: $k}) { id } }"
+    run(service, sink, create, {"t": "x" * 20_000, "k": "e1"})
+    run(service, sink, delete, {"k": "e1"})  # its previous values need several chunks
+    assert arrived(listener) == {}
+    # A listener lists the channel: from its row on, every mutation notifies, chunks too.
+    with psycopg.connect(service.database.conninfo(), autocommit=True) as runtime:
+        listen(runtime, sink)
+        run(service, sink, create, {"t": "y" * 20_000, "k": "e2"})
+        run(service, sink, delete, {"k": "e2"})
+        documents = received(listener, sink.channel)
+        assert [[e["k"] for e in d["e"]] for d in documents] == [["CREATED"], ["DELETED"]]
+        assert documents[1]["e"][0]["pv"]["text"] == "y" * 20_000
+        # Its row removed (the last subscriber stopped), the channel is quiet again.
+        runtime.execute('DELETE FROM management."Listener" WHERE "backend" = pg_backend_pid()')
+    run(service, sink, create, {"t": "z", "k": "e3"})
+    assert arrived(listener) == {}
+    assert [key for (key,) in service.table_rows("Note", "key") if key.startswith("e")] == ["e3"]
