@@ -13,7 +13,10 @@ previous one, and the script prints
   (write, subscriber) pair, p50 and p99, and the time until the last subscriber had it;
 - the write's latency (the `createPost` round trip) p50 and p99, beside the same writes with no
   subscriber at all: what the subscribers add to a writer;
-- and what publishing costs any mutation, subscribers or not: the `pg_notify` statement alone.
+- and what publishing costs any mutation: the notifying statement alone, when nobody listens
+  (the registry's lookup, `runtime.subscriptions.events`) and when it notifies, and with
+  `pgbench` the commits a second of 8 writers either way (PostgreSQL runs notifying commits one
+  at a time).
 
 All clients run in this one process on one event loop: with 1,000 subscribers, reading and
 parsing their messages is part of the delivery latency measured.
@@ -23,14 +26,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
+import re
 import secrets
+import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -42,11 +50,13 @@ from websockets.asyncio.client import connect
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from runtime.subscriptions.events import listeners_table, notifying_statements  # noqa: E402
 from tests.runtime.conftest import Database, run_runtime  # noqa: E402
 
 DATAMODEL = "type Post { id: ID! @id  title: String! }"
 SUBSCRIPTION = "subscription { post(where: {mutation_in: [CREATED]}) { node { id title } } }"
 CREATE = "mutation($t: String!) { createPost(data: {title: $t}) { id } }"
+CHANNEL = "refract_bench"  # the channel the statement-only measures notify
 
 
 def post(url: str, payload: Any) -> Any:
@@ -124,18 +134,58 @@ async def measure(write_url: str, read_url: str, subscribers: int, writes: int) 
     return {"delivery": delivery, "last": last, "write": write_ms}
 
 
-def notify_cost(database: Database, rounds: int = 2000) -> float:
-    """The median of the statement a mutation adds before COMMIT (µs), on one connection."""
-    payload = ["t0:0:1:" + json.dumps({"p": "bench$dev", "e": [{"k": "CREATED", "m": "Post"}]})]
-    with psycopg.connect(database.conninfo(), autocommit=True) as conn:
+def notify_cost(database: Database, listened: bool, rounds: int = 2000) -> float:
+    """The median of the statement a mutation adds before COMMIT (µs), on one connection: the
+    runtime's own, with its channel listed in the registry (it notifies) or not (nobody
+    listens: the registry's lookup alone)."""
+    statement, _ = notifying_statements(listeners_table("management"))
+    payload = "t0:0:1:" + json.dumps({"p": "bench$dev", "e": [{"k": "CREATED", "m": "Post"}]})
+    with psycopg.connect(database.conninfo(), autocommit=True) as conn, listing(conn, listened):
         samples = []
         for _ in range(rounds):
             started = time.perf_counter()
-            conn.execute(
-                "SELECT count(pg_notify(%s, p)) FROM unnest(%s::text[]) AS p", ["bench", payload]
-            )
+            conn.execute(statement, [CHANNEL, payload, CHANNEL])  # type: ignore[arg-type]
             samples.append((time.perf_counter() - started) * 1e6)
     return statistics.median(samples)
+
+
+@contextlib.contextmanager
+def listing(conn: psycopg.Connection, listened: bool) -> Iterator[None]:
+    """`CHANNEL` listed in the registry by `conn`'s session while the block runs, if `listened`."""
+    registry = sql.Identifier("management", "Listener")
+    if listened:
+        conn.execute(
+            sql.SQL('INSERT INTO {} ("channel", "backend") VALUES (%s, pg_backend_pid())').format(
+                registry
+            ),
+            [CHANNEL],
+        )
+    try:
+        yield
+    finally:
+        conn.execute(sql.SQL('DELETE FROM {} WHERE "channel" = %s').format(registry), [CHANNEL])
+
+
+def commit_rate(database: Database, listened: bool, seconds: int = 5, clients: int = 8) -> float:
+    """Commits a second of `clients` writers (pgbench), each inserting a row and running the
+    notifying statement before its COMMIT, with the channel listed (every commit notifies, and
+    PostgreSQL runs notifying commits one at a time) or not."""
+    statement, _ = notifying_statements(listeners_table("management"))
+    notify = statement % (f"'{CHANNEL}'", "'payload'", f"'{CHANNEL}'")
+    script = f"BEGIN;\nINSERT INTO bench_commits (v) VALUES ('x');\n{notify};\nCOMMIT;\n"
+    with psycopg.connect(database.conninfo(), autocommit=True) as conn, listing(conn, listened):
+        conn.execute("CREATE TABLE IF NOT EXISTS bench_commits (id bigserial PRIMARY KEY, v text)")
+        with tempfile.NamedTemporaryFile("w", suffix=".sql") as file:
+            file.write(script)
+            file.flush()
+            command = ["pgbench", "-n", "-M", "prepared", f"-c{clients}", "-j2", f"-T{seconds}"]
+            command += ["-f", file.name, "-h", database.host, "-p", str(database.port)]
+            command += ["-U", database.user, database.database]
+            env = {**os.environ, "PGPASSWORD": database.password}
+            output = subprocess.run(
+                command, capture_output=True, text=True, env=env, check=True
+            ).stdout
+    return float(re.search(r"tps = ([\d.]+)", output).group(1))  # type: ignore[union-attr]
 
 
 async def run(database: Database, counts: list[int], writes: int) -> None:
@@ -157,7 +207,21 @@ async def run(database: Database, counts: list[int], writes: int) -> None:
         quiet = await measure(writer.url + path, reader.url + path, 0, writes)
         print(f"writes with no subscriber: p50 {percentile(quiet['write'], 0.5):.2f} ms, "
               f"p99 {percentile(quiet['write'], 0.99):.2f} ms")  # fmt: skip
-        print(f"pg_notify statement alone (every mutation): {notify_cost(database):.0f} µs median")
+        print(
+            "the notifying statement alone (every mutation), median: "
+            f"{notify_cost(database, listened=False):.0f} µs when nobody listens, "
+            f"{notify_cost(database, listened=True):.0f} µs when it notifies"
+        )
+        if shutil.which("pgbench"):
+            print(
+                "commits a second, 8 writers inserting a row each: "
+                f"{commit_rate(database, listened=False):,.0f} when nobody listens, "
+                f"{commit_rate(database, listened=True):,.0f} when each commit notifies"
+            )
+        else:
+            print(
+                "(pgbench is missing: no commit rates; Debian: apt-get install postgresql-client)"
+            )
         print()
         print(f"{'N':>6} {'delivery p50':>13} {'p99':>9} {'last p50':>9} "
               f"{'write p50':>10} {'p99':>8} {'added p50':>10}")  # fmt: skip

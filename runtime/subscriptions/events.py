@@ -159,7 +159,7 @@ def publish(sink: EventSink, events: list[dict[str, Any]], commit: bool = False)
     if not events:
         return False
     payloads = notifications(sink, events)
-    one, many = _notifying(sink.listeners)
+    one, many = notifying_statements(sink.listeners)
     if len(payloads) == 1:  # the usual case; an array parameter costs an escaping pass
         yield Sql(one, [sink.channel, payloads[0], sink.channel], commit=commit)
         return commit
@@ -168,7 +168,7 @@ def publish(sink: EventSink, events: list[dict[str, Any]], commit: bool = False)
 
 
 @cache
-def _notifying(listeners: str) -> tuple[str, str]:
+def notifying_statements(listeners: str) -> tuple[str, str]:
     """The statements that notify one payload and several, when the channel is listened on."""
     listened = f' WHERE EXISTS (SELECT FROM {listeners.replace("%", "%%")} WHERE "channel" = %s)'
     return (
