@@ -113,6 +113,13 @@ def ensure_schema(conn: Connection, schema: str) -> None:
             '"channel" varchar(63) NOT NULL, "backend" integer NOT NULL, '
             '"since" timestamp(3) NOT NULL DEFAULT now(), PRIMARY KEY ("channel", "backend"))'
         )
+        # Rows of listening sessions that have ended (a runtime process killed, say), which
+        # would make mutations notify nobody: a runtime that starts removes them, as a listener
+        # that connects does.
+        conn.execute(
+            f'DELETE FROM {s}."Listener" '  # noqa: S608 - a quoted identifier
+            'WHERE "backend" NOT IN (SELECT "pid" FROM pg_stat_activity)'
+        )
 
 
 def get_project(conn: Connection, schema: str, pid: str, *, lock: bool = False) -> Project | None:

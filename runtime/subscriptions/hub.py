@@ -7,7 +7,8 @@ channel it listens on is listed in the server's registry (the management schema'
 a row per channel and session) while it does: mutations notify only the channels listed there
 (`events`). A session that ended without removing its rows (a killed process, a restarted
 database) leaves them behind, which costs only notifications nobody reads; a listener that
-connects removes the rows of every session that no longer exists. Its
+connects, and a runtime process that starts (`store.ensure_schema`), remove the rows of every
+session that no longer exists. Its
 reader task only puts notifications together (`events.Reassembler`) and queues them; a
 dispatcher task takes each event to the matching subscriptions: in-memory filters first, then
 one statement per group of subscriptions with the same document and variables (Prisma groups
