@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import socket
+import time
 
 import pytest
 
@@ -145,6 +146,32 @@ def test_connection_close_is_honoured_on_the_short_road(service: tuple[Runtime, 
         assert sock.recv(1) == b""  # the runtime closed it after the answer
     assert status == 200 and headers["connection"] == "close"
     assert json.loads(body) == {"data": {"notes": []}}
+
+
+KEEP_ALIVE_SECONDS = 5  # uvicorn's default, which the runtime keeps
+
+
+def test_a_connection_in_use_stays_open_and_an_idle_one_is_closed(service: tuple[Runtime, str]):
+    """The keep-alive timeout (`runtime.http`): requests spread over more than the timeout keep
+    a connection open, on the short road and uvicorn's alike; once idle that long, it closes."""
+    runtime, path = service
+    with connect(runtime) as sock:
+        started = time.monotonic()
+        sent = 0
+        while time.monotonic() - started < KEEP_ALIVE_SECONDS + 1.5:
+            short = sent % 2 == 0
+            sock.sendall(
+                request(path, graphql("{ notes { text } }")) if short else request("/status")
+            )
+            ((status, _, _),) = read_responses(sock, 1)
+            assert status == 200
+            sent += 1
+            time.sleep(0.5)
+        idle = time.monotonic()
+        sock.settimeout(KEEP_ALIVE_SECONDS * 4)
+        assert sock.recv(1) == b""  # closed by the runtime, not by the timeout of this read
+        assert time.monotonic() - idle >= KEEP_ALIVE_SECONDS - 0.5
+    assert sent >= 12
 
 
 def test_a_client_gone_before_its_answer_leaves_the_connection_pool_fit(
