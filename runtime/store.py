@@ -113,13 +113,18 @@ def ensure_schema(conn: Connection, schema: str) -> None:
             '"channel" varchar(63) NOT NULL, "backend" integer NOT NULL, '
             '"since" timestamp(3) NOT NULL DEFAULT now(), PRIMARY KEY ("channel", "backend"))'
         )
-        # Rows of listening sessions that have ended (a runtime process killed, say), which
-        # would make mutations notify nobody: a runtime that starts removes them, as a listener
+        # A runtime that starts removes the rows of sessions that have ended, as a listener
         # that connects does.
-        conn.execute(
-            f'DELETE FROM {s}."Listener" '  # noqa: S608 - a quoted identifier
-            'WHERE "backend" NOT IN (SELECT "pid" FROM pg_stat_activity)'
-        )
+        conn.execute(ended_listeners(schema))
+
+
+def ended_listeners(schema: str) -> sql.Composed:
+    """Removes the `"Listener"` rows of listening sessions that have ended (a runtime process
+    killed, say), which would make mutations notify nobody."""
+    return _q(
+        'DELETE FROM {s}."Listener" WHERE "backend" NOT IN (SELECT "pid" FROM pg_stat_activity)',
+        schema,
+    )
 
 
 def get_project(conn: Connection, schema: str, pid: str, *, lock: bool = False) -> Project | None:

@@ -31,6 +31,7 @@ import psycopg
 from psycopg import AsyncConnection, sql
 from psycopg.conninfo import make_conninfo
 
+from runtime import store
 from runtime.names import bind_schema, ident
 from runtime.subscriptions.events import DELETED, Reassembler
 from runtime.subscriptions.query import SubscriptionQuery, node_params
@@ -133,11 +134,7 @@ class Listener:
         registry's rows of sessions that have ended are removed."""
         conn = await AsyncConnection.connect(self.conninfo, autocommit=True)
         try:
-            await conn.execute(
-                sql.SQL(
-                    'DELETE FROM {} WHERE "backend" NOT IN (SELECT "pid" FROM pg_stat_activity)'
-                ).format(self.registry)
-            )
+            await conn.execute(store.ended_listeners(self.tenant.config.database.management_schema))
             for channel in self.channels:
                 await self._listen(conn, channel)
         except BaseException:
