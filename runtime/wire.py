@@ -30,6 +30,7 @@ whose task is cancelled leaves the connection busy: its pool closes it instead o
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 from collections.abc import Collection, Sequence
 from typing import Any
@@ -134,10 +135,12 @@ class LoopConnection:
     @property
     def idle(self) -> bool:
         """Connected, no statement running, no transaction open: fit for the next request."""
+        pgconn = self.pgconn
         return (
             not self.conn.closed
-            and self.pgconn.status == pq.ConnStatus.OK
-            and self.pgconn.transaction_status == TransactionStatus.IDLE
+            and pgconn.status == pq.ConnStatus.OK
+            and pgconn.transaction_status == TransactionStatus.IDLE
+            and not pgconn.pipeline_status
         )
 
     @property
@@ -327,9 +330,16 @@ class LoopConnection:
                 if result.status == ExecStatus.PIPELINE_SYNC:
                     break
                 results.append(result)
-        finally:
+        except BaseException:
+            # Cancelled, or the connection failed: with results outstanding the connection
+            # cannot leave pipeline mode, and `idle` then refuses it (the pool drops it). The
+            # error that stopped the pipeline is what the caller gets: a failed exit raising
+            # here once turned a cancel into an OperationalError the caller swallowed.
             if pgconn.status == pq.ConnStatus.OK and pgconn.pipeline_status:
-                pgconn.exit_pipeline_mode()
+                with contextlib.suppress(psycopg.OperationalError):
+                    pgconn.exit_pipeline_mode()
+            raise
+        pgconn.exit_pipeline_mode()
         if len(results) != len(sent):
             raise psycopg.InternalError(f"expected {len(sent)} results, got {len(results)}")
         done = []

@@ -162,12 +162,21 @@ def test_a_pipeline_outside_a_transaction_is_one_implicit_transaction(database: 
     assert run_async(body()) == [(0,)]
 
 
-def test_a_cancelled_statement_leaves_the_connection_to_be_dropped(database: Database):
+@pytest.mark.parametrize("how", ["alone", "while preparing", "with a begin"])
+def test_a_cancelled_statement_leaves_the_connection_to_be_dropped(database: Database, how: str):
+    """The cancel reaches the caller as a cancel wherever the statement is: in a pipeline
+    (preparing its text, or opening a transaction) it once came out as an OperationalError
+    ("cannot exit pipeline mode"), which a caller handling database errors swallowed, so the
+    cancelled task went on running."""
+
     async def body() -> tuple[bool, int, list[Any]]:
         pool = LoopPool(database.conninfo(), max_size=1)
         await pool.open()
         conn = await pool.get()
-        task = asyncio.create_task(conn.execute("SELECT pg_sleep(%s)", [5]))
+        for _ in range(wire.PREPARE_AFTER - 1 if how == "while preparing" else 0):
+            await conn.execute("SELECT pg_sleep(%s)", [0])
+        statement = conn.execute("SELECT pg_sleep(%s)", [5], begin=how == "with a begin")
+        task = asyncio.create_task(statement)
         await asyncio.sleep(0.1)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
