@@ -192,12 +192,21 @@ def _load(service: ServiceApi, text: str) -> _Document:
 
 
 def _resolve(
-    service: ServiceApi, text: str, *, cached_only: bool = False, hoisting: bool = True
+    service: ServiceApi,
+    text: str,
+    *,
+    cached_only: bool = False,
+    hoisting: bool = True,
+    counting: bool = True,
 ) -> tuple[_Document | None, Hoisted | None]:
     """The loaded document for a request's text, hoisted when its shape is known (see
     `runtime.opencrud.hoist`): a text seen before is found as it is; a text whose literals are
     the only difference from one seen before is answered by their shape's hoisted document.
-    With `cached_only`, (None, None) when that would need parsing or validating."""
+    A text hoisted once and sent again is loaded as itself, once: a client repeating a text
+    with inlined values then takes the road of a known text (`_prepared`), which costs a
+    fraction of scanning and hoisting it every time.
+    With `cached_only`, (None, None) when that would need parsing or validating. Without
+    `counting` (a look at a request that is planned too), this is not a sending of the text."""
     loaded: _Document | None = service.documents.lookup(text)
     if loaded is not None:
         return loaded, None
@@ -211,7 +220,11 @@ def _resolve(
             if loaded is None and not cached_only:
                 loaded = _load_hoisted(service, hoisted, shape)
             if loaded is not None and loaded.document is not None:
-                return loaded, hoisted
+                if not counting or not _sent_again(service, text):
+                    return loaded, hoisted
+                if cached_only:
+                    return None, None  # loading it as itself parses it: not on the loop
+                return _load(service, text), None
     if cached_only:
         return None, None
     loaded = _load(service, text)
@@ -219,6 +232,16 @@ def _resolve(
         learned = learn_shape(service.graphql_schema, loaded.document, found)
         service.documents.remember(("shape", found.skeleton), learned)
     return loaded, None
+
+
+def _sent_again(service: ServiceApi, text: str) -> bool:
+    """Whether this text was answered through its hoisted document before (by its hash: a
+    collision costs one parse)."""
+    key = hash(text)
+    if service.hoisted_once.lookup(key) is not None:
+        return True
+    service.hoisted_once.remember(key, True)
+    return False
 
 
 def _load_hoisted(service: ServiceApi, hoisted: Hoisted, shape: Shape) -> _Document:
@@ -250,7 +273,7 @@ def mutation_fields(service: ServiceApi, payload: Any) -> list[str]:
         query = item.get("query") if isinstance(item, dict) else None
         if not isinstance(query, str):
             continue
-        loaded = _resolve(service, query)[0]
+        loaded = _resolve(service, query, counting=False)[0]
         document = loaded.document if loaded is not None else None
         operation = get_operation_ast(document, item.get("operationName")) if document else None
         if operation is not None and operation.operation == OperationType.MUTATION:

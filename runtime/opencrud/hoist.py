@@ -22,6 +22,9 @@ What keeps the answers and errors equal to the unhoisted path's:
   every other limit see the same document. Anything unexpected (a hoisted document that does not
   parse or validate, variables that do not coerce) falls back to the unhoisted path.
 - Locations in errors are mapped back to the request's own text (`Hoisted.relocate`).
+- A text answered hoisted and then sent again is loaded as itself (once, off the event loop),
+  so a client repeating one text pays for a known text's lookup, not for a scan every time;
+  a text sent once (new values every request) is only remembered by its hash.
 - Skeletons and hoisted documents are cached in the API of the datamodel beside the documents,
   under tagged keys, so a client's own text never finds them; their statements name the
   placeholder schema as every compiled statement does, and values travel only as variables.

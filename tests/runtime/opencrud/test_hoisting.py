@@ -385,3 +385,37 @@ def test_clients_cannot_reach_hoisted_documents_or_meet_their_variables(
         data = hoisting.data(own % email, {"_0": "ann@x.io"})
         assert data["user"] == ann and data["a"] is not None
         assert hoisting.api.documents.lookup(own % email) is not None
+
+
+def test_a_hoisted_text_sent_again_is_loaded_as_itself_and_one_sent_once_is_not(
+    pair: tuple[Service, Service],
+) -> None:
+    """A client repeating a text whose shape is known (a playground re-running a query, a
+    script polling one id) gets it loaded as itself on the second sending, and from then on
+    it is a known text (the `_prepared` road), not scanned and hoisted every time; texts sent
+    once (inlined values, new every request) keep taking no room beside the documents."""
+    from runtime.opencrud.executor import mutation_fields, plan
+
+    hoisting, plain = pair
+    api = fresh_api()
+    template = '{ user(where: {email: "%s"}) { email age } }'
+    first, repeated, once = (template % e for e in ("ann@x.io", "bob@x.io", "cy@x.io"))
+    assert answer(hoisting, api, {"query": first}) == answer(plain, fresh_api(), {"query": first})
+    assert api.documents.lookup(first) is not None  # the first of its shape: loaded as itself
+    documents = len(api.documents)
+
+    expected = answer(plain, fresh_api(), {"query": repeated})
+    assert answer(hoisting, api, {"query": once}) == answer(plain, fresh_api(), {"query": once})
+    assert mutation_fields(api, {"query": repeated}) == []  # a look, not a sending
+    assert answer(hoisting, api, {"query": repeated}) == expected
+    assert api.documents.lookup(repeated) is None and api.documents.lookup(once) is None
+    assert len(api.documents) == documents + 1  # the hoisted document, shared by both
+
+    # Sent again on the event loop: parsing is not done there, so it goes to a thread...
+    assert plan(api, {"query": repeated}, "local:test", cached_only=True) is None
+    # ...whose planning loads it as itself; from then on it is found as it is.
+    assert answer(hoisting, api, {"query": repeated}) == expected
+    assert api.documents.lookup(repeated) is not None
+    assert plan(api, {"query": repeated}, "local:test", cached_only=True) is not None
+    assert api.documents.lookup(once) is None
+    assert answer(hoisting, api, {"query": repeated}) == expected
