@@ -220,7 +220,7 @@ def _resolve(
             if loaded is None and not cached_only:
                 loaded = _load_hoisted(service, hoisted, shape)
             if loaded is not None and loaded.document is not None:
-                if not counting or not _sent_again(service, text):
+                if not counting or not _load_as_itself(service, text, cached_only):
                     return loaded, hoisted
                 if cached_only:
                     return None, None  # loading it as itself parses it: not on the loop
@@ -234,14 +234,21 @@ def _resolve(
     return loaded, None
 
 
-def _sent_again(service: ServiceApi, text: str) -> bool:
-    """Whether this text was answered through its hoisted document before (by its hash: a
-    collision costs one parse)."""
+def _load_as_itself(service: ServiceApi, text: str, cached_only: bool) -> bool:
+    """Whether a text answered through its hoisted document should now be loaded as itself:
+    it was answered so before (known by its hash: a collision costs one parse) and has not been
+    loaded since. One loaded and since dropped from the documents stays hoisted: a client
+    cycling through more texts than they hold would otherwise have every request parsed."""
     key = hash(text)
-    if service.hoisted_once.lookup(key) is not None:
-        return True
-    service.hoisted_once.remember(key, True)
-    return False
+    loaded_before = service.hoisted_once.lookup(key)
+    if loaded_before is None:
+        service.hoisted_once.remember(key, False)
+        return False
+    if loaded_before:
+        return False
+    if not cached_only:  # the event loop leaves the loading to a thread, which marks it
+        service.hoisted_once.remember(key, True)
+    return True
 
 
 def _load_hoisted(service: ServiceApi, hoisted: Hoisted, shape: Shape) -> _Document:

@@ -49,8 +49,9 @@ class ServiceApi:
     version: str  # a digest of the deployed schema: statements of another datamodel differ
     documents: Lru[Any] = field(default_factory=lambda: Lru(CACHE_SIZE))
     compiled: Lru[Any] = field(default_factory=lambda: Lru(CACHE_SIZE))
-    # Hashes of texts answered once through their hoisted document: a text sent again is then
-    # loaded as itself (`executor._resolve`); a text sent once never takes a document's room.
+    # Hashes of texts answered through their hoisted document, and whether each was loaded as
+    # itself since (`executor._load_as_itself`): a text sent again is loaded once; a text sent
+    # once never takes a document's room.
     hoisted_once: Lru[bool] = field(default_factory=lambda: Lru(CACHE_SIZE))
     # The root mutation fields by name, with their kind and model (`mutations.root_mutations`).
     mutation_roots: dict[str, Any] | None = None

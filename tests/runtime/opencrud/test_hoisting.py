@@ -419,3 +419,11 @@ def test_a_hoisted_text_sent_again_is_loaded_as_itself_and_one_sent_once_is_not(
     assert plan(api, {"query": repeated}, "local:test", cached_only=True) is not None
     assert api.documents.lookup(once) is None
     assert answer(hoisting, api, {"query": repeated}) == expected
+
+    # Dropped from the documents (a client cycling through more texts than they hold), it is
+    # answered hoisted again, never parsed on every request.
+    api.documents.forget(lambda key: key == repeated)
+    for _ in range(3):
+        assert plan(api, {"query": repeated}, "local:test", cached_only=True) is not None
+        assert answer(hoisting, api, {"query": repeated}) == expected
+        assert api.documents.lookup(repeated) is None
