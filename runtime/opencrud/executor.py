@@ -240,14 +240,14 @@ def _load_as_itself(service: ServiceApi, text: str, cached_only: bool) -> bool:
     loaded since. One loaded and since dropped from the documents stays hoisted: a client
     cycling through more texts than they hold would otherwise have every request parsed."""
     key = hash(text)
-    loaded_before = service.hoisted_once.lookup(key)
+    loaded_before = service.hoisted_seen.lookup(key)
     if loaded_before is None:
-        service.hoisted_once.remember(key, False)
+        service.hoisted_seen.remember(key, False)
         return False
     if loaded_before:
         return False
     if not cached_only:  # the event loop leaves the loading to a thread, which marks it
-        service.hoisted_once.remember(key, True)
+        service.hoisted_seen.remember(key, True)
     return True
 
 

@@ -52,7 +52,7 @@ class ServiceApi:
     # Hashes of texts answered through their hoisted document, and whether each was loaded as
     # itself since (`executor._load_as_itself`): a text sent again is loaded once; a text sent
     # once never takes a document's room.
-    hoisted_once: Lru[bool] = field(default_factory=lambda: Lru(CACHE_SIZE))
+    hoisted_seen: Lru[bool] = field(default_factory=lambda: Lru(CACHE_SIZE))
     # The root mutation fields by name, with their kind and model (`mutations.root_mutations`).
     mutation_roots: dict[str, Any] | None = None
 
